@@ -1,0 +1,123 @@
+"""The one Settings object. Read once in `main` (or a lifespan) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Every field reads from the environment as `FARM_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="Deployment environment; `production` enforces safe settings."
+    )
+    data_dir: Path = Field(
+        Path(".farm"), description="Where embedded services keep their files (database, objects)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Minimum level of the JSON log lines."
+    )
+
+    # HTTP
+    api_host: str = Field("127.0.0.1", description="Address the HTTP proxy binds to.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of the HTTP API and WebSocket.")
+    api_replicas: int = Field(2, ge=1, le=64, description="Number of Api replicas.")
+    api_replica_cpus: float = Field(
+        0.25, gt=0, le=16, description="Ray CPUs reserved by each Api replica (fractional)."
+    )
+    api_max_ongoing_requests: int = Field(
+        200, ge=1, description="Concurrent requests (WebSockets included) per Api replica."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated browser origins allowed by CORS and WebSocket checks.",
+    )
+    json_body_limit_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest JSON request body accepted (413 above)."
+    )
+    tls_terminated_upstream: bool = Field(
+        False,
+        description="Trust X-Forwarded-Proto from the proxy in front; sends HSTS on https.",
+    )
+    rate_limit_requests: int = Field(
+        1200, ge=1, description="Requests allowed per client address per rate-limit window."
+    )
+    rate_limit_window_s: int = Field(60, ge=1, description="Length of a rate-limit window.")
+
+    # Dependencies
+    mongo_url: SecretStr | None = Field(
+        None, description="MongoDB URL; unset starts the embedded wire-protocol server."
+    )
+    mongo_db: str = Field("studio_farm", min_length=1, description="Database name.")
+    s3_endpoint: str | None = Field(
+        None, description="S3 endpoint host:port; unset starts the embedded S3 server."
+    )
+    s3_access_key: SecretStr | None = Field(None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key.")
+    s3_secure: bool = Field(False, description="Use https to reach S3.")
+    s3_region: str = Field("us-east-1", description="S3 region (skips a region lookup).")
+    s3_bucket: str = Field("studio-farm", min_length=3, description="Bucket for all objects.")
+    ffmpeg: str = Field("ffmpeg", description="FFmpeg executable (name on PATH or full path).")
+    ffprobe: str = Field("ffprobe", description="ffprobe executable (name on PATH or full path).")
+    ray_address: str | None = Field(
+        None, description="Ray cluster address; unset starts a local Ray instance."
+    )
+    dependency_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency."
+    )
+
+    # Identity
+    jwt_secret: SecretStr = Field(
+        SecretStr(DEFAULT_JWT_SECRET), description="HMAC key that signs access tokens."
+    )
+    jwt_issuer: str = Field("studio-farm", description="`iss` of access tokens.")
+    jwt_audience: str = Field("studio-farm-api", description="`aud` of access tokens.")
+    access_token_ttl_s: int = Field(900, ge=60, le=3600, description="Access token lifetime.")
+    refresh_token_ttl_s: int = Field(
+        7 * 24 * 3600, ge=3600, description="Absolute lifetime of a refresh-token family."
+    )
+    refresh_token_idle_s: int = Field(
+        24 * 3600, ge=300, description="A refresh token unused for this long expires."
+    )
+    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor (12+ in production).")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def embedded_mongo(self) -> bool:
+        return self.mongo_url is None
+
+    @property
+    def embedded_s3(self) -> bool:
+        return self.s3_endpoint is None
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Settings that are fine on a laptop and wrong on a real farm."""
+    if settings.env != "production":
+        return []
+    problems = []
+    if settings.jwt_secret.get_secret_value() == DEFAULT_JWT_SECRET:
+        problems.append("FARM_JWT_SECRET: the default secret is refused in production")
+    elif len(settings.jwt_secret.get_secret_value()) < 32:
+        problems.append("FARM_JWT_SECRET: must be at least 32 characters in production")
+    if settings.embedded_mongo:
+        problems.append("FARM_MONGO_URL: production needs a real MongoDB, not the embedded one")
+    if settings.embedded_s3:
+        problems.append("FARM_S3_ENDPOINT: production needs real S3 storage, not the embedded one")
+    if settings.bcrypt_rounds < 12:
+        problems.append("FARM_BCRYPT_ROUNDS: must be 12 or more in production")
+    return problems

@@ -1,0 +1,60 @@
+"""One async MongoDB client (PyMongo's async API) and the indexes every module declares."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from pipelines.errors import DependencyUnavailable
+
+# collection name -> indexes; modules register theirs with `declare_indexes` at import.
+_INDEXES: dict[str, list[IndexModel]] = {}
+
+
+def declare_indexes(collection: str, indexes: Iterable[IndexModel]) -> None:
+    _INDEXES.setdefault(collection, []).extend(indexes)
+
+
+def declared_indexes() -> dict[str, list[IndexModel]]:
+    return {name: list(models) for name, models in _INDEXES.items()}
+
+
+class Database:
+    """Owns the client; hands out the database; translates transport failures."""
+
+    def __init__(self, url: str, name: str, timeout_s: float = 3.0):
+        self._client: AsyncMongoClient = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=int(timeout_s * 1000),
+            connectTimeoutMS=int(timeout_s * 1000),
+            tz_aware=True,
+            appname="studio-farm",
+        )
+        self.db: AsyncDatabase = self._client[name]
+
+    def __getitem__(self, collection: str):
+        return self.db[collection]
+
+    async def ensure_indexes(self) -> None:
+        try:
+            for collection, models in declared_indexes().items():
+                await self.db[collection].create_indexes(models)
+        except PyMongoError as exc:
+            raise DependencyUnavailable(f"database: cannot create indexes: {exc}") from exc
+
+    async def ping(self, timeout_s: float) -> float:
+        """Round-trip time in seconds; raises DependencyUnavailable."""
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.db.command("ping"), timeout_s)
+        except (PyMongoError, TimeoutError) as exc:
+            raise DependencyUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        return time.perf_counter() - started
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,110 @@
+"""Object storage over the `minio` client.
+
+The client is synchronous, so every call runs in a worker thread and the event loop
+never blocks. Transport failures become `DependencyUnavailable`; a missing object
+becomes `NotFound`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from pipelines.errors import DependencyUnavailable, NotFound
+
+T = TypeVar("T")
+_MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str
+    region: str = "us-east-1"
+    secure: bool = False
+    timeout_s: float = 5.0
+
+
+class ObjectStore:
+    def __init__(self, config: StorageConfig):
+        self.config = config
+        self.bucket = config.bucket
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=config.timeout_s, read=max(30.0, config.timeout_s)),
+            retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+            maxsize=16,
+        )
+        self.client = Minio(
+            config.endpoint,
+            access_key=config.access_key,
+            secret_key=config.secret_key,
+            secure=config.secure,
+            region=config.region,
+            http_client=http,
+        )
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise NotFound(f"object not found: {exc.object_name or exc.bucket_name}") from exc
+            raise DependencyUnavailable(f"storage error: {exc.code}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise DependencyUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+
+    async def ensure_bucket(self) -> None:
+        if not await self._call(self.client.bucket_exists, self.bucket):
+            await self._call(self.client.make_bucket, self.bucket)
+
+    async def ping(self, timeout_s: float) -> float:
+        """Round-trip time of a bucket check in seconds; raises DependencyUnavailable."""
+        started = time.perf_counter()
+        try:
+            exists = await asyncio.wait_for(
+                self._call(self.client.bucket_exists, self.bucket), timeout_s
+            )
+        except TimeoutError as exc:
+            raise DependencyUnavailable("storage did not answer in time") from exc
+        if not exists:
+            raise DependencyUnavailable(f"bucket {self.bucket!r} is missing")
+        return time.perf_counter() - started
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream"):
+        return await self._call(
+            self.client.put_object, self.bucket, key, io.BytesIO(data), len(data),
+            content_type=content_type,
+        )
+
+    async def get_bytes(self, key: str) -> bytes:
+        def read() -> bytes:
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._call(read)
+
+    async def stat(self, key: str):
+        return await self._call(self.client.stat_object, self.bucket, key)
+
+    async def remove(self, key: str) -> None:
+        await self._call(self.client.remove_object, self.bucket, key)
+
+    async def presigned_get(self, key: str, expires_s: int = 300) -> str:
+        return await self._call(
+            self.client.presigned_get_object, self.bucket, key, expires=timedelta(seconds=expires_s)
+        )

@@ -1,0 +1,31 @@
+"""What the HTTP layer needs from the cluster, with an in-process stand-in for Ray-less runs."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pipelines.telemetry import Family, MetricsAggregator
+
+
+class ClusterLink(Protocol):
+    async def report_metrics(self, source_id: str, families: list[Family]) -> None: ...
+
+    async def render_metrics(self) -> str: ...
+
+    async def ping(self, timeout_s: float) -> None: ...
+
+
+class LocalLink:
+    """One process, no cluster: metrics are summed in memory, the 'cluster' is always up."""
+
+    def __init__(self) -> None:
+        self.aggregator = MetricsAggregator()
+
+    async def report_metrics(self, source_id: str, families: list[Family]) -> None:
+        self.aggregator.report(source_id, families)
+
+    async def render_metrics(self) -> str:
+        return self.aggregator.render()
+
+    async def ping(self, timeout_s: float) -> None:
+        return None

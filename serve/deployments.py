@@ -1,0 +1,49 @@
+"""The Serve application. The only module that imports ray.serve."""
+
+from __future__ import annotations
+
+from ray import serve
+from ray.serve import Application
+
+from config.loader import load_settings
+from config.settings import Settings
+
+APP_NAME = "studio-farm"
+
+
+@serve.deployment(name="Api")
+@serve.ingress()
+class Api:
+    """Stateless FastAPI ingress; the app is built on the replica, after `__init__`."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def __serve_build_asgi_app__(self):
+        from serve.app import create_app
+        from serve.ray_link import RayLink
+
+        return create_app(self.settings, RayLink(), behind_serve_proxy=True)
+
+
+def build_app(settings: Settings) -> Application:
+    return Api.options(
+        num_replicas=settings.api_replicas,
+        max_ongoing_requests=settings.api_max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.api_replica_cpus},
+    ).bind(settings)
+
+
+def app_from_env(args: dict[str, str] | None = None) -> Application:
+    """Application builder for `serve deploy config/serve.yaml`: settings come from FARM_*."""
+    return build_app(load_settings(**(args or {})))
+
+
+def start(settings: Settings) -> None:
+    """Start Serve's HTTP proxy on the configured address and deploy the application."""
+    serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+
+
+def stop_app() -> None:
+    serve.delete(APP_NAME)

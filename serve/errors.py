@@ -1,0 +1,87 @@
+"""One error shape for every failure: {"error": {code, message, details, request_id}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pipelines import errors
+from pipelines.context import request_id_var
+
+log = logging.getLogger("farm.http")
+
+# Most specific first is not needed: the class hierarchy is walked from the error's own class.
+STATUS_BY_ERROR: dict[type[errors.FarmError], int] = {
+    errors.FarmError: 400,
+    errors.InvalidInput: 422,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMedia: 415,
+    errors.RateLimited: 429,
+    errors.DependencyUnavailable: 503,
+    errors.RenderFailed: 422,
+}
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
+    415: "unsupported_media_type", 429: "rate_limited",
+}
+
+
+def status_for(exc: errors.FarmError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return 500
+
+
+def error_response(status: int, code: str, message: str, details: list | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or [],
+                      "request_id": request_id_var.get()}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.FarmError)
+    headers = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    status = status_for(exc)
+    if status >= 500:
+        log.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
+    return error_response(status, exc.code, exc.message, exc.details, headers)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 404 and message == "Not Found":
+        message = "no such route"
+    return error_response(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Never echo the input back: it may hold a password or a token.
+    details = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    return error_response(422, "validation_failed", "the request is not valid", details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.FarmError, _farm_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,73 @@
+"""`farm up`: embedded services, Ray, and the Serve application, stopped together."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import ray
+
+from config.settings import Settings
+from pipelines.embedded import EmbeddedServices
+from pipelines.logs import configure_logging
+
+log = logging.getLogger("farm.up")
+
+
+def _on_stop_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def resolve(settings: Settings, services: EmbeddedServices) -> Settings:
+    """Start what is not configured and return settings that point at it."""
+    overrides = services.start(mongo=settings.embedded_mongo, s3=settings.embedded_s3)
+    return Settings(**(settings.model_dump() | overrides))
+
+
+def up(settings: Settings) -> int:
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    _on_stop_signals(stop)
+    services = EmbeddedServices(settings.data_dir.resolve())
+    try:
+        settings = resolve(settings, services)
+        context = ray.init(
+            address=settings.ray_address or "local",
+            namespace="studio-farm",
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            logging_level=logging.WARNING,
+        )
+        _on_stop_signals(stop)  # ray.init installs its own SIGTERM handler; ours wins
+        from serve import deployments  # imports ray.serve, only needed here
+
+        deployments.start(settings)
+        dashboard = getattr(context, "dashboard_url", "") or ""
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        print(f"Studio Farm is up.\n  API:            {base}/api/v1\n"
+              f"  Docs:           {base}/docs\n  Ready:          {base}/ready\n"
+              f"  Ray dashboard:  http://{dashboard}\n  Data:           {settings.data_dir}\n"
+              "Ctrl-C stops everything.", flush=True)
+        stop.wait()
+        print("stopping…", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        try:
+            _stop_ray(own_cluster=settings.ray_address is None)
+        finally:
+            services.stop()
+
+
+def _stop_ray(own_cluster: bool) -> None:
+    if not ray.is_initialized():
+        return
+    if not own_cluster:
+        # A shared cluster outlives us: take our application off it, leave the rest.
+        from serve import deployments
+
+        deployments.stop_app()
+    # A cluster we started goes as a whole; Serve's state lived in it.
+    ray.shutdown()

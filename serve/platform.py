@@ -1,0 +1,116 @@
+"""The long-lived clients one Api replica holds, opened in the lifespan and closed after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from config.settings import Settings
+from pipelines.db import Database
+from pipelines.errors import FarmError
+from pipelines.health import ExecutableCheck, Readiness
+from pipelines.ratelimit import COLLECTION as RATE_COLLECTION
+from pipelines.ratelimit import WindowCounter
+from pipelines.storage import ObjectStore, StorageConfig
+from serve.cluster_link import ClusterLink
+from serve.metrics import HttpMetrics
+
+log = logging.getLogger("farm.platform")
+
+
+def storage_config(settings: Settings) -> StorageConfig:
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise ValueError("storage settings are incomplete (endpoint, access key, secret key)")
+    return StorageConfig(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        secure=settings.s3_secure,
+        timeout_s=settings.dependency_timeout_s,
+    )
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    store: ObjectStore
+    link: ClusterLink
+    metrics: HttpMetrics = field(default_factory=HttpMetrics)
+    source_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    )
+    ffmpeg_check: ExecutableCheck | None = None
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ffmpeg_check = ExecutableCheck(self.settings.ffmpeg)
+
+    @classmethod
+    def open(cls, settings: Settings, link: ClusterLink) -> Platform:
+        if settings.mongo_url is None:
+            raise ValueError("no database URL: start the embedded services or set FARM_MONGO_URL")
+        db = Database(settings.mongo_url.get_secret_value(), settings.mongo_db,
+                      timeout_s=settings.dependency_timeout_s)
+        return cls(settings, db, ObjectStore(storage_config(settings)), link)
+
+    @property
+    def rate_limiter(self) -> WindowCounter:
+        return WindowCounter(self.db[RATE_COLLECTION], self.settings.rate_limit_requests,
+                             self.settings.rate_limit_window_s)
+
+    @property
+    def readiness(self) -> Readiness:
+        timeout = self.settings.dependency_timeout_s
+        return Readiness(
+            {  # type: ignore[dict-item]
+                "database": self.db.ping,
+                "storage": self.store.ping,
+                "ray": self.link.ping,
+                "ffmpeg": self.ffmpeg_check,
+            },
+            timeout_s=timeout,
+        )
+
+    def start_background(self) -> None:
+        self._tasks.append(asyncio.create_task(self._prepare_storage_and_indexes()))
+        self._tasks.append(asyncio.create_task(self._publish_metrics_forever()))
+
+    async def _prepare_storage_and_indexes(self) -> None:
+        """Retried until it succeeds: a dependency that is down at start-up comes back later."""
+        delay = 0.5
+        while True:
+            try:
+                await self.db.ensure_indexes()
+                await self.store.ensure_bucket()
+                return
+            except FarmError as exc:
+                log.warning("start-up preparation waiting: %s", exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def publish_metrics(self) -> None:
+        await self.link.report_metrics(self.source_id, self.metrics.snapshot())
+
+    async def _publish_metrics_forever(self, every_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.publish_metrics()
+            except Exception as exc:  # noqa: BLE001 - metrics must never take a replica down
+                log.debug("metrics report failed: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.db.close()

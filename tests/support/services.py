@@ -1,0 +1,39 @@
+"""Session-wide real services for the tests: embedded MongoDB-wire and S3 servers, Ray, Serve."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from config.settings import Settings
+from pipelines.embedded import EmbeddedServices, free_port
+
+
+def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "test",
+        "data_dir": services.data_dir,
+        "api_port": free_port(),
+        "bcrypt_rounds": 4,
+        "rate_limit_requests": 1_000_000,
+        "cors_origins": ["http://studio.example"],
+        "json_body_limit_bytes": 64 * 1024,
+        "api_replicas": 2,
+        "api_replica_cpus": 0.1,
+    }
+    return Settings(**(values | overrides | extra))
+
+
+def wait_ready(base_url: str, timeout_s: float = 60.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    last: httpx.Response | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = httpx.get(f"{base_url}/ready", timeout=5)
+            if last.status_code == 200:
+                return last
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"API at {base_url} not ready: {last.text if last else 'no answer'}")
