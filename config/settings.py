@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(
         None, description="Ray cluster address; unset starts a local Ray instance."
     )
+    ray_dashboard_port: int = Field(
+        8265, ge=1, le=65535, description="Port of the Ray dashboard when Ray is started locally."
+    )
     dependency_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency."
     )

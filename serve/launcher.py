@@ -39,6 +39,7 @@ def up(settings: Settings) -> int:
             namespace="studio-farm",
             include_dashboard=True,
             dashboard_host="127.0.0.1",
+            dashboard_port=settings.ray_dashboard_port,
             logging_level=logging.WARNING,
         )
         _on_stop_signals(stop)  # ray.init installs its own SIGTERM handler; ours wins

@@ -24,6 +24,12 @@ _DOCS_PREFIXES = ("/docs", "/redoc")
 _STREAMED_TYPES = ("multipart/form-data", "application/octet-stream")
 
 
+def app_path(scope: Scope) -> str:
+    """The path below the application's mount point (Serve's route_prefix is a root_path)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] or "/" if root and path.startswith(root) else path
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, *, echo_request_id: bool = True,
                  trust_forwarded_proto: bool = False, metrics: HttpMetrics | None = None):
@@ -56,7 +62,7 @@ class RequestContextMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"], state["started"] = message["status"], True
-                self._decorate(MutableHeaders(scope=message), scope["path"], https)
+                self._decorate(MutableHeaders(scope=message), app_path(scope), https)
             await send(message)
 
         if self.metrics:
@@ -149,7 +155,7 @@ class RateLimitMiddleware:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+        if scope["type"] != "http" or app_path(scope) in self.EXEMPT:
             await self.app(scope, receive, send)
             return
         limiter = scope["app"].state.platform.rate_limiter
