@@ -77,6 +77,36 @@ class Settings(BaseSettings):
         2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency."
     )
 
+    # Assets and uploads
+    upload_part_size_bytes: int = Field(
+        16 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024,
+        description="Size of every multipart part but the last (S3 needs 5 MiB or more).",
+    )
+    simple_upload_limit_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Largest file accepted by the one-request upload."
+    )
+    max_upload_bytes: int = Field(
+        50 * 1024**3, ge=1, description="Largest file accepted by any upload."
+    )
+    upload_ttl_s: int = Field(
+        24 * 3600, ge=60, description="An upload left incomplete this long is aborted."
+    )
+    upload_url_ttl_s: int = Field(
+        900, ge=10, le=7 * 24 * 3600, description="Lifetime of presigned part upload URLs."
+    )
+    download_url_ttl_s: int = Field(
+        300, ge=10, le=7 * 24 * 3600, description="Lifetime of presigned download URLs."
+    )
+    studio_quota_bytes: int = Field(
+        2 * 1024**4, ge=0, description="Stored bytes allowed per studio (uploads beyond: 429)."
+    )
+    studio_max_open_uploads: int = Field(
+        20, ge=1, description="Incomplete uploads a studio may have open at once."
+    )
+    janitor_interval_s: float = Field(
+        60.0, gt=0, description="How often a replica reaps expired uploads and deleted assets."
+    )
+
     # Identity
     jwt_secret: SecretStr = Field(
         SecretStr(DEFAULT_JWT_SECRET), description="HMAC key that signs access tokens."

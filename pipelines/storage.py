@@ -8,6 +8,7 @@ becomes `NotFound`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import time
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Part
+from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
 from pipelines.errors import DependencyUnavailable, NotFound
 
 T = TypeVar("T")
+_READ_CHUNK = 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
 
 
@@ -108,3 +112,87 @@ class ObjectStore:
         return await self._call(
             self.client.presigned_get_object, self.bucket, key, expires=timedelta(seconds=expires_s)
         )
+
+    async def presigned_part_url(self, key: str, upload_id: str, part: int,
+                                 expires_s: int) -> str:
+        return await self._call(
+            self.client.get_presigned_url, "PUT", self.bucket, key,
+            expires=timedelta(seconds=expires_s),
+            extra_query_params={"partNumber": str(part), "uploadId": upload_id},
+        )
+
+    # Multipart: the minio client keeps these low-level calls private but stable (7.x).
+    async def create_multipart(self, key: str, content_type: str) -> str:
+        return await self._call(
+            self.client._create_multipart_upload, self.bucket, key,
+            {"Content-Type": content_type},
+        )
+
+    async def upload_part(self, key: str, upload_id: str, part: int, data: bytes) -> str:
+        return await self._call(self.client._upload_part, self.bucket, key, data, None,
+                                upload_id, part)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[tuple[int, int, str]]:
+        """(number, size, etag) of every part the store holds, in order."""
+
+        def collect() -> list[tuple[int, int, str]]:
+            found, marker = [], None
+            while True:
+                page = self.client._list_parts(self.bucket, key, upload_id, max_parts=1000,
+                                               part_number_marker=marker)
+                found += [(p.part_number, p.size, p.etag) for p in page.parts]
+                if not page.is_truncated:
+                    return found
+                marker = str(page.next_part_number_marker)
+
+        return await self._call(collect)
+
+    async def complete_multipart(self, key: str, upload_id: str,
+                                 parts: list[tuple[int, str]]) -> None:
+        await self._call(self.client._complete_multipart_upload, self.bucket, key, upload_id,
+                         [Part(number, etag) for number, etag in parts])
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        await self._call(self.client._abort_multipart_upload, self.bucket, key, upload_id)
+
+    async def put_file(self, key: str, path: str, content_type: str) -> None:
+        await self._call(self.client.fput_object, self.bucket, key, path,
+                         content_type=content_type)
+
+    async def read_head(self, key: str, length: int) -> bytes:
+        def read() -> bytes:
+            response = self.client.get_object(self.bucket, key, offset=0, length=length)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return await self._call(read)
+
+    async def sha256(self, key: str) -> str:
+        """Hash an object by streaming it: memory stays at one chunk whatever the size."""
+
+        def digest() -> str:
+            hasher = hashlib.sha256()
+            response = self.client.get_object(self.bucket, key)
+            try:
+                for chunk in response.stream(_READ_CHUNK):
+                    hasher.update(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+            return hasher.hexdigest()
+
+        return await self._call(digest)
+
+    async def remove_prefix(self, prefix: str) -> int:
+        def remove() -> int:
+            keys = [DeleteObject(o.object_name)
+                    for o in self.client.list_objects(self.bucket, prefix, recursive=True)]
+            errors = list(self.client.remove_objects(self.bucket, keys))
+            if errors:
+                raise MinioException(f"{len(errors)} objects not removed")
+            return len(keys)
+
+        return await self._call(remove)

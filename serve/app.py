@@ -15,7 +15,7 @@ from serve.errors import install_error_handlers
 from serve.metrics import HttpMetrics
 from serve.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from serve.platform import Platform
-from serve.routes import health
+from serve.routes import api_keys, assets, audit, auth, health, uploads, users
 
 API_PREFIX = "/api/v1"
 
@@ -45,6 +45,8 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    for module in (auth, users, api_keys, audit, assets, uploads):
+        app.include_router(module.router, prefix=API_PREFIX)
 
     # Added last = outermost. Order, outside in: context → CORS → rate limit → body limit.
     app.add_middleware(BodyLimitMiddleware, limit_bytes=settings.json_body_limit_bytes)

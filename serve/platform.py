@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -11,9 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from config.settings import Settings
+from pipelines.assets.domain import AssetsDomain
 from pipelines.db import Database
 from pipelines.errors import FarmError
+from pipelines.events.log import EventLog
 from pipelines.health import ExecutableCheck, Readiness
+from pipelines.identity.service import Identity
 from pipelines.ratelimit import COLLECTION as RATE_COLLECTION
 from pipelines.ratelimit import WindowCounter
 from pipelines.storage import ObjectStore, StorageConfig
@@ -66,6 +70,18 @@ class Platform:
         return WindowCounter(self.db[RATE_COLLECTION], self.settings.rate_limit_requests,
                              self.settings.rate_limit_window_s)
 
+    @functools.cached_property
+    def identity(self) -> Identity:
+        return Identity(self.db, self.settings)
+
+    @functools.cached_property
+    def events(self) -> EventLog:
+        return EventLog(self.db)
+
+    @functools.cached_property
+    def assets(self) -> AssetsDomain:
+        return AssetsDomain.build(self.db, self.store, self.settings, self.events)
+
     @property
     def readiness(self) -> Readiness:
         timeout = self.settings.dependency_timeout_s
@@ -82,6 +98,17 @@ class Platform:
     def start_background(self) -> None:
         self._tasks.append(asyncio.create_task(self._prepare_storage_and_indexes()))
         self._tasks.append(asyncio.create_task(self._publish_metrics_forever()))
+        self._tasks.append(asyncio.create_task(self._janitor_forever()))
+
+    async def _janitor_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.janitor_interval_s)
+            try:
+                done = await self.assets.janitor.run_once()
+                if any(done.values()):
+                    log.info("janitor", extra=done)
+            except Exception:  # noqa: BLE001 - next round retries; the loop must not die
+                log.exception("janitor round failed")
 
     async def _prepare_storage_and_indexes(self) -> None:
         """Retried until it succeeds: a dependency that is down at start-up comes back later."""

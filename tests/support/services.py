@@ -21,6 +21,10 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "json_body_limit_bytes": 64 * 1024,
         "api_replicas": 2,
         "api_replica_cpus": 0.1,
+        "upload_part_size_bytes": 5 * 1024 * 1024,
+        "simple_upload_limit_bytes": 8 * 1024 * 1024,
+        "max_upload_bytes": 4 * 1024**3,
+        "studio_quota_bytes": 1024**3,
     }
     return Settings(**(values | overrides | extra))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import jwt
@@ -18,7 +20,7 @@ from pipelines.identity.tokens import (
     new_secret,
 )
 
-SECRET = "unit-test-secret-that-is-long-enough-0123456789"
+SECRET = "unit-test-secret-that-is-long-enough-for-hs512-0123456789abcdefghijk"
 NOW = 1_900_000_000.0
 
 
@@ -50,8 +52,16 @@ def forge(payload: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
     return jwt.encode(payload, key, algorithm=algorithm)
 
 
-def b64(data: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+def b64(data: dict | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def sign_by_hand(payload: dict, key: str = SECRET) -> str:
+    """For payloads the library refuses to encode (a list as `iss`)."""
+    signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(payload)}"
+    mac = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(mac)}"
 
 
 def refused(tokens: AccessTokens, token: str, code: str = "invalid_token") -> None:
@@ -96,7 +106,6 @@ def test_other_keys_and_unpinned_algorithms_are_refused(tokens, key, algorithm):
     {"iss": "evil"},
     {"iss": "studio-f"},             # a prefix of ours
     {"iss": "studio-farm-evil"},     # ours is a prefix of it
-    {"iss": ["studio-farm"]},
     {"typ": "refresh"},
     {"typ": "ACCESS"},
     {"role": "root"},
@@ -107,6 +116,11 @@ def test_other_keys_and_unpinned_algorithms_are_refused(tokens, key, algorithm):
 ])
 def test_tampered_claims_are_refused(tokens, overrides):
     refused(tokens, forge(claims(**overrides)))
+
+
+def test_a_list_as_issuer_is_refused(tokens):
+    assert tokens.verify(sign_by_hand(claims())).user_id == "u1"
+    refused(tokens, sign_by_hand(claims(iss=["studio-farm"])))
 
 
 @pytest.mark.parametrize("missing", ["sub", "studio_id", "role", "jti", "iss", "aud", "typ",

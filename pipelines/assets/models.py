@@ -1,0 +1,104 @@
+"""Assets, versions and upload sessions: request models and the public shapes."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+MAX_TAGS = 20
+
+
+class AssetKind(StrEnum):
+    CHARACTER = "character"
+    PROP = "prop"
+    ENVIRONMENT = "environment"
+    SHOT = "shot"
+    PLATE = "plate"
+    RENDER = "render"
+    OTHER = "other"
+
+
+class AssetStatus(StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+
+
+# Review decisions (approve, request changes) move an asset into these; PATCH may not.
+DECISION_STATUSES = {AssetStatus.APPROVED, AssetStatus.CHANGES_REQUESTED}
+
+
+class AssetCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    kind: AssetKind
+    description: str = Field("", max_length=5000)
+    tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+
+    @field_validator("tags")
+    @classmethod
+    def _unique_tags(cls, tags: list[str]) -> list[str]:
+        return list(dict.fromkeys(tags))
+
+
+class AssetPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=200)] | None = None
+    description: str | None = Field(None, max_length=5000)
+    tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
+    status: AssetStatus | None = None
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str) -> str:
+    """A storage-safe version of a client's file name (the original is kept as metadata)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE.sub("_", base).strip("._") or "file"
+    return cleaned[:120]
+
+
+class UploadDeclare(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    size: int = Field(gt=0)
+    sha256: Sha256 | None = None
+    content_type: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class CompletedPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    part: int = Field(ge=1)
+    etag: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class UploadComplete(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parts: list[CompletedPart] | None = Field(None, max_length=10000)
+
+
+def public_asset(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "name": doc["name"], "kind": doc["kind"],
+        "description": doc["description"], "tags": doc["tags"], "status": doc["status"],
+        "owner_id": doc["owner_id"], "current_version": doc.get("current_version"),
+        "version_count": doc.get("version_count", 0),
+        "created_at": doc["created_at"].isoformat(), "updated_at": doc["updated_at"].isoformat(),
+    }
+
+
+def public_version(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "asset_id": doc["asset_id"], "number": doc["number"], "filename": doc["filename"],
+        "size": doc["size"], "content_type": doc["content_type"], "media": doc["media"],
+        "sha256": doc["sha256"], "uploaded_by": doc["uploaded_by"],
+        "created_at": doc["created_at"].isoformat(), "previews": doc.get("previews", {}),
+    }

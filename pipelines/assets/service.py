@@ -1,0 +1,130 @@
+"""Assets: create, read, list, edit and soft-delete, inside one studio."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.assets.models import (
+    DECISION_STATUSES,
+    AssetCreate,
+    AssetPatch,
+    AssetStatus,
+    public_asset,
+)
+from pipelines.assets.store import ASSETS
+from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
+from pipelines.events.log import EventLog
+from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action, can
+from pipelines.paging import fetch_page
+
+SORTS = {"name": "name_lower", "created_at": "created_at", "updated_at": "updated_at"}
+MAX_PAGE = 100
+
+
+class AssetNotFound(NotFound):
+    code = "asset_not_found"
+
+
+def may_edit(principal: Principal, asset: dict[str, Any]) -> bool:
+    if can(principal.role, Action.ASSET_EDIT_ANY):
+        return True
+    return asset["owner_id"] == principal.user_id and can(principal.role, Action.ASSET_EDIT_OWN)
+
+
+class AssetService:
+    def __init__(self, db, events: EventLog, clock: Callable[[], float] = time.time):
+        self.assets = db[ASSETS]
+        self.events = events
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def get_doc(self, principal: Principal, asset_id: str) -> dict[str, Any]:
+        """The asset of the caller's studio, or 404 (also for another studio's asset)."""
+        doc = await self.assets.find_one(
+            {"_id": asset_id, "studio_id": principal.studio_id, "deleted": False}
+        )
+        if doc is None:
+            raise AssetNotFound("no such asset")
+        return doc
+
+    async def editable_doc(self, principal: Principal, asset_id: str) -> dict[str, Any]:
+        doc = await self.get_doc(principal, asset_id)
+        if not may_edit(principal, doc):
+            raise Forbidden("only the owner, a producer or an admin may change this asset")
+        return doc
+
+    async def create(self, principal: Principal, body: AssetCreate) -> dict[str, Any]:
+        now = self._now()
+        doc = {
+            "_id": uuid.uuid4().hex, "studio_id": principal.studio_id, "name": body.name,
+            "name_lower": body.name.casefold(), "kind": body.kind.value,
+            "description": body.description, "tags": body.tags,
+            "status": AssetStatus.DRAFT.value, "owner_id": principal.user_id,
+            "current_version": None, "version_count": 0, "created_at": now, "updated_at": now,
+            "deleted": False, "purged": False,
+        }
+        await self.assets.insert_one(doc)
+        await self.events.append(principal.studio_id, "asset.created", f"asset:{doc['_id']}",
+                                 {"asset": public_asset(doc), "by": principal.user_id})
+        return public_asset(doc)
+
+    async def update(self, principal: Principal, asset_id: str, patch: AssetPatch) -> dict:
+        doc = await self.editable_doc(principal, asset_id)
+        changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
+        if not changes:
+            raise InvalidInput("nothing to change", code="empty_patch")
+        if changes.get("status") in DECISION_STATUSES:
+            raise InvalidInput("approval and change requests are review decisions",
+                               code="status_needs_decision")
+        if "name" in changes:
+            changes["name_lower"] = changes["name"].casefold()
+        changes["updated_at"] = self._now()
+        updated = await self.assets.find_one_and_update(
+            {"_id": doc["_id"], "studio_id": principal.studio_id, "deleted": False},
+            {"$set": changes}, return_document=True,
+        )
+        if updated is None:
+            raise AssetNotFound("no such asset")
+        return public_asset(updated)
+
+    async def delete(self, principal: Principal, asset_id: str) -> None:
+        """Soft delete; the janitor removes the stored objects in the background."""
+        doc = await self.editable_doc(principal, asset_id)
+        if doc["status"] == AssetStatus.APPROVED.value and not can(
+            principal.role, Action.ASSET_EDIT_ANY
+        ):
+            raise Conflict("an approved asset can only be deleted by a producer or admin",
+                           code="asset_approved")
+        await self.assets.update_one(
+            {"_id": doc["_id"], "studio_id": principal.studio_id},
+            {"$set": {"deleted": True, "deleted_at": self._now(), "deleted_by": principal.user_id}},
+        )
+
+    async def list(self, principal: Principal, *, limit: int, cursor: str | None,
+                   sort: str = "-created_at", kind: str | None = None,
+                   status: str | None = None, tag: str | None = None,
+                   owner: str | None = None, name_prefix: str | None = None) -> dict:
+        field = sort.lstrip("-")
+        if field not in SORTS:
+            raise InvalidInput(f"sort must be one of {sorted(SORTS)} (prefix - for descending)",
+                               code="invalid_sort")
+        query: dict[str, Any] = {"studio_id": principal.studio_id, "deleted": False}
+        for key, value in (("kind", kind), ("status", status), ("tags", tag),
+                           ("owner_id", owner)):
+            if value is not None:
+                query[key] = value
+        if name_prefix:
+            prefix = name_prefix.casefold()
+            query["name_lower"] = {"$gte": prefix, "$lt": prefix + "\U0010ffff"}
+        docs, next_cursor = await fetch_page(
+            self.assets, query, SORTS[field], limit=limit, cursor=cursor,
+            descending=sort.startswith("-"), max_limit=MAX_PAGE,
+        )
+        return {"items": [public_asset(d) for d in docs], "next_cursor": next_cursor}

@@ -1,0 +1,277 @@
+"""Upload sessions: direct multipart (presigned parts), proxied parts, and simple uploads.
+
+All three end in `VersionRecorder.verify` + `record`. A session moves open → completing →
+completed, or to aborted/rejected/expired; each move is one conditional update, so two
+replicas can never complete (or abort) the same upload twice, and the studio's upload slot
+is given back exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from pipelines.assets.models import AssetStatus, CompletedPart, UploadDeclare, safe_filename
+from pipelines.assets.quota import Quota
+from pipelines.assets.service import AssetService
+from pipelines.assets.store import UPLOADS
+from pipelines.assets.versions import AssetFrozen, VersionRecorder
+from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound, PayloadTooLarge
+from pipelines.identity.models import Principal
+from pipelines.storage import ObjectStore
+
+URLS_PER_PAGE = 100
+
+
+class UploadNotFound(NotFound):
+    code = "upload_not_found"
+
+
+class PartsRejected(InvalidInput):
+    code = "parts_rejected"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    part_size: int
+    simple_limit: int
+    max_bytes: int
+    ttl_s: int
+    url_ttl_s: int
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    """A simple upload already streamed to local disk, with what was learnt on the way."""
+
+    path: str
+    filename: str
+    size: int
+    sha256: str
+    content_type: str | None
+
+
+def expected_sizes(size: int, part_size: int) -> list[int]:
+    count = max(1, math.ceil(size / part_size))
+    return [part_size] * (count - 1) + [size - part_size * (count - 1)]
+
+
+class UploadService:
+    def __init__(self, db, store: ObjectStore, assets: AssetService, quota: Quota,
+                 versions: VersionRecorder, limits: UploadLimits,
+                 clock: Callable[[], float] = time.time):
+        self.uploads = db[UPLOADS]
+        self.store = store
+        self.assets = assets
+        self.quota = quota
+        self.versions = versions
+        self.limits = limits
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def _open_session(self, principal: Principal, asset_id: str, filename: str,
+                            size: int, sha256: str | None, content_type: str | None,
+                            mode: str) -> dict[str, Any]:
+        asset = await self.assets.editable_doc(principal, asset_id)
+        if asset["status"] == AssetStatus.APPROVED.value:
+            raise AssetFrozen("the asset is approved; its current version is frozen")
+        if size > self.limits.max_bytes:
+            raise PayloadTooLarge(f"files over {self.limits.max_bytes} bytes are not accepted")
+        await self.quota.open_upload(principal.studio_id, size)
+        upload_id = uuid.uuid4().hex
+        now = self._now()
+        return {
+            "_id": upload_id, "studio_id": principal.studio_id, "asset_id": asset_id,
+            "user_id": principal.user_id, "filename": filename, "size": size,
+            "sha256": sha256, "content_type": content_type, "mode": mode,
+            "key": f"studios/{principal.studio_id}/assets/{asset_id}/{upload_id}/"
+                   f"{safe_filename(filename)}",
+            "part_size": self.limits.part_size,
+            "part_count": len(expected_sizes(size, self.limits.part_size)),
+            "state": "open", "created_at": now,
+            "expires_at": now + timedelta(seconds=self.limits.ttl_s),
+        }
+
+    async def begin(self, principal: Principal, asset_id: str, body: UploadDeclare) -> dict:
+        session = await self._open_session(principal, asset_id, body.filename, body.size,
+                                           body.sha256, body.content_type, "multipart")
+        try:
+            session["s3_upload_id"] = await self.store.create_multipart(
+                session["key"], "application/octet-stream")
+            await self.uploads.insert_one(session)
+        except FarmError:
+            await self.quota.close_upload(principal.studio_id)
+            raise
+        last = min(session["part_count"], URLS_PER_PAGE)
+        return self.public(session) | await self._urls(session, 1, last)
+
+    async def _get(self, principal: Principal, upload_id: str) -> dict[str, Any]:
+        session = await self.uploads.find_one(
+            {"_id": upload_id, "studio_id": principal.studio_id})
+        if session is None:
+            raise UploadNotFound("no such upload")
+        return session
+
+    async def _get_open(self, principal: Principal, upload_id: str) -> dict[str, Any]:
+        session = await self._get(principal, upload_id)
+        if session["state"] != "open":
+            raise Conflict(f"the upload is {session['state']}", code="upload_not_open")
+        if session["expires_at"] <= self._now():
+            raise Conflict("the upload expired", code="upload_expired")
+        return session
+
+    async def _urls(self, session: dict, first: int, last: int) -> dict[str, Any]:
+        urls = [{"part": n, "url": await self.store.presigned_part_url(
+                    session["key"], session["s3_upload_id"], n, self.limits.url_ttl_s)}
+                for n in range(first, last + 1)]
+        return {"part_urls": urls, "urls_expire_in_s": self.limits.url_ttl_s}
+
+    async def part_urls(self, principal: Principal, upload_id: str, first: int,
+                        last: int | None) -> dict[str, Any]:
+        session = await self._get_open(principal, upload_id)
+        last = min(last or first + URLS_PER_PAGE - 1, session["part_count"])
+        if not 1 <= first <= last or last - first >= 1000:
+            raise InvalidInput(f"parts run from 1 to {session['part_count']}, up to 1000 "
+                               "at a time", code="invalid_part_range")
+        return await self._urls(session, first, last)
+
+    def expected_part_size(self, session: dict[str, Any], number: int) -> int:
+        sizes = expected_sizes(session["size"], session["part_size"])
+        if not 1 <= number <= len(sizes):
+            raise InvalidInput(f"part numbers run from 1 to {len(sizes)}", code="invalid_part")
+        return sizes[number - 1]
+
+    async def open_for_part(self, principal: Principal, upload_id: str, number: int) -> int:
+        """Check a proxied part may be sent; return the exact size it must have."""
+        session = await self._get_open(principal, upload_id)
+        if session["user_id"] != principal.user_id:
+            raise UploadNotFound("no such upload")
+        return self.expected_part_size(session, number)
+
+    async def put_part(self, principal: Principal, upload_id: str, number: int,
+                       data: bytes) -> dict[str, Any]:
+        session = await self._get_open(principal, upload_id)
+        expected = self.expected_part_size(session, number)
+        if len(data) != expected:
+            raise InvalidInput(f"part {number} must be {expected} bytes, got {len(data)}",
+                               code="part_size_mismatch")
+        etag = await self.store.upload_part(session["key"], session["s3_upload_id"], number,
+                                            data)
+        return {"part": number, "size": len(data), "etag": etag}
+
+    async def status(self, principal: Principal, upload_id: str) -> dict[str, Any]:
+        session = await self._get(principal, upload_id)
+        out = self.public(session)
+        if session["state"] in ("open", "completing"):
+            stored = await self.store.list_parts(session["key"], session["s3_upload_id"])
+            out["parts"] = [{"part": n, "size": size, "etag": etag} for n, size, etag in stored]
+            have = {n for n, _, _ in stored}
+            out["missing_parts"] = [n for n in range(1, session["part_count"] + 1)
+                                    if n not in have]
+        return out
+
+    def _check_parts(self, session: dict, stored: list[tuple[int, int, str]],
+                     listed: list[CompletedPart] | None) -> list[tuple[int, str]]:
+        sizes = expected_sizes(session["size"], session["part_size"])
+        problems = []
+        if [n for n, _, _ in stored] != list(range(1, len(sizes) + 1)):
+            missing = sorted(set(range(1, len(sizes) + 1)) - {n for n, _, _ in stored})
+            problems.append({"problem": "parts_missing_or_extra", "missing": missing[:100],
+                             "stored_count": len(stored), "declared_count": len(sizes)})
+        wrong = [n for n, size, _ in stored if n <= len(sizes) and size != sizes[n - 1]]
+        if wrong:
+            problems.append({"problem": "part_sizes_differ", "parts": wrong[:100]})
+        if sum(size for _, size, _ in stored) != session["size"]:
+            problems.append({"problem": "total_differs", "declared": session["size"]})
+        if listed is not None:
+            theirs = [(p.part, p.etag.strip('"')) for p in listed]
+            ours = [(n, etag.strip('"')) for n, _, etag in stored]
+            if theirs != ours:
+                problems.append({"problem": "listed_parts_differ",
+                                 "hint": "list every part once, in order, with its ETag"})
+        if problems:
+            raise PartsRejected("the stored parts do not match the declaration",
+                                details=problems)
+        return [(n, etag) for n, _, etag in stored]
+
+    async def _transition(self, session_id: str, source: str, target: str,
+                          **extra: Any) -> dict[str, Any] | None:
+        return await self.uploads.find_one_and_update(
+            {"_id": session_id, "state": source}, {"$set": {"state": target, **extra}},
+            return_document=ReturnDocument.AFTER)
+
+    async def complete(self, principal: Principal, upload_id: str,
+                       listed: list[CompletedPart] | None) -> dict[str, Any]:
+        session = await self._get_open(principal, upload_id)
+        stored = await self.store.list_parts(session["key"], session["s3_upload_id"])
+        parts = self._check_parts(session, stored, listed)  # still open: client may fix
+        if await self._transition(upload_id, "open", "completing") is None:
+            raise Conflict("the upload is already being completed", code="upload_not_open")
+        try:
+            await self.store.complete_multipart(session["key"], session["s3_upload_id"], parts)
+        except FarmError:
+            await self._transition(upload_id, "completing", "open")
+            raise
+        return await self._finish(session, session["size"], None)
+
+    async def _finish(self, session: dict[str, Any], size: int,
+                      sha256: str | None) -> dict[str, Any]:
+        """Verify and record; any refusal removes the object and gives the slot back."""
+        try:
+            media, digest = await self.versions.verify(session, size, sha256)
+            version = await self.versions.record(session, media, digest)
+        except FarmError as exc:
+            await self.store.remove(session["key"])
+            await self._transition(session["_id"], "completing", "rejected", reason=exc.code)
+            await self.quota.close_upload(session["studio_id"])
+            raise
+        await self._transition(session["_id"], "completing", "completed",
+                               version=version["number"], completed_at=self._now())
+        await self.quota.close_upload(session["studio_id"], stored_bytes=size)
+        return version
+
+    async def abort(self, principal: Principal, upload_id: str) -> None:
+        session = await self._get(principal, upload_id)
+        if await self._transition(upload_id, "open", "aborted") is None:
+            raise Conflict(f"the upload is {session['state']}", code="upload_not_open")
+        await self.release(session)
+
+    async def release(self, session: dict[str, Any]) -> None:
+        """Storage and quota of a session that ends without a version."""
+        await self.store.abort_multipart(session["key"], session["s3_upload_id"])
+        await self.quota.close_upload(session["studio_id"])
+
+    async def simple(self, principal: Principal, asset_id: str, spooled: SpooledFile) -> dict:
+        if spooled.size > self.limits.simple_limit:
+            raise PayloadTooLarge(f"simple uploads stop at {self.limits.simple_limit} bytes; "
+                                  "use a multipart upload")
+        if spooled.size == 0:
+            raise InvalidInput("the file is empty", code="empty_file")
+        session = await self._open_session(principal, asset_id, spooled.filename, spooled.size,
+                                           None, spooled.content_type, "simple")
+        session["state"] = "completing"
+        await self.uploads.insert_one(session)
+        try:
+            await self.store.put_file(session["key"], spooled.path, "application/octet-stream")
+        except FarmError:
+            await self._transition(session["_id"], "completing", "rejected", reason="storage")
+            await self.quota.close_upload(principal.studio_id)
+            raise
+        return await self._finish(session, spooled.size, spooled.sha256)
+
+    @staticmethod
+    def public(session: dict[str, Any]) -> dict[str, Any]:
+        return {"id": session["_id"], "asset_id": session["asset_id"],
+                "filename": session["filename"], "size": session["size"],
+                "part_size": session["part_size"], "part_count": session["part_count"],
+                "state": session["state"], "expires_at": session["expires_at"].isoformat(),
+                "version": session.get("version")}

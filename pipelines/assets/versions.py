@@ -1,0 +1,121 @@
+"""The one verified completion every upload ends in, and reading versions back."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from pipelines.assets.content import SNIFF_BYTES, check_declared, sniff
+from pipelines.assets.models import AssetStatus, public_version
+from pipelines.assets.service import AssetNotFound, AssetService
+from pipelines.assets.store import ASSETS, VERSIONS
+from pipelines.errors import Conflict, InvalidInput, NotFound
+from pipelines.events.log import EventLog
+from pipelines.identity.models import Principal
+from pipelines.storage import ObjectStore
+
+log = logging.getLogger("farm.assets")
+
+VersionHook = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class AssetFrozen(Conflict):
+    code = "asset_frozen"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class Sha256Mismatch(InvalidInput):
+    code = "sha256_mismatch"
+
+
+class VersionRecorder:
+    """Checks stored bytes (type by content, size, SHA-256) and records an immutable version."""
+
+    def __init__(self, db, store: ObjectStore, assets: AssetService, events: EventLog,
+                 on_version_created: VersionHook | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.db = db
+        self.versions = db[VERSIONS]
+        self.store = store
+        self.assets = assets
+        self.events = events
+        self.on_version_created = on_version_created
+        self.clock = clock
+
+    async def verify(self, upload: dict[str, Any], size: int,
+                     sha256: str | None) -> tuple[dict, str]:
+        """Raise (leaving no version) unless the stored object is what was declared."""
+        media = check_declared(upload.get("content_type"), sniff(await self.store.read_head(
+            upload["key"], SNIFF_BYTES)))
+        if size != upload["size"]:
+            raise InvalidInput(f"stored {size} bytes, declared {upload['size']}",
+                               code="size_mismatch")
+        digest = sha256 or await self.store.sha256(upload["key"])
+        if upload.get("sha256") and digest != upload["sha256"]:
+            raise Sha256Mismatch("the file's SHA-256 does not match the declared one")
+        return {"mime": media.mime, "family": media.family, "label": media.label}, digest
+
+    async def record(self, upload: dict[str, Any], media: dict, sha256: str) -> dict[str, Any]:
+        """Take the next number atomically; refused if the asset became approved or deleted."""
+        asset = await self.db[ASSETS].find_one_and_update(
+            {"_id": upload["asset_id"], "studio_id": upload["studio_id"], "deleted": False,
+             "status": {"$ne": AssetStatus.APPROVED.value}},
+            {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER,
+        )
+        if asset is None:
+            raise AssetFrozen("the asset is approved or gone; its current version is frozen")
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        version = {
+            "_id": f"{asset['_id']}:{asset['version_count']}", "studio_id": asset["studio_id"],
+            "asset_id": asset["_id"], "number": asset["version_count"], "key": upload["key"],
+            "filename": upload["filename"], "size": upload["size"], "content_type": media["mime"],
+            "media": media, "sha256": sha256, "uploaded_by": upload["user_id"],
+            "upload_id": upload["_id"], "created_at": now, "previews": {},
+        }
+        await self.versions.insert_one(version)
+        await self.db[ASSETS].update_one(
+            {"_id": asset["_id"]},
+            {"$set": {"current_version": version["number"], "updated_at": now}},
+        )
+        await self.events.append(asset["studio_id"], "asset.version_created",
+                                 f"asset:{asset['_id']}", {"version": public_version(version)})
+        await self._hand_off(version)
+        return version
+
+    async def _hand_off(self, version: dict[str, Any]) -> None:
+        if self.on_version_created is None:
+            return
+        try:
+            await self.on_version_created(version)
+        except Exception:  # the version is recorded; a failed hand-off is retried by ops
+            log.exception("preview hand-off failed for %s", version["_id"])
+
+    async def list(self, principal: Principal, asset_id: str) -> list[dict[str, Any]]:
+        await self.assets.get_doc(principal, asset_id)
+        cursor = self.versions.find(
+            {"studio_id": principal.studio_id, "asset_id": asset_id}
+        ).sort("number", ASCENDING)
+        return [public_version(v) for v in await cursor.to_list()]
+
+    async def download_url(self, principal: Principal, asset_id: str, number: int,
+                           expires_s: int) -> dict[str, Any]:
+        try:
+            await self.assets.get_doc(principal, asset_id)
+        except AssetNotFound:
+            raise VersionNotFound("no such version") from None
+        version = await self.versions.find_one(
+            {"studio_id": principal.studio_id, "asset_id": asset_id, "number": number}
+        )
+        if version is None:
+            raise VersionNotFound("no such version")
+        url = await self.store.presigned_get(version["key"], expires_s)
+        return {"url": url, "expires_in_s": expires_s, "filename": version["filename"],
+                "size": version["size"], "sha256": version["sha256"]}

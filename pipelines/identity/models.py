@@ -1,0 +1,210 @@
+"""Request and response shapes of the identity API (shared with the SDK).
+
+Request models forbid unknown fields: a body that tries to set `studio_id`, an owner or
+any other field the caller does not control is refused with 422, never ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from pipelines.identity.passwords import MAX_LOGIN_PASSWORD_CHARS, check_password_rules
+from pipelines.identity.permissions import Role
+from pipelines.identity.records import as_datetime, maybe_datetime
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+
+
+def normalise_email(value: str) -> str:
+    value = value.strip().lower()
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    return value
+
+
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+NewPassword = Annotated[str, Field(max_length=MAX_LOGIN_PASSWORD_CHARS),
+                        AfterValidator(check_password_rules)]
+Name = Annotated[str, Field(min_length=1, max_length=120)]
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+Secret = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(Strict):
+    studio_name: Name
+    studio_slug: Slug = Field(description="Unique studio handle, used at login.")
+    email: Email
+    name: Name
+    password: NewPassword
+
+
+class LoginRequest(Strict):
+    studio: Annotated[str, Field(min_length=1, max_length=40)] = Field(
+        description="The studio's slug: emails are unique per studio, not globally."
+    )
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=MAX_LOGIN_PASSWORD_CHARS)]
+
+
+class RefreshRequest(Strict):
+    refresh_token: Secret
+
+
+class ChangePasswordRequest(Strict):
+    current_password: Annotated[str, Field(min_length=1, max_length=MAX_LOGIN_PASSWORD_CHARS)]
+    new_password: NewPassword
+
+
+class UserCreate(Strict):
+    email: Email
+    name: Name
+    password: NewPassword
+    role: Role = Role.ARTIST
+
+
+class UserPatch(Strict):
+    name: Name | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UserPatch:
+        if self.name is None and self.role is None and self.active is None:
+            raise ValueError("nothing to change: give name, role or active")
+        return self
+
+
+class ApiKeyCreate(Strict):
+    name: Name
+    role: Role | None = Field(None, description="Defaults to the creator's role; never higher.")
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class StudioOut(BaseModel):
+    id: str
+    slug: str
+    name: str
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> StudioOut:
+        return cls(id=doc["_id"], slug=doc["slug"], name=doc["name"])
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: Role
+    active: bool
+    created_at: datetime
+    last_login_at: datetime | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> UserOut:
+        return cls(id=doc["_id"], email=doc["email"], name=doc["name"], role=doc["role"],
+                   active=doc["active"], created_at=as_datetime(doc["created_at_s"]),
+                   last_login_at=maybe_datetime(doc.get("last_login_at_s")))
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds the access token lives.")
+    refresh_expires_in: int = Field(description="Seconds before the refresh token idles out.")
+
+
+class AuthResult(TokenPair):
+    user: UserOut
+    studio: StudioOut
+
+
+class Credential(BaseModel):
+    kind: Literal["session", "api_key"]
+    role: Role
+    key_id: str | None = None
+
+
+class MeOut(BaseModel):
+    user: UserOut
+    studio: StudioOut
+    credential: Credential
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    role: Role
+    owner_id: str
+    prefix: str = Field(description="First characters of the key, to recognise it.")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> ApiKeyOut:
+        return cls(id=doc["_id"], name=doc["name"], role=doc["role"], owner_id=doc["user_id"],
+                   prefix=doc["prefix"], created_at=as_datetime(doc["created_at_s"]),
+                   expires_at=maybe_datetime(doc.get("expires_at_s")),
+                   last_used_at=maybe_datetime(doc.get("last_used_at_s")))
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The key itself. Shown once: only its hash is stored.")
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    at: datetime
+    action: str
+    actor: dict[str, Any]
+    target: dict[str, Any]
+    request_id: str | None
+    client: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> AuditEntryOut:
+        return cls(id=doc["_id"], at=as_datetime(doc["at_s"]), action=doc["action"],
+                   actor=doc["actor"], target=doc["target"], request_id=doc.get("request_id"),
+                   client=doc.get("client"), details=doc.get("details") or {})
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, from a verified credential: the only source of the studio id."""
+
+    user_id: str
+    studio_id: str
+    role: Role
+    kind: Literal["session", "api_key"]
+    session_id: str | None = None
+    key_id: str | None = None
+
+    @property
+    def via_api_key(self) -> bool:
+        return self.kind == "api_key"
+
+    def actor(self) -> dict[str, Any]:
+        actor: dict[str, Any] = {"user_id": self.user_id, "kind": self.kind}
+        if self.key_id:
+            actor["key_id"] = self.key_id
+        return actor

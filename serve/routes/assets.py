@@ -1,0 +1,96 @@
+"""Assets and their versions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pipelines.assets.domain import AssetsDomain
+from pipelines.assets.models import (
+    AssetCreate,
+    AssetKind,
+    AssetPatch,
+    AssetStatus,
+    public_asset,
+    public_version,
+)
+from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action
+from serve.deps import require
+from serve.streaming import spooled_form_file
+
+router = APIRouter(prefix="/assets", tags=["assets"])
+
+Reader = Annotated[Principal, require(Action.ASSET_READ)]
+Creator = Annotated[Principal, require(Action.ASSET_CREATE)]
+Editor = Annotated[Principal, require(Action.ASSET_EDIT_OWN)]
+Sort = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"]
+
+
+def get_assets(request: Request) -> AssetsDomain:
+    return request.app.state.platform.assets
+
+
+AssetsDep = Annotated[AssetsDomain, Depends(get_assets)]
+
+
+@router.post("", status_code=201, summary="Create an asset")
+async def create_asset(body: AssetCreate, domain: AssetsDep, who: Creator) -> dict[str, Any]:
+    return await domain.assets.create(who, body)
+
+
+@router.get("", summary="List assets (cursor pagination, filters, sort)")
+async def list_assets(
+    domain: AssetsDep, who: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    sort: Sort = "-created_at", kind: AssetKind | None = None,
+    status: AssetStatus | None = None,
+    tag: Annotated[str | None, Query(max_length=40)] = None,
+    owner: Annotated[str | None, Query(max_length=64)] = None,
+    name_prefix: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> dict[str, Any]:
+    return await domain.assets.list(
+        who, limit=limit, cursor=cursor, sort=sort, kind=kind, status=status, tag=tag,
+        owner=owner, name_prefix=name_prefix)
+
+
+@router.get("/{asset_id}", summary="One asset")
+async def get_asset(asset_id: str, domain: AssetsDep, who: Reader) -> dict[str, Any]:
+    return public_asset(await domain.assets.get_doc(who, asset_id))
+
+
+@router.patch("/{asset_id}", summary="Change name, description, tags or draft/review status")
+async def update_asset(asset_id: str, body: AssetPatch, domain: AssetsDep,
+                       who: Editor) -> dict[str, Any]:
+    return await domain.assets.update(who, asset_id, body)
+
+
+@router.delete("/{asset_id}", status_code=204, summary="Delete (soft; objects go later)")
+async def delete_asset(asset_id: str, domain: AssetsDep, who: Editor) -> None:
+    await domain.assets.delete(who, asset_id)
+
+
+@router.get("/{asset_id}/versions", summary="Every version of an asset, oldest first")
+async def list_versions(asset_id: str, domain: AssetsDep, who: Reader) -> dict[str, Any]:
+    return {"items": await domain.versions.list(who, asset_id), "next_cursor": None}
+
+
+@router.get("/{asset_id}/versions/{number}/download",
+            summary="A short-lived presigned URL to download a version")
+async def download_version(asset_id: str, number: int, request: Request, domain: AssetsDep,
+                           who: Reader) -> dict[str, Any]:
+    ttl = request.app.state.platform.settings.download_url_ttl_s
+    return await domain.versions.download_url(who, asset_id, number, ttl)
+
+
+@router.post("/{asset_id}/file", status_code=201,
+             summary="Upload a small file in one multipart/form-data request (field `file`)")
+async def upload_simple(asset_id: str, request: Request, domain: AssetsDep,
+                        who: Editor) -> dict[str, Any]:
+    await domain.assets.editable_doc(who, asset_id)  # refuse before reading any bytes
+    limit = domain.uploads.limits.simple_limit
+    async with spooled_form_file(request, limit) as spooled:
+        version = await domain.uploads.simple(who, asset_id, spooled)
+    return public_version(version)

@@ -1,0 +1,23 @@
+"""The studio's audit log, newest first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from pipelines.identity.models import AuditEntryOut, Page, Principal
+from pipelines.identity.permissions import Action
+from serve.deps import IdentityDep, PageParams, require
+
+AuditReader = Annotated[Principal, require(Action.AUDIT_READ)]
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("", response_model=Page[AuditEntryOut], summary="Audit entries, newest first")
+async def list_audit(identity: IdentityDep, page: PageParams, principal: AuditReader,
+                     action: Annotated[str | None, Query(max_length=64)] = None,
+                     ) -> Page[AuditEntryOut]:
+    return await identity.audit.list(principal.studio_id, limit=page.limit,
+                                     cursor=page.cursor, action=action)

@@ -1,0 +1,42 @@
+"""Users of the caller's studio: create, list, read, change role or name, deactivate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+
+from pipelines.identity.models import Page, Principal, UserCreate, UserOut, UserPatch
+from pipelines.identity.permissions import Action
+from serve.deps import IdentityDep, PageParams, require
+
+UserCreator = Annotated[Principal, require(Action.USER_CREATE)]
+UserReader = Annotated[Principal, require(Action.USER_READ)]
+UserEditor = Annotated[Principal, require(Action.USER_UPDATE)]
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.post("", status_code=201, response_model=UserOut, summary="Create a user")
+async def create_user(body: UserCreate, identity: IdentityDep,
+                      principal: UserCreator) -> UserOut:
+    return await identity.users.create(principal, body)
+
+
+@router.get("", response_model=Page[UserOut], summary="List the studio's users")
+async def list_users(identity: IdentityDep, page: PageParams,
+                     principal: UserReader) -> Page[UserOut]:
+    return await identity.users.list(principal, limit=page.limit, cursor=page.cursor)
+
+
+@router.get("/{user_id}", response_model=UserOut, summary="One user")
+async def get_user(user_id: str, identity: IdentityDep,
+                   principal: UserReader) -> UserOut:
+    return await identity.users.get(principal, user_id)
+
+
+@router.patch("/{user_id}", response_model=UserOut,
+              summary="Rename, change role, deactivate or reactivate a user")
+async def update_user(user_id: str, body: UserPatch, identity: IdentityDep,
+                      principal: UserEditor) -> UserOut:
+    return await identity.users.update(principal, user_id, body)

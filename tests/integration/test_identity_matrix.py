@@ -1,0 +1,170 @@
+"""The authorization matrix: every /api/v1 route x every kind of caller, over real HTTP.
+
+Callers: studio A's admin, artist and director, studio B's admin, and no credential.
+Objects in paths belong to studio A. Any answer outside the table fails the test.
+
+A new route joins by adding one `Case` row (and, for a new path parameter, one entry in
+FILLERS that makes a studio-A object for it); `test_every_route_has_a_row` reads the served
+OpenAPI document and fails until every route has its row.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.support.identity import (
+    PASSWORD,
+    StudioCtx,
+    bearer,
+    create_key,
+    login,
+    register_body,
+    register_studio,
+)
+
+CALLERS = ("A admin", "A artist", "A director", "B admin", "no credential")
+OK_FOR_ALL_WITH_CREDENTIAL = (200, 200, 200, 200, 401)
+
+
+@dataclass
+class World:
+    a: StudioCtx
+    b: StudioCtx
+    created_keys: list[str] = field(default_factory=list)
+
+    @property
+    def secrets(self) -> set[str]:
+        """Identifiers of studio A that studio B must never see."""
+        return {self.a.studio_id, self.a.admin.user_id, self.a.td.user_id,
+                self.a.artist.user_id, *self.created_keys}
+
+
+Body = Callable[[World], dict | None]
+
+
+def no_body(_: World) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: str                       # the OpenAPI template
+    expect: tuple[int, int, int, int, int]  # in CALLERS order
+    body: Body = no_body
+    public: bool = False            # answers without a credential by design
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def new_user(_: World) -> dict:
+    return {"email": f"m-{uuid.uuid4().hex[:10]}@example.com", "name": "M", "password": PASSWORD}
+
+
+MATRIX: list[Case] = [
+    # Public: the credential is ignored, so every caller gets the same answer.
+    Case("POST", "/api/v1/auth/register", (201,) * 5, lambda w: register_body(), public=True),
+    Case("POST", "/api/v1/auth/login", (200,) * 5, public=True, body=lambda w: {
+        "studio": w.a.slug, "email": w.a.td.email, "password": PASSWORD}),
+    Case("POST", "/api/v1/auth/refresh", (401,) * 5, public=True,
+         body=lambda w: {"refresh_token": f"sfr_{uuid.uuid4().hex}"}),
+    Case("POST", "/api/v1/auth/logout", (204,) * 5, public=True,
+         body=lambda w: {"refresh_token": f"sfr_{uuid.uuid4().hex}"}),
+    # The caller's own account.
+    Case("GET", "/api/v1/auth/me", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("POST", "/api/v1/auth/password", OK_FOR_ALL_WITH_CREDENTIAL,
+         lambda w: {"current_password": PASSWORD, "new_password": PASSWORD}),
+    # Users: admins only; studio B's admin acts in studio B, and A's users are 404 to it.
+    Case("POST", "/api/v1/users", (201, 403, 403, 201, 401), new_user),
+    Case("GET", "/api/v1/users", (200, 403, 403, 200, 401)),
+    Case("GET", "/api/v1/users/{user_id}", (200, 403, 403, 404, 401)),
+    Case("PATCH", "/api/v1/users/{user_id}", (200, 403, 403, 404, 401),
+         lambda w: {"name": "Renamed"}),
+    # API keys: creation needs the right role; everyone lists their own; the key in the
+    # path belongs to A's TD, so only A's admin may revoke it.
+    Case("POST", "/api/v1/api-keys", (201, 403, 403, 201, 401), lambda w: {"name": "ci"}),
+    Case("GET", "/api/v1/api-keys", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("DELETE", "/api/v1/api-keys/{key_id}", (204, 404, 404, 404, 401)),
+    # Audit: admins, their own studio.
+    Case("GET", "/api/v1/audit", (200, 403, 403, 200, 401)),
+]
+
+
+@pytest.fixture(scope="module")
+async def world(api) -> World:
+    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+        a = await register_studio(http, roles=("artist", "director", "td"))
+        b = await register_studio(http, roles=())
+    return World(a, b)
+
+
+async def fresh_headers(http: httpx.AsyncClient, world: World, caller: str) -> dict[str, str]:
+    """A new login per cell: a row may end the caller's sessions (a password change)."""
+    if caller == "no credential":
+        return {}
+    ctx = world.b if caller.startswith("B") else world.a
+    member = ctx.admin if caller.endswith("admin") else getattr(ctx, caller.split()[1])
+    response = await login(http, ctx.slug, member.email, member.password)
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
+
+
+Filler = Callable[[httpx.AsyncClient, World], Awaitable[str]]
+
+
+async def a_user(http: httpx.AsyncClient, world: World) -> str:
+    return world.a.td.user_id
+
+
+async def a_fresh_key(http: httpx.AsyncClient, world: World) -> str:
+    # A new key per cell: revoking is not repeatable.
+    key = await create_key(http, world.a.td)
+    world.created_keys.append(key["id"])
+    return key["id"]
+
+
+# Path parameter -> a studio-A object to put there.
+FILLERS: dict[str, Filler] = {"user_id": a_user, "key_id": a_fresh_key}
+
+
+async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:
+    path = template
+    for name in re.findall(r"{(\w+)}", template):
+        assert name in FILLERS, f"no FILLERS entry makes a studio-A object for {{{name}}}"
+        path = path.replace(f"{{{name}}}", await FILLERS[name](http, world))
+    return path
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=lambda case: case.id)
+async def test_matrix(http, world, case: Case):
+    wrong = []
+    for caller, expected in zip(CALLERS, case.expect, strict=True):
+        headers = await fresh_headers(http, world, caller)
+        path = await fill(http, world, case.path)
+        response = await http.request(case.method, path, headers=headers, json=case.body(world))
+        if response.status_code != expected:
+            wrong.append(f"{caller}: {response.status_code} (table says {expected}) "
+                         f"{response.text[:200]}")
+        if caller == "B admin" and not case.public:
+            leaked = [s for s in world.secrets if s in response.text]
+            assert not leaked, f"{case.id} showed studio A's {leaked} to studio B"
+        if response.status_code >= 400:
+            assert set(response.json()["error"]) == {"code", "message", "details", "request_id"}
+    assert not wrong, f"{case.id}:\n" + "\n".join(wrong)
+
+
+async def test_every_route_has_a_row(http):
+    spec = (await http.get("/openapi.json")).json()
+    served = {f"{method.upper()} {path}" for path, item in spec["paths"].items()
+              if path.startswith("/api/v1") for method in item}
+    in_table = {case.id for case in MATRIX}
+    assert served - in_table == set(), "routes without a row in the authorization matrix"
+    assert in_table - served == set(), "rows for routes that are not served"
