@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from pipelines.assets.quota import Quota
 from pipelines.assets.store import ASSETS, UPLOADS, VERSIONS
@@ -31,7 +30,7 @@ class Janitor:
         self.clock = clock
 
     async def reap_expired_uploads(self, batch: int = 100) -> int:
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
         reaped = 0
         for session in await self.db[UPLOADS].find(
             {"state": "open", "expires_at": {"$lte": now}}).limit(batch).to_list():

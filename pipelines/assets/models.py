@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from pipelines.clock import iso
+
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 MAX_TAGS = 20
@@ -91,7 +93,7 @@ def public_asset(doc: dict[str, Any]) -> dict[str, Any]:
         "description": doc["description"], "tags": doc["tags"], "status": doc["status"],
         "owner_id": doc["owner_id"], "current_version": doc.get("current_version"),
         "version_count": doc.get("version_count", 0),
-        "created_at": doc["created_at"].isoformat(), "updated_at": doc["updated_at"].isoformat(),
+        "created_at": iso(doc["created_at"]), "updated_at": iso(doc["updated_at"]),
     }
 
 
@@ -100,5 +102,5 @@ def public_version(doc: dict[str, Any]) -> dict[str, Any]:
         "asset_id": doc["asset_id"], "number": doc["number"], "filename": doc["filename"],
         "size": doc["size"], "content_type": doc["content_type"], "media": doc["media"],
         "sha256": doc["sha256"], "uploaded_by": doc["uploaded_by"],
-        "created_at": doc["created_at"].isoformat(), "previews": doc.get("previews", {}),
+        "created_at": iso(doc["created_at"]), "previews": doc.get("previews", {}),
     }

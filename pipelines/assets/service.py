@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.assets.models import (
@@ -42,8 +41,8 @@ class AssetService:
         self.events = events
         self.clock = clock
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
+    def _now(self) -> float:
+        return self.clock()
 
     async def get_doc(self, principal: Principal, asset_id: str) -> dict[str, Any]:
         """The asset of the caller's studio, or 404 (also for another studio's asset)."""

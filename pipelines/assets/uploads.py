@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -23,8 +22,10 @@ from pipelines.assets.quota import Quota
 from pipelines.assets.service import AssetService
 from pipelines.assets.store import UPLOADS
 from pipelines.assets.versions import AssetFrozen, VersionRecorder
+from pipelines.clock import iso
 from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound, PayloadTooLarge
 from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action, can
 from pipelines.storage import ObjectStore
 
 URLS_PER_PAGE = 100
@@ -75,8 +76,8 @@ class UploadService:
         self.limits = limits
         self.clock = clock
 
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
+    def _now(self) -> float:
+        return self.clock()
 
     async def _open_session(self, principal: Principal, asset_id: str, filename: str,
                             size: int, sha256: str | None, content_type: str | None,
@@ -98,7 +99,7 @@ class UploadService:
             "part_size": self.limits.part_size,
             "part_count": len(expected_sizes(size, self.limits.part_size)),
             "state": "open", "created_at": now,
-            "expires_at": now + timedelta(seconds=self.limits.ttl_s),
+            "expires_at": now + self.limits.ttl_s,
         }
 
     async def begin(self, principal: Principal, asset_id: str, body: UploadDeclare) -> dict:
@@ -115,9 +116,11 @@ class UploadService:
         return self.public(session) | await self._urls(session, 1, last)
 
     async def _get(self, principal: Principal, upload_id: str) -> dict[str, Any]:
+        """The caller's own upload (or any of the studio's for producers and admins)."""
         session = await self.uploads.find_one(
             {"_id": upload_id, "studio_id": principal.studio_id})
-        if session is None:
+        if session is None or not (session["user_id"] == principal.user_id
+                                   or can(principal.role, Action.ASSET_EDIT_ANY)):
             raise UploadNotFound("no such upload")
         return session
 
@@ -153,8 +156,6 @@ class UploadService:
     async def open_for_part(self, principal: Principal, upload_id: str, number: int) -> int:
         """Check a proxied part may be sent; return the exact size it must have."""
         session = await self._get_open(principal, upload_id)
-        if session["user_id"] != principal.user_id:
-            raise UploadNotFound("no such upload")
         return self.expected_part_size(session, number)
 
     async def put_part(self, principal: Principal, upload_id: str, number: int,
@@ -273,5 +274,5 @@ class UploadService:
         return {"id": session["_id"], "asset_id": session["asset_id"],
                 "filename": session["filename"], "size": session["size"],
                 "part_size": session["part_size"], "part_count": session["part_count"],
-                "state": session["state"], "expires_at": session["expires_at"].isoformat(),
+                "state": session["state"], "expires_at": iso(session["expires_at"]),
                 "version": session.get("version")}

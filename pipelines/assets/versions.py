@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -72,7 +71,7 @@ class VersionRecorder:
         )
         if asset is None:
             raise AssetFrozen("the asset is approved or gone; its current version is frozen")
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
         version = {
             "_id": f"{asset['_id']}:{asset['version_count']}", "studio_id": asset["studio_id"],
             "asset_id": asset["_id"], "number": asset["version_count"], "key": upload["key"],

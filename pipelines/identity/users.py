@@ -15,7 +15,7 @@ from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from pipelines.db import declare_indexes
-from pipelines.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.identity import audit as events
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import (
@@ -191,7 +191,10 @@ class Users:
         studio = await self._studio(principal.studio_id)
         reservation = await self.throttle.reserve(studio["slug"], user["email"], client)
         if not await self.hasher.verify(req.current_password, user["password_hash"]):
-            raise Unauthenticated("the current password is wrong", code="invalid_credentials")
+            # Not a 401: the session is fine, and clients treat 401 as "log in again".
+            raise InvalidInput("the current password is wrong", code="wrong_current_password",
+                               details=[{"loc": ["body", "current_password"],
+                                         "msg": "does not match", "type": "wrong_password"}])
         await self.throttle.release(reservation)
         now = self.clock()
         new_hash = await self.hasher.hash(req.new_password)

@@ -42,9 +42,9 @@ async def part_urls(upload_id: str, domain: AssetsDep, who: Editor,
             summary="Send one part through the API (application/octet-stream)")
 async def put_part(upload_id: str, number: PartNumber, request: Request, domain: AssetsDep,
                    who: Editor) -> dict[str, Any]:
+    expected = await domain.uploads.open_for_part(who, upload_id, number)
     if not request.headers.get("content-type", "").startswith("application/octet-stream"):
         raise UnsupportedMedia("send parts as application/octet-stream")
-    expected = await domain.uploads.open_for_part(who, upload_id, number)
     data = await read_exact(request, expected)
     return await domain.uploads.put_part(who, upload_id, number, data)
 

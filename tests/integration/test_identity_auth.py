@@ -235,7 +235,7 @@ async def test_changing_the_password_ends_every_other_session(http):
     second = (await login(http, ctx.slug, artist.email)).json()
     wrong = await http.post("/api/v1/auth/password", headers=artist.headers,
                             json={"current_password": "not it", "new_password": "new password 1"})
-    assert_error(wrong, 401, "invalid_credentials")
+    assert_error(wrong, 422, "wrong_current_password")
     changed = await http.post("/api/v1/auth/password", headers=artist.headers,
                               json={"current_password": PASSWORD,
                                     "new_password": "new password 1"})

@@ -25,6 +25,7 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "simple_upload_limit_bytes": 8 * 1024 * 1024,
         "max_upload_bytes": 4 * 1024**3,
         "studio_quota_bytes": 1024**3,
+        "studio_max_open_uploads": 40,
     }
     return Settings(**(values | overrides | extra))
 
