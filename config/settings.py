@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     refresh_token_idle_s: int = Field(
         24 * 3600, ge=300, description="A refresh token unused for this long expires."
     )
-    bcrypt_rounds: int = Field(12, ge=4, le=16, description="bcrypt cost factor (12+ in production).")
+    bcrypt_rounds: int = Field(
+        12, ge=4, le=16, description="bcrypt cost factor (12+ in production)."
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -39,7 +39,7 @@ class WindowCounter:
         now = self.clock()
         window_start = int(now // self.window_s) * self.window_s
         window_end = window_start + self.window_s
-        doc_id = f"{key}@{window_start}"
+        doc_id = f"{key}@{self.window_s}s:{window_start}"
         update = {
             "$inc": {"count": amount},
             # Kept for one extra window so the TTL monitor never races a live window.
@@ -55,7 +55,7 @@ class WindowCounter:
 
     async def count(self, key: str) -> int:
         window_start = int(self.clock() // self.window_s) * self.window_s
-        doc = await self.collection.find_one({"_id": f"{key}@{window_start}"})
+        doc = await self.collection.find_one({"_id": f"{key}@{self.window_s}s:{window_start}"})
         return int(doc["count"]) if doc else 0
 
     async def _upsert(self, doc_id: str, update: dict) -> dict:

@@ -85,7 +85,8 @@ class ObjectStore:
             raise DependencyUnavailable(f"bucket {self.bucket!r} is missing")
         return time.perf_counter() - started
 
-    async def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream"):
+    async def put_bytes(self, key: str, data: bytes,
+                        content_type: str = "application/octet-stream"):
         return await self._call(
             self.client.put_object, self.bucket, key, io.BytesIO(data), len(data),
             content_type=content_type,

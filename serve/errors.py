@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines import errors
@@ -81,7 +82,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_failed", "the request is not valid", details)
 
 
+async def _database_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    # Safety net for calls that did not translate a lost connection themselves (for
+    # example the first use of a pooled connection after a database restart).
+    log.warning("database connection failure: %s", type(exc).__name__)
+    return error_response(503, "dependency_unavailable", "the database is unavailable; retry",
+                          headers={"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ConnectionFailure, _database_unreachable)
     app.add_exception_handler(errors.FarmError, _farm_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -48,8 +48,8 @@ async def test_stopped_dependency_makes_ready_503_then_recovers(
 
 
 async def test_data_survives_a_restart_of_storage_and_database(services, settings, db):
-    from serve.platform import storage_config
     from pipelines.storage import ObjectStore
+    from serve.platform import storage_config
 
     store = ObjectStore(storage_config(settings))
     await store.ensure_bucket()
@@ -58,8 +58,22 @@ async def test_data_survives_a_restart_of_storage_and_database(services, setting
     for child in ("s3", "mongo"):
         services.supervisor.stop(child)
         services.supervisor.start(child)
+    await _reconnected(db)
     assert await store.get_bytes("survival/probe.txt") == b"still here"
     assert (await db["survival"].find_one({"_id": "probe"}))["v"] == 1
+
+
+async def _reconnected(db, timeout_s: float = 10) -> None:
+    """Pooled connections to the old process fail once; the client then reconnects."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await db.ping(1.0)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def test_supervisor_restarts_a_crashed_child(services: EmbeddedServices):

@@ -1,4 +1,4 @@
-"""`farm up` (what `make run` ends in): ready on embedded services; SIGTERM leaves nothing behind."""
+"""`farm up` (what `make run` ends in): ready on embedded services; SIGTERM stops it all."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_farm_up_serves_ready_and_stops_everything_on_sigterm(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FARM_", "RAY_ADDRESS"))}
     env |= {"FARM_DATA_DIR": str(tmp_path / "data"), "FARM_API_PORT": str(port),
             "FARM_RAY_DASHBOARD_PORT": str(free_port()), "FARM_API_REPLICAS": "1"}
-    log = open(tmp_path / "farm-up.log", "w")
+    log = open(tmp_path / "farm-up.log", "w")  # noqa: SIM115 - the child writes to it
     process = subprocess.Popen([sys.executable, "-m", "serve.cli", "up"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

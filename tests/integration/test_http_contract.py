@@ -61,7 +61,8 @@ async def test_security_headers_on_every_response(http):
 
 async def test_cors_allows_only_listed_origins(http):
     preflight = {"Access-Control-Request-Method": "POST"}
-    allowed = await http.options("/health", headers={"Origin": "http://studio.example", **preflight})
+    allowed = await http.options("/health",
+                                 headers={"Origin": "http://studio.example", **preflight})
     assert allowed.headers["access-control-allow-origin"] == "http://studio.example"
     refused = await http.options("/health", headers={"Origin": "http://evil.example", **preflight})
     assert "access-control-allow-origin" not in refused.headers
@@ -84,7 +85,8 @@ async def test_json_body_over_the_limit_is_413(http, settings):
 
 
 def _counter(text: str, route: str, status: str) -> float:
-    pattern = rf'^farm_http_requests_total{{method="GET",route="{re.escape(route)}",status="{status}"}} (\S+)$'
+    labels = f'method="GET",route="{re.escape(route)}",status="{status}"'
+    pattern = rf"^farm_http_requests_total{{{labels}}} (\S+)$"
     match = re.search(pattern, text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
@@ -102,4 +104,5 @@ async def test_metrics_sum_requests_over_all_replicas(http):
     text = (await http.get("/metrics")).text
     assert _counter(text, "/health", "200") - before == 30
     assert re.search(r"^farm_metrics_sources (\d+)", text, re.MULTILINE).group(1) == "2"
-    assert 'farm_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/health"}' in text
+    bucket = 'farm_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/health"}'
+    assert bucket in text

@@ -8,10 +8,21 @@ import httpx
 import pytest
 
 from tests.support.assets import (
-    MIB, chunks, create_asset, declare, put_direct, put_proxied, upload_simple,
+    MIB,
+    chunks,
+    create_asset,
+    declare,
+    put_direct,
+    put_proxied,
+    upload_simple,
 )
 from tests.support.identity import register_studio
 from tests.support.media import padded
+
+
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as storage:
+        return await storage.get(url)
 
 
 @pytest.fixture
@@ -36,7 +47,7 @@ async def test_simple_upload_records_a_verified_version(http, studio, mp4_bytes,
     link = await http.get(f"/api/v1/assets/{asset['id']}/versions/1/download",
                           headers=studio.artist.headers)
     assert link.status_code == 200
-    downloaded = httpx.get(link.json()["url"])
+    downloaded = await fetch(link.json()["url"])
     assert downloaded.status_code == 200 and downloaded.content == mp4_bytes
     events = await db["events"].find({"studio_id": studio.studio_id,
                                       "type": "asset.version_created"}).to_list()
@@ -85,7 +96,8 @@ async def test_proxied_upload_resumes_after_an_interruption(http, studio, mp4_by
     assert done.status_code == 201, done.text
     link = (await http.get(f"/api/v1/assets/{asset['id']}/versions/1/download",
                            headers=headers)).json()["url"]
-    assert hashlib.sha256(httpx.get(link).content).hexdigest() == hashlib.sha256(data).hexdigest()
+    stored = (await fetch(link)).content
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
 async def test_proxied_part_of_the_wrong_size_is_refused(http, studio, mp4_bytes):
@@ -205,12 +217,12 @@ async def test_presigned_urls_tampered_or_expired_are_refused_by_storage(
     url = (await http.get(f"/api/v1/assets/{asset['id']}/versions/1/download",
                           headers=studio.artist.headers)).json()["url"]
     tampered = url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
-    assert httpx.get(tampered).status_code == 403
+    assert (await fetch(tampered)).status_code == 403
     other_key = url.replace("/clip.mp4?", "/other.mp4?")
-    assert httpx.get(other_key).status_code == 403
+    assert (await fetch(other_key)).status_code == 403
     store = ObjectStore(storage_config(settings))
     key = url.split(f"/{settings.s3_bucket}/", 1)[1].split("?", 1)[0]
     short = await store.presigned_get(key, expires_s=1)
-    assert httpx.get(short).status_code == 200
+    assert (await fetch(short)).status_code == 200
     await asyncio.sleep(2.5)
-    assert httpx.get(short).status_code in (400, 403)
+    assert (await fetch(short)).status_code in (400, 403)

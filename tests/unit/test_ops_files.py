@@ -21,7 +21,8 @@ def _console_scripts() -> set[str]:
 def test_compose_has_the_promised_services_and_commands_that_exist():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"mongo", "minio", "ray-head", "farm-node-1", "farm-node-2", "prometheus"} <= set(services)
+    expected = {"mongo", "minio", "ray-head", "farm-node-1", "farm-node-2", "prometheus"}
+    assert expected <= set(services)
     assert services["mongo"]["image"] == "mongo:7"
     for node in ("farm-node-1", "farm-node-2"):
         command = services[node]["command"]
@@ -60,7 +61,8 @@ def test_cluster_yaml_passes_rays_own_validation():
 def test_serve_config_is_valid_and_its_import_path_builds():
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "config/serve.yaml").read_text()))
+    config = yaml.safe_load((ROOT / "config/serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(config)
     module_name, attribute = schema.applications[0].import_path.split(":")
     builder = getattr(importlib.import_module(module_name), attribute)
     assert callable(builder)

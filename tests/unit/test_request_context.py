@@ -29,6 +29,12 @@ def build_app(**options) -> FastAPI:
     async def crash() -> dict:
         raise RuntimeError("secret internals /etc/farm.conf")
 
+    @app.get("/db-gone")
+    async def db_gone() -> dict:
+        from pymongo.errors import AutoReconnect
+
+        raise AutoReconnect("127.0.0.1:27017: connection closed")
+
     @app.get("/items/{n}")
     async def item(n: int) -> dict:
         return {"n": n}
@@ -74,6 +80,13 @@ async def test_validation_error_is_422_in_the_contract():
     assert error["code"] == "validation_failed"
     assert error["details"][0]["loc"] == ["path", "n"]
     assert "not-a-number" not in response.text  # input is never echoed
+
+
+async def test_a_lost_database_connection_is_503_not_500():
+    response = await _get(build_app(), "/db-gone")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "dependency_unavailable"
+    assert "27017" not in response.text
 
 
 async def test_unsafe_request_id_is_replaced():

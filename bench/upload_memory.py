@@ -1,0 +1,170 @@
+"""Upload memory and throughput: the API never holds a file, whatever its size.
+
+Uploads one file through the proxied-parts path and the simple path (limit raised for the
+run) while sampling the RSS of every process under this one (Ray's proxy and replicas
+included), then writes the same bytes straight to the same S3 server with the minio
+client as the baseline. Prints peak RSS growth per process and throughput ratios.
+
+    .venv/bin/python -m bench.upload_memory --size-mib 2048
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+from minio import Minio
+
+from bench._harness import register, start_stack
+from tests.support.media import make_mp4
+
+MIB = 1024 * 1024
+
+
+def _processes(root: int) -> dict[int, str]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children[int(stat.read_text().rsplit(")", 1)[1].split()[1])].append(
+                int(stat.parent.name))
+        except (OSError, IndexError):
+            continue
+    found, todo = {}, [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            try:
+                name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                continue
+            found[pid] = name.rsplit("/", 1)[-1][:40]
+            todo.append(pid)
+    return found
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Peak RSS growth over the baseline, per process, sampled every 50 ms."""
+
+    def __init__(self) -> None:
+        self.names = _processes(os.getpid())
+        self.base = {pid: _rss(pid) for pid in self.names}
+        self.peak = dict(self.base)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            for pid in self.names:
+                self.peak[pid] = max(self.peak[pid], _rss(pid))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def growth(self) -> list[tuple[str, int, int]]:
+        rows = [(self.names[p], p, self.peak[p] - self.base[p]) for p in self.names]
+        return sorted(rows, key=lambda row: -row[2])
+
+
+def make_file(path: Path, size: int) -> Path:
+    head = make_mp4(path.with_suffix(".head.mp4")).read_bytes()
+    with open(path, "wb") as out:
+        out.write(head)
+        left = size - len(head)
+        while left > 0:
+            out.write(os.urandom(min(left, 64 * MIB)))
+            left -= 64 * MIB
+    return path
+
+
+def upload_proxied(base: str, headers: dict, asset: str, path: Path) -> None:
+    size = path.stat().st_size
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as http:
+        session = http.post(f"/api/v1/assets/{asset}/uploads",
+                            json={"filename": path.name, "size": size}).json()
+        with open(path, "rb") as source:
+            for number in range(1, session["part_count"] + 1):
+                part = source.read(session["part_size"])
+                http.put(f"/api/v1/uploads/{session['id']}/parts/{number}", content=part,
+                         headers={"Content-Type": "application/octet-stream"}
+                         ).raise_for_status()
+        http.post(f"/api/v1/uploads/{session['id']}/complete").raise_for_status()
+
+
+def upload_simple(base: str, headers: dict, asset: str, path: Path) -> None:
+    with open(path, "rb") as source, httpx.Client(base_url=base, headers=headers,
+                                                  timeout=600) as http:
+        http.post(f"/api/v1/assets/{asset}/file",
+                  files={"file": (path.name, source, "video/mp4")}).raise_for_status()
+
+
+def upload_direct(stack, path: Path) -> None:
+    s = stack.settings
+    client = Minio(s.s3_endpoint, s.s3_access_key.get_secret_value(),
+                   s.s3_secret_key.get_secret_value(), secure=False, region=s.s3_region)
+    client.fput_object(s.s3_bucket, f"bench/{path.name}", str(path),
+                       part_size=s.upload_part_size_bytes, num_parallel_uploads=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--part-mib", type=int, default=16)
+    args = parser.parse_args()
+    size, part = args.size_mib * MIB, args.part_mib * MIB
+    stack = start_stack(upload_part_size_bytes=part, simple_upload_limit_bytes=size + MIB,
+                        max_upload_bytes=size + MIB, studio_quota_bytes=size * 10)
+    try:
+        work = Path(stack.settings.data_dir) / "bench"
+        work.mkdir()
+        path = make_file(work / "plate.mp4", size)
+        headers = register(stack.base_url)
+        results = {}
+        for name, run in (("direct (minio client)", lambda: upload_direct(stack, path)),
+                          ("proxied parts", None), ("simple", None)):
+            asset = httpx.post(f"{stack.base_url}/api/v1/assets", headers=headers,
+                               json={"name": name, "kind": "plate"}).json()["id"]
+            call = run or (lambda a=asset, n=name: (
+                upload_proxied if n == "proxied parts" else upload_simple
+            )(stack.base_url, headers, a, path))
+            with RssSampler() as sampler:
+                started = time.perf_counter()
+                call()
+                results[name] = (time.perf_counter() - started, sampler.growth())
+        report(results, size, part)
+    finally:
+        stack.stop()
+
+
+def report(results: dict, size: int, part: int) -> None:
+    direct_s = results["direct (minio client)"][0]
+    print(f"file {size / MIB:.0f} MiB, part size {part / MIB:.0f} MiB, "
+          f"target peak growth <= {2 * part / MIB:.0f} MiB per process, throughput >= 0.7")
+    for name, (seconds, growth) in results.items():
+        rate = size / MIB / seconds
+        print(f"\n{name}: {seconds:.1f} s, {rate:.0f} MiB/s, ratio to direct "
+              f"{direct_s / seconds:.2f}")
+        for proc, pid, grew in growth[:5]:
+            print(f"   peak RSS growth {grew / MIB:8.1f} MiB  {proc} (pid {pid})")
+
+
+if __name__ == "__main__":
+    main()
