@@ -17,6 +17,8 @@ from typing import Any
 from pipelines.errors import InvalidInput
 
 _BAD = "the cursor is not valid"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
 
 
 def _encode_value(value: Any) -> list:
@@ -57,7 +59,7 @@ def decode_cursor(cursor: str, sort_field: str) -> tuple[Any, str]:
 
 async def fetch_page(collection: Any, query: dict[str, Any], sort_field: str, *, limit: int,
                      cursor: str | None, descending: bool = False,
-                     max_limit: int = 100) -> tuple[list[dict[str, Any]], str | None]:
+                     max_limit: int = MAX_LIMIT) -> tuple[list[dict[str, Any]], str | None]:
     limit = max(1, min(limit, max_limit))
     if cursor:
         value, doc_id = decode_cursor(cursor, sort_field)

@@ -14,7 +14,18 @@ from pipelines.db import declare_indexes
 from pipelines.errors import DependencyUnavailable
 
 COLLECTION = "rate_windows"
-declare_indexes(COLLECTION, [IndexModel("expires_at", expireAfterSeconds=0)])
+declare_indexes(COLLECTION, [IndexModel("expires_at", expireAfterSeconds=0),
+                             IndexModel("window_end_s")])
+
+
+async def purge_ended_windows(collection, now_s: float) -> int:
+    """Delete counters of windows that are over.
+
+    MongoDB's TTL monitor does this by `expires_at`; the embedded server stores a date set
+    by `$set` as a string, which TTL cannot read, so the janitor also purges by number.
+    """
+    result = await collection.delete_many({"window_end_s": {"$lt": now_s}})
+    return result.deleted_count
 
 
 @dataclass(frozen=True)
@@ -43,7 +54,8 @@ class WindowCounter:
         update = {
             "$inc": {"count": amount},
             # Kept for one extra window so the TTL monitor never races a live window.
-            "$set": {"expires_at": datetime.fromtimestamp(window_end + self.window_s, UTC)},
+            "$set": {"expires_at": datetime.fromtimestamp(window_end + self.window_s, UTC),
+                     "window_end_s": window_end},
         }
         try:
             doc = await self._upsert(doc_id, update)

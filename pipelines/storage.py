@@ -129,7 +129,8 @@ class ObjectStore:
             {"Content-Type": content_type},
         )
 
-    async def upload_part(self, key: str, upload_id: str, part: int, data: bytes) -> str:
+    async def upload_part(self, key: str, upload_id: str, part: int,
+                          data: bytes | bytearray) -> str:
         return await self._call(self.client._upload_part, self.bucket, key, data, None,
                                 upload_id, part)
 
@@ -141,7 +142,7 @@ class ObjectStore:
             while True:
                 page = self.client._list_parts(self.bucket, key, upload_id, max_parts=1000,
                                                part_number_marker=marker)
-                found += [(p.part_number, p.size, p.etag) for p in page.parts]
+                found += [(p.part_number, p.size or 0, p.etag) for p in page.parts]
                 if not page.is_truncated:
                     return found
                 marker = str(page.next_part_number_marker)

@@ -14,9 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pipelines.errors import Forbidden
 from pipelines.identity.models import Principal
-from pipelines.identity.paging import DEFAULT_LIMIT, MAX_LIMIT
 from pipelines.identity.permissions import SESSION_ONLY, Action, can
 from pipelines.identity.service import Identity
+from pipelines.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 _bearer = HTTPBearer(
     auto_error=False,

@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from pipelines.events.log import EventLog
 from pipelines.health import ExecutableCheck, Readiness
 from pipelines.identity.service import Identity
 from pipelines.ratelimit import COLLECTION as RATE_COLLECTION
-from pipelines.ratelimit import WindowCounter
+from pipelines.ratelimit import WindowCounter, purge_ended_windows
 from pipelines.storage import ObjectStore, StorageConfig
 from serve.cluster_link import ClusterLink
 from serve.metrics import HttpMetrics
@@ -105,6 +106,8 @@ class Platform:
             await asyncio.sleep(self.settings.janitor_interval_s)
             try:
                 done = await self.assets.janitor.run_once()
+                done["rate_windows_purged"] = await purge_ended_windows(
+                    self.db[RATE_COLLECTION], time.time())
                 if any(done.values()):
                     log.info("janitor", extra=done)
             except Exception:  # noqa: BLE001 - next round retries; the loop must not die

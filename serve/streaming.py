@@ -20,12 +20,12 @@ from pipelines.errors import InvalidInput, PayloadTooLarge
 FORM_OVERHEAD_BYTES = 64 * 1024
 
 
-async def read_exact(request: Request, expected: int) -> bytes:
+async def read_exact(request: Request, expected: int) -> bytearray:
     """A body of exactly `expected` bytes (one part: bounded by the part size)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > expected:
         raise PayloadTooLarge(f"this part must be {expected} bytes")
-    buffer = bytearray()
+    buffer = bytearray()  # handed on as is: a bytes() copy would double the peak
     async for chunk in request.stream():
         buffer += chunk
         if len(buffer) > expected:
@@ -33,7 +33,7 @@ async def read_exact(request: Request, expected: int) -> bytes:
     if len(buffer) != expected:
         raise InvalidInput(f"this part must be {expected} bytes, got {len(buffer)}",
                            code="part_size_mismatch")
-    return bytes(buffer)
+    return buffer
 
 
 @dataclass

@@ -159,7 +159,7 @@ class UploadService:
         return self.expected_part_size(session, number)
 
     async def put_part(self, principal: Principal, upload_id: str, number: int,
-                       data: bytes) -> dict[str, Any]:
+                       data: bytes | bytearray) -> dict[str, Any]:
         session = await self._get_open(principal, upload_id)
         expected = self.expected_part_size(session, number)
         if len(data) != expected:

@@ -17,10 +17,10 @@ from pipelines.errors import Forbidden, NotFound, Unauthenticated
 from pipelines.identity import audit as events
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page, Principal
-from pipelines.identity.paging import fetch_page
 from pipelines.identity.permissions import Action, can, lowest, may_grant
 from pipelines.identity.records import API_KEYS, db_errors, new_id
 from pipelines.identity.tokens import API_KEY_PREFIX, MAX_TOKEN_CHARS, digest, new_secret
+from pipelines.paging import fetch_page
 
 PREFIX_CHARS = 10
 # `last_used_at` is written at most this often per key: one write per request would

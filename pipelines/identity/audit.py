@@ -11,8 +11,8 @@ from pymongo import IndexModel
 from pipelines.context import request_id_var
 from pipelines.db import declare_indexes
 from pipelines.identity.models import AuditEntryOut, Page
-from pipelines.identity.paging import fetch_page
 from pipelines.identity.records import AUDIT, db_errors, new_id, purge_date
+from pipelines.paging import fetch_page
 
 RETENTION_S = 400 * 24 * 3600  # a little over a year: covers an annual access review
 

@@ -31,13 +31,13 @@ from pipelines.identity.models import (
     UserOut,
     UserPatch,
 )
-from pipelines.identity.paging import fetch_page
 from pipelines.identity.passwords import PasswordHasher
 from pipelines.identity.permissions import Action, Role, can, may_grant
 from pipelines.identity.records import STUDIOS, USERS, db_errors, new_id
 from pipelines.identity.sessions import Sessions
 from pipelines.identity.throttle import LoginThrottle
 from pipelines.identity.tokens import ms_floor
+from pipelines.paging import fetch_page
 
 declare_indexes(STUDIOS, [IndexModel("slug", unique=True)])
 declare_indexes(USERS, [

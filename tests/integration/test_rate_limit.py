@@ -31,6 +31,21 @@ async def test_window_resets_after_its_end(db):
     assert (await counter.hit(key)).allowed
 
 
+async def test_ended_windows_are_purged(db):
+    from pipelines.ratelimit import purge_ended_windows
+
+    now = [2_000_000.0]
+    counter = WindowCounter(db[COLLECTION], limit=5, window_s=10, clock=lambda: now[0])
+    key = f"test:{uuid.uuid4().hex}"
+    await counter.hit(key)
+    assert await purge_ended_windows(db[COLLECTION], now[0]) == 0  # still running
+    assert await counter.count(key) == 1
+    now[0] += 10
+    assert await purge_ended_windows(db[COLLECTION], now[0]) >= 1
+    now[0] -= 10
+    assert await counter.count(key) == 0
+
+
 async def test_api_answers_429_with_retry_after_across_two_replicas(services, settings, api):
     from serve import deployments
     from tests.support.services import test_settings, wait_ready
