@@ -52,6 +52,7 @@ async def test_data_survives_a_restart_of_storage_and_database(services, setting
     from serve.platform import storage_config
 
     store = ObjectStore(storage_config(settings))
+    await _reconnected(db)  # an earlier test restarted the database under this client
     await store.ensure_bucket()
     await store.put_bytes("survival/probe.txt", b"still here")
     await db["survival"].insert_one({"_id": "probe", "v": 1})
