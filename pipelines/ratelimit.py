@@ -24,7 +24,7 @@ async def purge_ended_windows(collection, now_s: float) -> int:
     MongoDB's TTL monitor does this by `expires_at`; the embedded server stores a date set
     by `$set` as a string, which TTL cannot read, so the janitor also purges by number.
     """
-    result = await collection.delete_many({"window_end_s": {"$lt": now_s}})
+    result = await collection.delete_many({"window_end_s": {"$lte": now_s}})
     return result.deleted_count
 
 
