@@ -32,6 +32,7 @@ def start_stack(**overrides: object) -> Stack:
     services = EmbeddedServices(data_dir)
     found = services.start()
     values = {"env": "test", "data_dir": data_dir, "api_port": free_port(),
+              "upload_port": free_port(),
               "bcrypt_rounds": 4, "rate_limit_requests": 10**9, **found, **overrides}
     settings = Settings(**values)
     ray.init(address="local", namespace="studio-farm", include_dashboard=False,

@@ -36,6 +36,19 @@ class Settings(BaseSettings):
     api_max_ongoing_requests: int = Field(
         200, ge=1, description="Concurrent requests (WebSockets included) per Api replica."
     )
+    upload_host: str | None = Field(
+        None, description="Address the upload gateway binds to; unset: the same as FARM_API_HOST."
+    )
+    upload_port: int = Field(
+        8001, ge=1, le=65535, description="Port of the upload gateway, which carries file bytes."
+    )
+    upload_public_url: str | None = Field(
+        None, pattern=r"^https?://",
+        description="Base URL clients send file bytes to; unset: http://<upload host>:<port>.",
+    )
+    upload_gateway_cpus: float = Field(
+        0.25, gt=0, le=16, description="Ray CPUs reserved by the upload gateway (fractional)."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated browser origins allowed by CORS and WebSocket checks.",
@@ -107,6 +120,57 @@ class Settings(BaseSettings):
         60.0, gt=0, description="How often a replica reaps expired uploads and deleted assets."
     )
 
+    # Farm
+    farm_lease_s: float = Field(
+        30.0, gt=0, description="A task lease not renewed by its node's heartbeat ends after this."
+    )
+    farm_node_silence_s: float = Field(
+        15.0, gt=0, description="A node not heard from for this long is lost; its tasks requeue."
+    )
+    farm_circuit_threshold: int = Field(
+        3, ge=1, description="Consecutive failures on a node (or node x task kind) that open "
+        "its circuit."
+    )
+    farm_circuit_cooldown_s: float = Field(
+        60.0, gt=0, description="How long an open circuit waits before one trial task."
+    )
+    farm_bad_node_threshold: int = Field(
+        3, ge=1, description="Failures of one job on one node that bar the node from the job."
+    )
+    farm_retry_initial_s: float = Field(
+        2.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
+    )
+    farm_retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+
+    # Live events and WebSockets
+    event_retention_s: float = Field(
+        7 * 24 * 3600, ge=0, description="Events older than this are pruned (0: no age limit)."
+    )
+    event_retention_count: int = Field(
+        100_000, ge=0, description="Events kept per studio, newest first (0: no count limit)."
+    )
+    ws_send_queue_frames: int = Field(
+        256, ge=8, le=65536,
+        description="Frames queued per socket, and frames sent but not yet acknowledged.",
+    )
+    ws_max_message_bytes: int = Field(
+        65536, ge=1024, le=16 * 1024 * 1024,
+        description="Largest client WebSocket message (closes with 1009 above).",
+    )
+    ws_messages_per_s: float = Field(
+        20.0, gt=0, description="Client messages allowed per socket per second (burst: twice)."
+    )
+    ws_auth_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Time a socket has to send its auth message."
+    )
+    ws_auth_recheck_s: float = Field(
+        30.0, gt=0, le=60, description="How often an open socket's credential is checked again."
+    )
+    ws_heartbeat_s: float = Field(
+        15.0, gt=0, le=300,
+        description="Server ping interval on an idle socket; three missed: closed.",
+    )
+
     # Identity
     jwt_secret: SecretStr = Field(
         SecretStr(DEFAULT_JWT_SECRET), description="HMAC key that signs access tokens."
@@ -124,12 +188,35 @@ class Settings(BaseSettings):
         12, ge=4, le=16, description="bcrypt cost factor (12+ in production)."
     )
 
+    @field_validator("event_retention_count")
+    @classmethod
+    def _keep_enough_events(cls, value: int) -> int:
+        # Writers take the next sequence number just above the newest events.
+        if 0 < value < 100:
+            raise ValueError("keep at least 100 events per studio (or 0 for no limit)")
+        return value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
         return value
+
+    @property
+    def upload_bind_host(self) -> str:
+        return self.upload_host or self.api_host
+
+    @property
+    def upload_url(self) -> str:
+        """Where clients send file bytes: the gateway, or what routes to it in front."""
+        if self.upload_public_url:
+            return self.upload_public_url.rstrip("/")
+        host = self.upload_bind_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.upload_port}"
 
     @property
     def embedded_mongo(self) -> bool:

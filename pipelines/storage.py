@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import httpx
 import urllib3
 from minio import Minio
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
+from config.settings import Settings
 from pipelines.errors import DependencyUnavailable, NotFound
 
 T = TypeVar("T")
 _READ_CHUNK = 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
+_STREAMED_URL_TTL_S = 3600
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,20 @@ class StorageConfig:
     region: str = "us-east-1"
     secure: bool = False
     timeout_s: float = 5.0
+
+
+def storage_config(settings: Settings) -> StorageConfig:
+    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
+        raise ValueError("storage settings are incomplete (endpoint, access key, secret key)")
+    return StorageConfig(
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key.get_secret_value(),
+        secret_key=settings.s3_secret_key.get_secret_value(),
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        secure=settings.s3_secure,
+        timeout_s=settings.dependency_timeout_s,
+    )
 
 
 class ObjectStore:
@@ -57,6 +75,24 @@ class ObjectStore:
             region=config.region,
             http_client=http,
         )
+        self._stream_client: httpx.AsyncClient | None = None
+
+    @property
+    def _streams(self) -> httpx.AsyncClient:
+        """For streamed part uploads; made on first use, inside the event loop that uses it."""
+        if self._stream_client is None:
+            timeout = self.config.timeout_s
+            self._stream_client = httpx.AsyncClient(
+                timeout=httpx.Timeout(connect=timeout, read=max(60.0, timeout),
+                                      write=max(60.0, timeout), pool=max(60.0, timeout)),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            )
+        return self._stream_client
+
+    async def aclose(self) -> None:
+        if self._stream_client is not None:
+            await self._stream_client.aclose()
+            self._stream_client = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -134,6 +170,29 @@ class ObjectStore:
         return await self._call(self.client._upload_part, self.bucket, key, data, None,
                                 upload_id, part)
 
+    async def stream_part(self, key: str, upload_id: str, part: int,
+                          chunks: AsyncIterable[bytes], length: int) -> str:
+        """Store one part of exactly `length` bytes as they arrive; returns its ETag.
+
+        Sent through a presigned URL, whose payload is unsigned, so nothing needs the whole
+        part first (the minio client would hash it before sending): only the piece in hand
+        is held. An error raised by `chunks` ends the request before its last byte, and
+        storage keeps nothing of the part.
+        """
+        url = await self.presigned_part_url(key, upload_id, part, _STREAMED_URL_TTL_S)
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        try:
+            response = await self._streams.put(url, content=chunks, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 300:
+            found = re.search(r"<Code>([^<]+)</Code>", response.text)
+            code = found.group(1) if found else f"HTTP {response.status_code}"
+            if code in _MISSING:
+                raise NotFound(f"object not found: {key}")
+            raise DependencyUnavailable(f"storage error: {code}")
+        return response.headers.get("etag", "").strip('"')
+
     async def list_parts(self, key: str, upload_id: str) -> list[tuple[int, int, str]]:
         """(number, size, etag) of every part the store holds, in order."""
 
@@ -156,6 +215,9 @@ class ObjectStore:
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await self._call(self.client._abort_multipart_upload, self.bucket, key, upload_id)
+
+    async def download(self, key: str, path: str) -> None:
+        await self._call(self.client.fget_object, self.bucket, key, path)
 
     async def put_file(self, key: str, path: str, content_type: str) -> None:
         await self._call(self.client.fput_object, self.bucket, key, path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -15,7 +16,20 @@ from serve.errors import install_error_handlers
 from serve.metrics import HttpMetrics
 from serve.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from serve.platform import Platform
-from serve.routes import api_keys, assets, audit, auth, health, uploads, users
+from serve.routes import (
+    api_keys,
+    assets,
+    audit,
+    auth,
+    events,
+    health,
+    jobs,
+    review,
+    upload_bytes,
+    uploads,
+    users,
+    ws,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -23,6 +37,38 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings, link: ClusterLink | None = None, *,
                behind_serve_proxy: bool = False) -> FastAPI:
     """Build the app; clients open in the lifespan, never at import or build time."""
+    app = _app_with_platform(
+        settings, link, echo_request_id=not behind_serve_proxy,
+        title="Studio Farm API", version="0.1.0",
+        description="Assets, review, render-farm jobs and live events for animation studios.",
+    )
+    app.include_router(health.router)
+    for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs):
+        app.include_router(module.router, prefix=API_PREFIX)
+    for module in (events, review, ws):  # live events and review (docs/realtime.md)
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
+
+
+def create_upload_app(settings: Settings, link: ClusterLink | None = None) -> FastAPI:
+    """The routes Serve's proxy carries poorly (file bytes, the live socket), for the
+    upload gateway (plain uvicorn).
+
+    Same middleware, error contract, auth and platform as the Api; its routes and their
+    documentation live in the Api's OpenAPI document, so this app serves none of its own.
+    """
+    app = _app_with_platform(settings, link, echo_request_id=True, title="Studio Farm uploads",
+                             docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(upload_bytes.router, prefix=API_PREFIX)
+    # The live socket too: through Serve's proxy every frame to every socket is a Ray
+    # message (~0.5 ms of CPU each, docs/realtime.md); here a frame is one socket write.
+    app.include_router(ws.router, prefix=API_PREFIX)
+    return app
+
+
+def _app_with_platform(settings: Settings, link: ClusterLink | None, *, echo_request_id: bool,
+                       **fastapi_options: Any) -> FastAPI:
+    """The lifespan (platform clients), error handlers and middleware every app shares."""
     metrics = HttpMetrics()
 
     @asynccontextmanager
@@ -37,16 +83,8 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
         finally:
             await platform.close()
 
-    app = FastAPI(
-        title="Studio Farm API",
-        version="0.1.0",
-        lifespan=lifespan,
-        description="Assets, review, render-farm jobs and live events for animation studios.",
-    )
+    app = FastAPI(lifespan=lifespan, **fastapi_options)
     install_error_handlers(app)
-    app.include_router(health.router)
-    for module in (auth, users, api_keys, audit, assets, uploads):
-        app.include_router(module.router, prefix=API_PREFIX)
 
     # Added last = outermost. Order, outside in: context → CORS → rate limit → body limit.
     app.add_middleware(BodyLimitMiddleware, limit_bytes=settings.json_body_limit_bytes)
@@ -63,7 +101,7 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
     app.add_middleware(
         RequestContextMiddleware,
         # The Serve proxy already echoes X-Request-ID; a second copy would confuse clients.
-        echo_request_id=not behind_serve_proxy,
+        echo_request_id=echo_request_id,
         trust_forwarded_proto=settings.tls_terminated_upstream,
         metrics=metrics,
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pipelines.events.broadcast import Broadcaster
+from pipelines.events.feed import EventSource
+from pipelines.events.log import EventPublisher
 from pipelines.telemetry import Family, MetricsAggregator
 
 
@@ -14,12 +17,19 @@ class ClusterLink(Protocol):
 
     async def ping(self, timeout_s: float) -> None: ...
 
+    async def wake_dispatcher(self) -> None: ...
+
+    def event_publisher(self) -> EventPublisher: ...
+
+    def event_source(self) -> EventSource: ...
+
 
 class LocalLink:
     """One process, no cluster: metrics are summed in memory, the 'cluster' is always up."""
 
     def __init__(self) -> None:
         self.aggregator = MetricsAggregator()
+        self.broadcaster = Broadcaster()  # live events within this one process
 
     async def report_metrics(self, source_id: str, families: list[Family]) -> None:
         self.aggregator.report(source_id, families)
@@ -29,3 +39,12 @@ class LocalLink:
 
     async def ping(self, timeout_s: float) -> None:
         return None
+
+    async def wake_dispatcher(self) -> None:
+        return None  # no farm without a cluster
+
+    def event_publisher(self) -> EventPublisher:
+        return self.broadcaster
+
+    def event_source(self) -> EventSource:
+        return self.broadcaster

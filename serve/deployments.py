@@ -5,8 +5,10 @@ from __future__ import annotations
 from ray import serve
 from ray.serve import Application
 
+from actors import dispatcher
 from config.loader import load_settings
 from config.settings import Settings
+from serve import gateway
 
 APP_NAME = "studio-farm"
 
@@ -36,14 +38,22 @@ def build_app(settings: Settings) -> Application:
 
 def app_from_env(args: dict[str, str] | None = None) -> Application:
     """Application builder for `serve deploy config/serve.yaml`: settings come from FARM_*."""
-    return build_app(load_settings(**(args or {})))
+    settings = load_settings(**(args or {}))
+    gateway.launch_gateway(settings)  # the byte routes' server, beside Serve's proxy
+    return build_app(settings)
 
 
 def start(settings: Settings) -> None:
-    """Start Serve's HTTP proxy on the configured address and deploy the application."""
+    """Start Serve's HTTP proxy on the configured address and deploy the application,
+    and the upload gateway beside it (docs/assets.md, "Where bytes go")."""
+    upload_gateway = gateway.launch_gateway(settings)
     serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+    gateway.wait_gateway(upload_gateway)
+    dispatcher.ensure_dispatcher(settings)
 
 
 def stop_app() -> None:
     serve.delete(APP_NAME)
+    dispatcher.stop_dispatcher()
+    gateway.stop_gateway()

@@ -50,6 +50,7 @@ def up(settings: Settings) -> int:
         base = f"http://{settings.api_host}:{settings.api_port}"
         print(f"Studio Farm is up.\n  API:            {base}/api/v1\n"
               f"  Docs:           {base}/docs\n  Ready:          {base}/ready\n"
+              f"  Uploads:        {settings.upload_url}/api/v1 (file bytes)\n"
               f"  Ray dashboard:  http://{dashboard}\n  Data:           {settings.data_dir}\n"
               "Ctrl-C stops everything.", flush=True)
         stop.wait()

@@ -16,30 +16,19 @@ from config.settings import Settings
 from pipelines.assets.domain import AssetsDomain
 from pipelines.db import Database
 from pipelines.errors import FarmError
+from pipelines.events.feed import Feed
 from pipelines.events.log import EventLog
+from pipelines.farm.jobs import JobService
 from pipelines.health import ExecutableCheck, Readiness
 from pipelines.identity.service import Identity
 from pipelines.ratelimit import COLLECTION as RATE_COLLECTION
 from pipelines.ratelimit import WindowCounter, purge_ended_windows
-from pipelines.storage import ObjectStore, StorageConfig
+from pipelines.review.service import ReviewService
+from pipelines.storage import ObjectStore, storage_config
 from serve.cluster_link import ClusterLink
 from serve.metrics import HttpMetrics
 
 log = logging.getLogger("farm.platform")
-
-
-def storage_config(settings: Settings) -> StorageConfig:
-    if not (settings.s3_endpoint and settings.s3_access_key and settings.s3_secret_key):
-        raise ValueError("storage settings are incomplete (endpoint, access key, secret key)")
-    return StorageConfig(
-        endpoint=settings.s3_endpoint,
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-        bucket=settings.s3_bucket,
-        region=settings.s3_region,
-        secure=settings.s3_secure,
-        timeout_s=settings.dependency_timeout_s,
-    )
 
 
 @dataclass
@@ -77,11 +66,24 @@ class Platform:
 
     @functools.cached_property
     def events(self) -> EventLog:
-        return EventLog(self.db)
+        return EventLog(self.db, publisher=self.link.event_publisher())
+
+    @functools.cached_property
+    def feed(self) -> Feed:
+        """This process's live events, for its sockets (docs/realtime.md)."""
+        return Feed(self.events, self.link.event_source(), self.source_id)
+
+    @functools.cached_property
+    def review(self) -> ReviewService:
+        return ReviewService(self.db, self.events, self.assets.assets)
 
     @functools.cached_property
     def assets(self) -> AssetsDomain:
         return AssetsDomain.build(self.db, self.store, self.settings, self.events)
+
+    @functools.cached_property
+    def jobs(self) -> JobService:
+        return JobService(self.db, self.events, wake=self.link.wake_dispatcher)
 
     @property
     def readiness(self) -> Readiness:
@@ -100,6 +102,7 @@ class Platform:
         self._tasks.append(asyncio.create_task(self._prepare_storage_and_indexes()))
         self._tasks.append(asyncio.create_task(self._publish_metrics_forever()))
         self._tasks.append(asyncio.create_task(self._janitor_forever()))
+        self._tasks.append(asyncio.create_task(self.feed.run()))
 
     async def _janitor_forever(self) -> None:
         while True:
@@ -108,6 +111,9 @@ class Platform:
                 done = await self.assets.janitor.run_once()
                 done["rate_windows_purged"] = await purge_ended_windows(
                     self.db[RATE_COLLECTION], time.time())
+                done["events_pruned"] = await self.events.prune(
+                    max_age_s=self.settings.event_retention_s,
+                    max_count=self.settings.event_retention_count)
                 if any(done.values()):
                     log.info("janitor", extra=done)
             except Exception:  # noqa: BLE001 - next round retries; the loop must not die
@@ -143,4 +149,5 @@ class Platform:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.store.aclose()
         await self.db.close()

@@ -1,11 +1,8 @@
-"""Request bodies read in bounded pieces: upload bytes never sit whole in memory."""
+"""Request bodies as streams: file bytes are passed on in pieces, never held whole."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import tempfile
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -13,115 +10,150 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from pipelines.assets.uploads import SpooledFile
-from pipelines.errors import InvalidInput, PayloadTooLarge
+from pipelines.assets.streams import IncomingFile
+from pipelines.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 
-# Form overhead (boundaries, part headers) allowed on top of the file itself.
+# Form overhead (boundaries, part headers, small fields) allowed on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
+# Headers of one form part; anything longer is not a browser's or an HTTP client's form.
+PART_HEADER_LIMIT_BYTES = 16 * 1024
 
 
-async def read_exact(request: Request, expected: int) -> bytearray:
-    """A body of exactly `expected` bytes (one part: bounded by the part size)."""
+def declared_length(request: Request) -> int | None:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > expected:
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
+def part_body(request: Request, expected: int) -> AsyncIterator[bytes]:
+    """The body of a proxied part, checked before reading: octet-stream, not over its size.
+
+    The exact length is enforced while it streams (`pipelines.assets.streams.exact_length`).
+    """
+    if not request.headers.get("content-type", "").startswith("application/octet-stream"):
+        raise UnsupportedMedia("send parts as application/octet-stream")
+    declared = declared_length(request)
+    if declared is not None and declared > expected:
         raise PayloadTooLarge(f"this part must be {expected} bytes")
-    buffer = bytearray()  # handed on as is: a bytes() copy would double the peak
-    async for chunk in request.stream():
-        buffer += chunk
-        if len(buffer) > expected:
-            raise PayloadTooLarge(f"this part must be {expected} bytes")
-    if len(buffer) != expected:
-        raise InvalidInput(f"this part must be {expected} bytes, got {len(buffer)}",
-                           code="part_size_mismatch")
-    return buffer
+    return request.stream()
 
 
 @dataclass
-class _FilePart:
-    """Collects the `file` field of a form into a temporary file, hashing as it goes."""
+class _FileField:
+    """Parser callbacks that pick out the first form field named `file`, as pieces."""
 
-    limit: int
-    directory: str | None
-    headers: dict[bytes, bytes] = field(default_factory=dict)
-    field_name: bytes = b""
     filename: str | None = None
     content_type: str | None = None
-    path: str | None = None
-    size: int = 0
-    hasher: object = field(default_factory=hashlib.sha256)
-    _out: object = None
+    pieces: deque[bytes] = field(default_factory=deque)
+    _headers: dict[bytes, bytes] = field(default_factory=dict)
     _header: bytes = b""
+    _header_bytes: int = 0
+    _in_file: bool = False
+    ended: bool = False  # the closing boundary was seen: the form is whole
+
+    def callbacks(self) -> dict:
+        return {"on_header_field": self.header_field, "on_header_value": self.header_value,
+                "on_header_end": self.header_end, "on_headers_finished": self.headers_finished,
+                "on_part_data": self.data, "on_part_end": self.part_end,
+                "on_end": self.end}
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > PART_HEADER_LIMIT_BYTES:
+            raise InvalidInput("a form part's headers are too long", code="form_malformed")
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count(end - start)
         self._header += data[start:end]
 
     def header_value(self, data: bytes, start: int, end: int) -> None:
-        self.headers[self._header.lower()] = self.headers.get(self._header.lower(), b"") + \
-            data[start:end]
+        self._count(end - start)
+        name = self._header.lower()
+        self._headers[name] = self._headers.get(name, b"") + data[start:end]
 
     def header_end(self) -> None:
         self._header = b""
 
     def headers_finished(self) -> None:
-        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
-        if options.get(b"name") == b"file" and self.path is None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if options.get(b"name") == b"file" and self.filename is None:
             self.filename = options.get(b"filename", b"upload").decode("utf-8", "replace")
-            declared = self.headers.get(b"content-type", b"").decode("latin-1").strip()
+            declared = self._headers.get(b"content-type", b"").decode("latin-1").strip()
             self.content_type = declared or None
-            fd, self.path = tempfile.mkstemp(prefix="farm-upload-", dir=self.directory)
-            self._out = os.fdopen(fd, "wb")
-        self.headers = {}
+            self._in_file = True
+        self._headers, self._header_bytes = {}, 0
 
     def data(self, data: bytes, start: int, end: int) -> None:
-        if self._out is None:
-            return
-        chunk = data[start:end]
-        self.size += len(chunk)
-        if self.size > self.limit:
-            raise PayloadTooLarge(f"simple uploads stop at {self.limit} bytes; use a "
-                                  "multipart upload")
-        self.hasher.update(chunk)  # type: ignore[attr-defined]
-        self._out.write(chunk)  # type: ignore[attr-defined]
+        if self._in_file and end > start:
+            self.pieces.append(data[start:end])
 
     def part_end(self) -> None:
-        if self._out is not None:
-            self._out.close()  # type: ignore[attr-defined]
-            self._out = None
+        self._in_file = False
 
-    def discard(self) -> None:
-        self.part_end()
-        if self.path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
+    def end(self) -> None:
+        self.ended = True
 
 
-@contextlib.asynccontextmanager
-async def spooled_form_file(request: Request, limit: int,
-                            directory: str | None = None) -> AsyncIterator[SpooledFile]:
-    """Stream a multipart/form-data body's `file` field to disk; removed afterwards."""
+class _FormStream:
+    """Feeds a request body to the multipart parser a chunk at a time."""
+
+    def __init__(self, request: Request, boundary: bytes, cap: int):
+        self.body = request.stream().__aiter__()
+        self.field = _FileField()
+        self.parser = MultipartParser(boundary, self.field.callbacks())
+        self.cap = cap
+        self.read = 0
+
+    async def advance(self) -> bool:
+        """Parse one more chunk of the body; False at its end (the form is then checked)."""
+        try:
+            chunk = await self.body.__anext__()
+        except StopAsyncIteration:
+            self._parse(None)
+            return False
+        self.read += len(chunk)
+        if self.read > self.cap:
+            raise PayloadTooLarge(f"simple uploads stop at {self.cap - FORM_OVERHEAD_BYTES} "
+                                  "bytes; use a multipart upload")
+        self._parse(chunk)
+        return True
+
+    def _parse(self, chunk: bytes | None) -> None:
+        try:
+            if chunk is None:
+                self.parser.finalize()
+            else:
+                self.parser.write(chunk)
+        except MultipartParseError as exc:
+            raise InvalidInput("the form body is malformed", code="form_malformed") from exc
+        if chunk is None and not self.field.ended:  # a cut body must not become a version
+            raise InvalidInput("the form body ends before its closing boundary",
+                               code="form_malformed")
+
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        more = True
+        while True:
+            while self.field.pieces:
+                yield self.field.pieces.popleft()
+            if not more:
+                return
+            more = await self.advance()
+
+
+async def form_file(request: Request, limit: int) -> IncomingFile:
+    """The `file` field of a multipart/form-data body, as a stream of its bytes.
+
+    Reads only as far as the field's headers; the bytes follow as the consumer pulls them.
+    """
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise InvalidInput("send the file as multipart/form-data in a field named 'file'",
                            code="form_expected")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD_BYTES:
+    declared = declared_length(request)
+    if declared is not None and declared > limit + FORM_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"simple uploads stop at {limit} bytes; use a multipart upload")
-    part = _FilePart(limit, directory)
-    parser = MultipartParser(options[b"boundary"], {
-        "on_header_field": part.header_field, "on_header_value": part.header_value,
-        "on_header_end": part.header_end, "on_headers_finished": part.headers_finished,
-        "on_part_data": part.data, "on_part_end": part.part_end,
-    })
-    try:
-        try:
-            async for chunk in request.stream():
-                parser.write(chunk)
-            parser.finalize()
-        except MultipartParseError as exc:
-            raise InvalidInput("the form body is malformed", code="form_malformed") from exc
-        if part.path is None:
+    form = _FormStream(request, options[b"boundary"], limit + FORM_OVERHEAD_BYTES)
+    while form.field.filename is None:
+        if not await form.advance():
             raise InvalidInput("the form has no field named 'file'", code="file_missing")
-        yield SpooledFile(part.path, part.filename or "upload", part.size,
-                          part.hasher.hexdigest(), part.content_type)  # type: ignore[attr-defined]
-    finally:
-        part.discard()
+    return IncomingFile(form.field.filename, form.field.content_type, form.file_chunks(),
+                        size_hint=declared)

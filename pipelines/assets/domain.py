@@ -36,5 +36,6 @@ class AssetsDomain:
             max_bytes=settings.max_upload_bytes, ttl_s=settings.upload_ttl_s,
             url_ttl_s=settings.upload_url_ttl_s,
         )
-        uploads = UploadService(db, store, assets, quota, versions, limits)
+        uploads = UploadService(db, store, assets, quota, versions, limits,
+                                bytes_url=settings.upload_url)
         return cls(assets, versions, uploads, quota, Janitor(db, store, uploads, quota))

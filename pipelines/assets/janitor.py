@@ -32,10 +32,13 @@ class Janitor:
     async def reap_expired_uploads(self, batch: int = 100) -> int:
         now = self.clock()
         reaped = 0
+        # `receiving`: a simple upload whose process died while the bytes streamed in.
         for session in await self.db[UPLOADS].find(
-            {"state": "open", "expires_at": {"$lte": now}}).limit(batch).to_list():
+            {"state": {"$in": ["open", "receiving"]}, "expires_at": {"$lte": now}}
+        ).limit(batch).to_list():
             claimed = await self.db[UPLOADS].find_one_and_update(
-                {"_id": session["_id"], "state": "open"}, {"$set": {"state": "expired"}})
+                {"_id": session["_id"], "state": session["state"]},
+                {"$set": {"state": "expired"}})
             if claimed is None:
                 continue  # completed, aborted or reaped meanwhile
             try:

@@ -3,15 +3,20 @@
 All three end in `VersionRecorder.verify` + `record`. A session moves open → completing →
 completed, or to aborted/rejected/expired; each move is one conditional update, so two
 replicas can never complete (or abort) the same upload twice, and the studio's upload slot
-is given back exactly once.
+is given back exactly once. A simple upload is `receiving` while its bytes stream in, and
+the janitor reaps one left there (its process died) like an expired open upload.
+
+Bytes arrive as async streams of chunks (`pipelines.assets.streams`): nothing here holds
+more than one part of a proxied upload, or two parts of a simple one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +26,7 @@ from pipelines.assets.models import AssetStatus, CompletedPart, UploadDeclare, s
 from pipelines.assets.quota import Quota
 from pipelines.assets.service import AssetService
 from pipelines.assets.store import UPLOADS
+from pipelines.assets.streams import IncomingFile, PartWriter, Written, exact_length
 from pipelines.assets.versions import AssetFrozen, VersionRecorder
 from pipelines.clock import iso
 from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound, PayloadTooLarge
@@ -29,6 +35,8 @@ from pipelines.identity.permissions import Action, can
 from pipelines.storage import ObjectStore
 
 URLS_PER_PAGE = 100
+
+log = logging.getLogger("farm.uploads")
 
 
 class UploadNotFound(NotFound):
@@ -48,17 +56,6 @@ class UploadLimits:
     url_ttl_s: int
 
 
-@dataclass(frozen=True)
-class SpooledFile:
-    """A simple upload already streamed to local disk, with what was learnt on the way."""
-
-    path: str
-    filename: str
-    size: int
-    sha256: str
-    content_type: str | None
-
-
 def expected_sizes(size: int, part_size: int) -> list[int]:
     count = max(1, math.ceil(size / part_size))
     return [part_size] * (count - 1) + [size - part_size * (count - 1)]
@@ -67,7 +64,7 @@ def expected_sizes(size: int, part_size: int) -> list[int]:
 class UploadService:
     def __init__(self, db, store: ObjectStore, assets: AssetService, quota: Quota,
                  versions: VersionRecorder, limits: UploadLimits,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, bytes_url: str = ""):
         self.uploads = db[UPLOADS]
         self.store = store
         self.assets = assets
@@ -75,6 +72,7 @@ class UploadService:
         self.versions = versions
         self.limits = limits
         self.clock = clock
+        self.bytes_url = bytes_url  # base URL of the upload gateway, told to clients
 
     def _now(self) -> float:
         return self.clock()
@@ -159,15 +157,13 @@ class UploadService:
         return self.expected_part_size(session, number)
 
     async def put_part(self, principal: Principal, upload_id: str, number: int,
-                       data: bytes | bytearray) -> dict[str, Any]:
+                       chunks: AsyncIterable[bytes]) -> dict[str, Any]:
+        """Stream one part to storage as it arrives; refused unless it has its exact size."""
         session = await self._get_open(principal, upload_id)
         expected = self.expected_part_size(session, number)
-        if len(data) != expected:
-            raise InvalidInput(f"part {number} must be {expected} bytes, got {len(data)}",
-                               code="part_size_mismatch")
-        etag = await self.store.upload_part(session["key"], session["s3_upload_id"], number,
-                                            data)
-        return {"part": number, "size": len(data), "etag": etag}
+        etag = await self.store.stream_part(session["key"], session["s3_upload_id"], number,
+                                            exact_length(chunks, expected), expected)
+        return {"part": number, "size": expected, "etag": etag}
 
     async def status(self, principal: Principal, upload_id: str) -> dict[str, Any]:
         session = await self._get(principal, upload_id)
@@ -251,28 +247,61 @@ class UploadService:
         await self.store.abort_multipart(session["key"], session["s3_upload_id"])
         await self.quota.close_upload(session["studio_id"])
 
-    async def simple(self, principal: Principal, asset_id: str, spooled: SpooledFile) -> dict:
-        if spooled.size > self.limits.simple_limit:
-            raise PayloadTooLarge(f"simple uploads stop at {self.limits.simple_limit} bytes; "
-                                  "use a multipart upload")
-        if spooled.size == 0:
-            raise InvalidInput("the file is empty", code="empty_file")
-        session = await self._open_session(principal, asset_id, spooled.filename, spooled.size,
-                                           None, spooled.content_type, "simple")
-        session["state"] = "completing"
-        await self.uploads.insert_one(session)
+    async def simple(self, principal: Principal, asset_id: str,
+                     incoming: IncomingFile) -> dict[str, Any]:
+        """Stream a file of unknown length to storage in parts, then verify and record it."""
+        limit = self.limits.simple_limit
+        session = await self._open_session(
+            principal, asset_id, incoming.filename, min(incoming.size_hint or limit, limit),
+            None, incoming.content_type, "simple")
+        session["state"] = "receiving"
         try:
-            await self.store.put_file(session["key"], spooled.path, "application/octet-stream")
+            session["s3_upload_id"] = await self.store.create_multipart(
+                session["key"], "application/octet-stream")
+            await self.uploads.insert_one(session)
         except FarmError:
-            await self._transition(session["_id"], "completing", "rejected", reason="storage")
             await self.quota.close_upload(principal.studio_id)
             raise
-        return await self._finish(session, spooled.size, spooled.sha256)
+        writer = PartWriter(self.store, session["key"], session["s3_upload_id"],
+                            self.limits.part_size, limit)
+        try:
+            written = await writer.write(incoming.chunks, incoming.size_hint)
+        except Exception as exc:
+            await self._drop_received(session, "receiving", exc)
+            raise
+        return await self._complete_simple(session, written)
 
-    @staticmethod
-    def public(session: dict[str, Any]) -> dict[str, Any]:
-        return {"id": session["_id"], "asset_id": session["asset_id"],
-                "filename": session["filename"], "size": session["size"],
-                "part_size": session["part_size"], "part_count": session["part_count"],
-                "state": session["state"], "expires_at": iso(session["expires_at"]),
-                "version": session.get("version")}
+    async def _complete_simple(self, session: dict[str, Any], written: Written) -> dict:
+        moved = await self._transition(session["_id"], "receiving", "completing",
+                                       size=written.size, part_count=len(written.parts))
+        if moved is None:  # reaped by the janitor meanwhile: storage was released
+            raise Conflict("the upload expired", code="upload_expired")
+        try:
+            await self.store.complete_multipart(moved["key"], moved["s3_upload_id"],
+                                                written.parts)
+        except FarmError as exc:
+            await self._drop_received(moved, "completing", exc)
+            raise
+        return await self._finish(moved, written.size, written.sha256)
+
+    async def _drop_received(self, session: dict[str, Any], state: str,
+                             exc: Exception) -> None:
+        """A simple upload that ends without a version: storage, record and slot."""
+        try:
+            await self.store.abort_multipart(session["key"], session["s3_upload_id"])
+        except FarmError as problem:  # the janitor cannot retry this one; say so
+            log.warning("upload %s: multipart not aborted: %s", session["_id"], problem.message)
+        reason = exc.code if isinstance(exc, FarmError) else "interrupted"
+        if await self._transition(session["_id"], state, "rejected", reason=reason):
+            await self.quota.close_upload(session["studio_id"])
+
+    def public(self, session: dict[str, Any]) -> dict[str, Any]:
+        out = {"id": session["_id"], "asset_id": session["asset_id"],
+               "filename": session["filename"], "size": session["size"],
+               "part_size": session["part_size"], "part_count": session["part_count"],
+               "state": session["state"], "expires_at": iso(session["expires_at"]),
+               "version": session.get("version")}
+        if session["mode"] == "multipart":  # where to PUT parts: the upload gateway
+            out["proxy_part_url_template"] = \
+                f"{self.bytes_url}/api/v1/uploads/{session['_id']}/parts/{{part}}"
+        return out

@@ -44,6 +44,14 @@ class Action(StrEnum):
     ASSET_CREATE = "asset.create"
     ASSET_EDIT_OWN = "asset.edit_own"
     ASSET_EDIT_ANY = "asset.edit_any"
+    REVIEW_COMMENT = "review.comment"
+    REVIEW_DECIDE = "review.decide"
+    EVENT_READ = "event.read"
+    JOB_READ = "job.read"
+    JOB_SUBMIT = "job.submit"
+    JOB_SUBMIT_COMMAND = "job.submit_command"
+    JOB_MANAGE_ANY = "job.manage_any"
+    FARM_READ = "farm.read"
 
 
 _EVERYONE = frozenset(Role)
@@ -68,6 +76,21 @@ TABLE: dict[Action, frozenset[Role]] = {
     # the service's, since it needs the asset.
     Action.ASSET_EDIT_OWN: _EVERYONE,
     Action.ASSET_EDIT_ANY: frozenset({Role.ADMIN, Role.PRODUCER}),
+    # Everyone comments (edits and deletes are the author's: the service checks that).
+    Action.REVIEW_COMMENT: _EVERYONE,
+    # Approving or requesting changes moves an asset's status: the people who sign off.
+    Action.REVIEW_DECIDE: frozenset({Role.ADMIN, Role.PRODUCER, Role.DIRECTOR,
+                                     Role.SUPERVISOR}),
+    # Live events and their replay (studio rooms and the caller's own personal room).
+    Action.EVENT_READ: _EVERYONE,
+    Action.JOB_READ: _EVERYONE,
+    # Preview (and, later, render) jobs are for everyone; a command runs arbitrary
+    # programs on farm nodes, so only TDs and admins may submit one.
+    Action.JOB_SUBMIT: _EVERYONE,
+    Action.JOB_SUBMIT_COMMAND: frozenset({Role.ADMIN, Role.TD}),
+    # Everyone steers their own jobs; these roles steer anyone's in their studio.
+    Action.JOB_MANAGE_ANY: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR}),
+    Action.FARM_READ: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR, Role.TD}),
 }
 
 # Actions an API key may never perform, whatever its role: a leaked key must not be able

@@ -13,12 +13,10 @@ from pipelines.assets.models import (
     AssetPatch,
     AssetStatus,
     public_asset,
-    public_version,
 )
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
 from serve.deps import require
-from serve.streaming import spooled_form_file
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 
@@ -83,14 +81,3 @@ async def download_version(asset_id: str, number: int, request: Request, domain:
                            who: Reader) -> dict[str, Any]:
     ttl = request.app.state.platform.settings.download_url_ttl_s
     return await domain.versions.download_url(who, asset_id, number, ttl)
-
-
-@router.post("/{asset_id}/file", status_code=201,
-             summary="Upload a small file in one multipart/form-data request (field `file`)")
-async def upload_simple(asset_id: str, request: Request, domain: AssetsDep,
-                        who: Editor) -> dict[str, Any]:
-    await domain.assets.editable_doc(who, asset_id)  # refuse before reading any bytes
-    limit = domain.uploads.limits.simple_limit
-    async with spooled_form_file(request, limit) as spooled:
-        version = await domain.uploads.simple(who, asset_id, spooled)
-    return public_version(version)

@@ -1,22 +1,19 @@
-"""Upload sessions: declare, get part URLs, send parts (direct or proxied), complete, abort."""
+"""Upload sessions: declare, get part URLs, complete, abort (part bytes: upload_bytes.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query
 
 from pipelines.assets.models import UploadComplete, UploadDeclare, public_version
-from pipelines.errors import UnsupportedMedia
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
 from serve.deps import require
 from serve.routes.assets import AssetsDep
-from serve.streaming import read_exact
 
 router = APIRouter(tags=["uploads"])
 Editor = Annotated[Principal, require(Action.ASSET_EDIT_OWN)]
-PartNumber = Annotated[int, Path(ge=1, le=10000)]
 
 
 @router.post("/assets/{asset_id}/uploads", status_code=201,
@@ -36,17 +33,6 @@ async def part_urls(upload_id: str, domain: AssetsDep, who: Editor,
                     from_: Annotated[int, Query(alias="from", ge=1)] = 1,
                     to: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
     return await domain.uploads.part_urls(who, upload_id, from_, to)
-
-
-@router.put("/uploads/{upload_id}/parts/{number}",
-            summary="Send one part through the API (application/octet-stream)")
-async def put_part(upload_id: str, number: PartNumber, request: Request, domain: AssetsDep,
-                   who: Editor) -> dict[str, Any]:
-    expected = await domain.uploads.open_for_part(who, upload_id, number)
-    if not request.headers.get("content-type", "").startswith("application/octet-stream"):
-        raise UnsupportedMedia("send parts as application/octet-stream")
-    data = await read_exact(request, expected)
-    return await domain.uploads.put_part(who, upload_id, number, data)
 
 
 @router.post("/uploads/{upload_id}/complete", status_code=201,

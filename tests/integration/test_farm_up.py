@@ -44,7 +44,8 @@ def test_farm_up_serves_ready_and_stops_everything_on_sigterm(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FARM_", "RAY_ADDRESS"))}
     env |= {"FARM_DATA_DIR": str(tmp_path / "data"), "FARM_API_PORT": str(port),
-            "FARM_RAY_DASHBOARD_PORT": str(free_port()), "FARM_API_REPLICAS": "1"}
+            "FARM_RAY_DASHBOARD_PORT": str(free_port()), "FARM_API_REPLICAS": "1",
+            "FARM_UPLOAD_PORT": str(free_port())}
     log = open(tmp_path / "farm-up.log", "w")  # noqa: SIM115 - the child writes to it
     process = subprocess.Popen([sys.executable, "-m", "serve.cli", "up"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

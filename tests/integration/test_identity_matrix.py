@@ -119,6 +119,17 @@ MATRIX: list[Case] = [
     Case("PUT", "/api/v1/uploads/{upload_id}/parts/{number}", (415, 415, 404, 404, 401)),
     Case("POST", "/api/v1/uploads/{upload_id}/complete", (422, 422, 404, 404, 401)),
     Case("DELETE", "/api/v1/uploads/{upload_id}", (204, 204, 404, 404, 401)),
+    # Review: everyone reads and comments; only the author (A's artist) edits or deletes a
+    # comment; directors, producers, supervisors and admins decide. Events: own studio only.
+    Case("GET", "/api/v1/assets/{asset_id}/comments", (200, 200, 200, 404, 401)),
+    Case("POST", "/api/v1/assets/{asset_id}/comments", (201, 201, 201, 404, 401),
+         lambda w: {"body": "matrix"}),
+    Case("PATCH", "/api/v1/comments/{comment_id}", (403, 200, 403, 404, 401),
+         lambda w: {"body": "edited"}),
+    Case("DELETE", "/api/v1/comments/{comment_id}", (403, 204, 403, 404, 401)),
+    Case("POST", "/api/v1/assets/{asset_id}/decisions", (201, 403, 201, 404, 401),
+         lambda w: {"decision": "approve", "note": "ok"}),
+    Case("GET", "/api/v1/events", OK_FOR_ALL_WITH_CREDENTIAL),
 ]
 
 
@@ -192,6 +203,20 @@ async def part_one(http: httpx.AsyncClient, world: World) -> str:
 FILLERS: dict[str, Filler] = {"user_id": a_user, "key_id": a_fresh_key,
                               "asset_id": a_fresh_asset, "upload_id": a_fresh_upload,
                               "number": part_one}
+
+
+async def a_fresh_comment(http: httpx.AsyncClient, world: World) -> str:
+    """A comment of A's artist; fresh per cell since DELETE is not repeatable."""
+    author = await fresh_headers(http, world, "A artist")
+    asset = await create_asset(http, author)
+    response = await http.post(f"/api/v1/assets/{asset['id']}/comments",
+                               json={"body": "first pass"}, headers=author)
+    assert response.status_code == 201, response.text
+    world.created_keys.append(response.json()["id"])
+    return response.json()["id"]
+
+
+FILLERS["comment_id"] = a_fresh_comment
 
 
 async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:

@@ -15,6 +15,7 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "env": "test",
         "data_dir": services.data_dir,
         "api_port": free_port(),
+        "upload_port": free_port(),
         "bcrypt_rounds": 4,
         "rate_limit_requests": 1_000_000,
         "cors_origins": ["http://studio.example"],
@@ -26,6 +27,14 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "max_upload_bytes": 4 * 1024**3,
         "studio_quota_bytes": 1024**3,
         "studio_max_open_uploads": 40,
+        # Sockets re-check their credential every second (4401 tests), not every 30 s.
+        "ws_auth_recheck_s": 1.0,
+        # A fast farm: quick retries, short cooldowns, nodes given up on quickly.
+        "farm_retry_initial_s": 0.4,
+        "farm_circuit_threshold": 2,
+        "farm_circuit_cooldown_s": 4.0,
+        "farm_node_silence_s": 6.0,
+        "farm_lease_s": 10.0,
     }
     return Settings(**(values | overrides | extra))
 

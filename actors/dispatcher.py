@@ -1,0 +1,127 @@
+"""The farm dispatcher: one detached, named, restartable actor over pipelines.farm.Dispatcher.
+
+If it dies, Ray restarts it; the new one rebuilds from MongoDB and the node agents
+(`Dispatcher._recover`). Its loop starts on the first call of any method, which the node
+agents' heartbeats provide within seconds of a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import ray
+
+from actors.node_agent import start_agent
+from config.settings import Settings
+from pipelines.db import Database
+from pipelines.events.log import EventLog
+from pipelines.farm.adoption import PreviewAdopter
+from pipelines.farm.dispatcher import DispatchConfig, Dispatcher
+from pipelines.farm.hooks import PreviewPublisher
+from pipelines.farm.jobs import JobService
+from pipelines.farm.ports import NodeInfo
+from pipelines.farm.store import FarmStore
+from pipelines.logs import configure_logging
+
+NAME = "farm-dispatcher"
+NAMESPACE = "studio-farm"
+log = logging.getLogger("farm.dispatcher")
+
+
+class RayNodeDirectory:
+    """Farm nodes are the live Ray nodes with the `farm` resource."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.agents: dict[str, Any] = {}
+
+    async def discover(self) -> list[NodeInfo]:
+        nodes = await asyncio.to_thread(ray.nodes)
+        return [NodeInfo(n["NodeID"], float(n["Resources"]["farm"]),
+                         int(n["Resources"].get("GPU", 0)), int(n["Resources"].get("memory", 0)),
+                         frozenset(t for t in n.get("Labels", {}).get("farm-tags", "").split(",")
+                                   if t))
+                for n in nodes if n.get("Alive") and n.get("Resources", {}).get("farm")]
+
+    def agent(self, node_id: str):
+        if node_id not in self.agents:
+            self.agents[node_id] = start_agent(node_id, self.settings, NAME)
+        return _AgentCalls(self.agents[node_id])
+
+    def forget(self, node_id: str) -> None:
+        self.agents.pop(node_id, None)
+
+
+class _AgentCalls:
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def run(self, spec: dict[str, Any]) -> None:
+        await self.handle.run.remote(spec)
+
+    async def cancel(self, task_id: str, attempt: int) -> None:
+        with contextlib.suppress(ray.exceptions.RayError):  # a node gone: so is its task
+            await self.handle.cancel.remote(task_id, attempt)
+
+    async def running(self) -> list[list]:
+        return await asyncio.wait_for(self.handle.running.remote(), 10)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
+class DispatcherActor:
+    def __init__(self, settings: Settings, config: DispatchConfig | None = None):
+        configure_logging(settings.log_level)
+        self.settings = settings
+        self.config = config or DispatchConfig.from_settings(settings)
+        self.dispatcher: Dispatcher | None = None
+        self.loop_task: asyncio.Task | None = None
+
+    def _ensure_started(self) -> Dispatcher:
+        if self.dispatcher is None:
+            db = Database(self.settings.mongo_url.get_secret_value(), self.settings.mongo_db)
+            events = EventLog(db)
+            jobs = JobService(db, events, wake=_no_wake)
+            self.dispatcher = Dispatcher(
+                FarmStore(db), RayNodeDirectory(self.settings), events, self.config,
+                hooks={"preview": PreviewPublisher(db, events)},
+                adopt=PreviewAdopter(db, jobs))
+        if self.loop_task is None or self.loop_task.done():
+            self.loop_task = asyncio.get_running_loop().create_task(
+                self.dispatcher.run_forever())
+        return self.dispatcher
+
+    async def start(self) -> bool:
+        self._ensure_started()
+        return True
+
+    async def wake(self) -> None:
+        self._ensure_started().wake()
+
+    async def report(self, kind: str, payload: dict[str, Any]) -> None:
+        self._ensure_started().report(kind, payload)
+
+    async def heartbeat(self, node_id: str, running: list[list]) -> None:
+        self._ensure_started().heartbeat(node_id, running)
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return self._ensure_started().node_table()
+
+
+async def _no_wake() -> None:
+    return None  # inside the dispatcher the next round picks new jobs up
+
+
+def ensure_dispatcher(settings: Settings, config: DispatchConfig | None = None):
+    handle = DispatcherActor.options(
+        name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+    ).remote(settings, config)
+    ray.get(handle.start.remote())
+    return handle
+
+
+def stop_dispatcher() -> None:
+    with contextlib.suppress(ValueError):  # not running
+        ray.kill(ray.get_actor(NAME, namespace=NAMESPACE), no_restart=True)

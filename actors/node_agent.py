@@ -1,0 +1,93 @@
+"""One NodeAgent per farm node, pinned to it: a thin Ray shell over pipelines.farm.agent."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from config.settings import Settings
+from pipelines.farm.agent import NodeAgent
+from pipelines.farm.runners import run_command
+from pipelines.logs import configure_logging
+from pipelines.storage import ObjectStore
+
+NAMESPACE = "studio-farm"
+
+
+def agent_name(node_id: str) -> str:
+    return f"farm-agent-{node_id}"
+
+
+class DispatcherReporter:
+    """Reports go to whichever dispatcher currently holds the name (it may restart)."""
+
+    def __init__(self, dispatcher_name: str):
+        self.dispatcher_name = dispatcher_name
+        self._cached = None
+
+    async def _call(self, method: str, *args: Any) -> None:
+        try:
+            if self._cached is None:
+                self._cached = ray.get_actor(self.dispatcher_name, namespace=NAMESPACE)
+            await getattr(self._cached, method).remote(*args)
+        except Exception:
+            self._cached = None  # look the name up again next time
+            raise
+
+    async def report(self, kind: str, payload: dict[str, Any]) -> None:
+        await self._call("report", kind, payload)
+
+    async def heartbeat(self, node_id: str, running: list[list]) -> None:
+        await self._call("heartbeat", node_id, running)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
+class NodeAgentActor:
+    def __init__(self, node_id: str, settings: Settings, dispatcher_name: str):
+        from serve.platform import storage_config
+
+        configure_logging(settings.log_level)
+        work_dir = Path(tempfile.gettempdir()) / "farm-agent" / node_id
+        work_dir.mkdir(parents=True, exist_ok=True)
+        runners = {"command": run_command, **_optional_runners(settings, work_dir)}
+        self.agent = NodeAgent(node_id, DispatcherReporter(dispatcher_name),
+                               ObjectStore(storage_config(settings)), work_dir, runners)
+        self._heartbeat: asyncio.Task | None = None
+
+    async def run(self, spec: dict[str, Any]) -> None:
+        self._ensure_heartbeat()
+        await self.agent.run(spec)
+
+    async def cancel(self, task_id: str, attempt: int) -> None:
+        await self.agent.cancel(task_id, attempt)
+
+    async def running(self) -> list[list]:
+        self._ensure_heartbeat()
+        return self.agent.running()
+
+    async def ping(self) -> str:
+        return self.agent.node_id
+
+    def _ensure_heartbeat(self) -> None:
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self.agent.heartbeat_forever())
+
+
+def _optional_runners(settings: Settings, work_dir: Path) -> dict:
+    from pipelines.farm.preview_runner import PreviewRunner
+
+    return {"preview": PreviewRunner(settings, work_dir / "cache")}
+
+
+def start_agent(node_id: str, settings: Settings, dispatcher_name: str):
+    return NodeAgentActor.options(
+        name=agent_name(node_id), namespace=NAMESPACE, lifetime="detached",
+        get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(node_id, settings, dispatcher_name)

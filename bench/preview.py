@@ -1,0 +1,127 @@
+"""Preview job overhead: PreviewMaker.make against the same FFmpeg commands run directly.
+
+Makes a 1080p clip (testsrc2 at 30 fps + a sine tone, x264 ultrafast) in a temporary
+folder, records the command lines PreviewMaker runs for it (probe, poster, filmstrip, proxy,
+proxy check), then times (a) those exact command lines run one after another with
+`subprocess.run`, and (b) `PreviewMaker.make` on the same file, alternating a/b and b/a so
+drift in machine load hits both alike. Prints the median wall time of each and b/a
+(target <= 1.15), and the same for the CPU time of the child processes, which other load
+on a shared machine disturbs less than wall time.
+
+    .venv/bin/python -m bench.preview
+    .venv/bin/python -m bench.preview --runs 5 --seconds 30 --preset veryfast
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from pipelines.media import PreviewMaker
+from pipelines.media.recipes import ProxyOptions
+
+TARGET = 1.15
+
+
+def make_source(folder: Path, seconds: int) -> Path:
+    path = folder / "clip_1080p.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         str(path)], check=True, timeout=600)
+    return path
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_direct(commands: list[list[str]]) -> tuple[float, float]:
+    cpu, started = children_cpu_s(), time.perf_counter()
+    for argv in commands:
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    return time.perf_counter() - started, children_cpu_s() - cpu
+
+
+def run_maker(loop: asyncio.AbstractEventLoop, maker: PreviewMaker, source: Path,
+              workdir: Path) -> tuple[float, float, dict[str, float]]:
+    cpu, started = children_cpu_s(), time.perf_counter()
+    made = loop.run_until_complete(maker.make(source, workdir, "video"))
+    elapsed, used = time.perf_counter() - started, children_cpu_s() - cpu
+    shutil.rmtree(workdir)
+    return elapsed, used, made.timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each (default 3)")
+    parser.add_argument("--seconds", type=int, default=30, help="clip length (default 30)")
+    parser.add_argument("--preset", default=ProxyOptions().preset, help="x264 preset of the proxy")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="farm-bench-preview-"))
+    loop = asyncio.new_event_loop()
+    try:
+        source = make_source(folder, args.seconds)
+        maker = PreviewMaker(proxy=ProxyOptions(preset=args.preset))
+        warm = loop.run_until_complete(maker.make(source, folder / "warm", "video"))
+        commands = warm.commands  # the exact argv lists; (a) rewrites the same partial files
+        direct: list[tuple[float, float]] = []
+        wrapped: list[tuple[float, float]] = []
+        steps: list[dict[str, float]] = []
+        for run in range(args.runs):
+            for which in ("a", "b") if run % 2 == 0 else ("b", "a"):
+                if which == "a":
+                    direct.append(run_direct(commands))
+                else:
+                    *measured, timings = run_maker(loop, maker, source, folder / f"run{run}")
+                    wrapped.append((measured[0], measured[1]))
+                    steps.append(timings)
+        report(args, source, warm.probe.as_dict(), commands, direct, wrapped, steps)
+    finally:
+        loop.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(args, source: Path, probe: dict, commands: list[list[str]],
+           direct: list[tuple[float, float]], wrapped: list[tuple[float, float]],
+           steps: list[dict[str, float]]) -> None:
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[0]
+    print(f"{version}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"proxy preset {args.preset}")
+    print(f"source: {probe['width']}x{probe['height']} {probe['fps']:g} fps, "
+          f"{probe['duration_s']:.1f} s, {probe['frames']} frames, {probe['video_codec']}+"
+          f"{probe['audio_codec']}, {source.stat().st_size / 2**20:.1f} MiB")
+    print(f"commands per job: {len(commands)} "
+          f"({', '.join(os.path.basename(argv[0]) for argv in commands)})")
+    for name in ("probe", "poster", "filmstrip", "proxy", "proxy_check"):
+        print(f"  {name:<12} median {statistics.median(s[name] for s in steps):6.2f} s")
+    for index, what in ((0, "wall"), (1, "CPU")):
+        a = statistics.median(run[index] for run in direct)
+        b = statistics.median(run[index] for run in wrapped)
+        print(f"{what} time, (a) FFmpeg commands run directly: median {a:6.2f} s  runs "
+              f"{_list([run[index] for run in direct])}")
+        print(f"{what} time, (b) PreviewMaker.make:            median {b:6.2f} s  runs "
+              f"{_list([run[index] for run in wrapped])}")
+        verdict = "ok" if b / a <= TARGET else "OVER TARGET"
+        print(f"{what} ratio b/a = {b / a:.3f} (target <= {TARGET}) {verdict}")
+
+
+def _list(values: list[float]) -> str:
+    return " ".join(f"{value:.2f}" for value in values)
+
+
+if __name__ == "__main__":
+    main()

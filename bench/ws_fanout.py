@@ -1,0 +1,187 @@
+"""WebSocket fan-out: N clients in one studio room, events published at a steady rate.
+
+Starts the real stack (embedded database and object store, local Ray, Serve with two Api
+replicas, the broadcaster actor, the gateway), opens N sockets, then comments on an asset
+over REST at a steady rate. Each comment is stored (which gives it its `at`), published
+to the broadcaster and fanned out by every process that holds sockets of the studio.
+Latency is measured from the state change (the event's `at`, milliseconds) to receipt
+by the client; every client checks that it got every event once, in order. Both socket
+paths are measured: through Serve's proxy (the Api port, sockets spread over the
+replicas) and through the gateway (one uvicorn process beside Serve). Also printed: CPU
+microseconds per delivery spent by Serve's proxy, the replicas and the gateway.
+
+    .venv/bin/python -m bench.ws_fanout --clients 100 500 --events 100 --rate 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from bench._harness import register, start_stack
+
+
+@dataclass
+class Client:
+    replica: str = ""
+    latencies_ms: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+
+
+def _iso_to_epoch(at: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(at).timestamp()
+
+
+async def _listen(url: str, token: str, client: Client, ready: asyncio.Event,
+                  done: asyncio.Event, opened: list[int], total: int,
+                  compression: str | None) -> None:
+    async with connect(url, subprotocols=["bearer", token], max_queue=None,
+                       open_timeout=60, compression=compression) as ws:
+        hello = json.loads(await ws.recv())
+        client.replica = hello["replica"]
+        await ws.send('{"type":"ping"}')  # the first message starts live delivery at once
+        opened[0] += 1
+        if opened[0] == total:
+            ready.set()
+        while not done.is_set():
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            received = time.time()
+            frame = json.loads(raw)
+            kind = frame.get("type", "")
+            if kind == "ping":
+                await ws.send(json.dumps({"type": "pong", "id": frame["id"]}))
+            elif kind == "asset.commented":
+                client.seqs.append(frame["seq"])
+                client.latencies_ms.append((received - _iso_to_epoch(frame["at"])) * 1000)
+
+
+async def _publish(http: httpx.AsyncClient, headers: dict, asset_id: str, events: int,
+                   rate: float) -> float:
+    started = time.perf_counter()
+    for i in range(events):
+        delay = started + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        response = await http.post(f"/api/v1/assets/{asset_id}/comments", headers=headers,
+                                   json={"body": f"note {i}", "frame": i})
+        response.raise_for_status()
+    return time.perf_counter() - started
+
+
+def _serve_cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by Serve's proxy, the Api replicas and the gateway."""
+    used: dict[str, float] = {"proxy": 0.0, "replicas": 0.0, "gateway": 0.0}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kind = ("proxy" if b"ProxyActor" in cmdline else
+                "replicas" if b"ServeReplica:studio-farm:Api" in cmdline else
+                "gateway" if b"UploadGateway" in cmdline else None)
+        if kind:
+            used[kind] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+async def run(base_url: str, clients_n: int, events: int, rate: float,
+              compression: str | None = "deflate", ws_base: str | None = None) -> dict:
+    headers = register(base_url)
+    token = headers["Authorization"].split()[1]
+    url = (ws_base or base_url).replace("http://", "ws://") + "/api/v1/ws"
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        asset = (await http.post("/api/v1/assets", headers=headers,
+                                 json={"name": "fan-out", "kind": "shot"})).json()
+        clients = [Client() for _ in range(clients_n)]
+        ready, done, opened = asyncio.Event(), asyncio.Event(), [0]
+        tasks = []
+        for i, client in enumerate(clients):
+            tasks.append(asyncio.create_task(
+                _listen(url, token, client, ready, done, opened, clients_n, compression)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.2)  # a ramp, not a connection storm
+        await asyncio.wait_for(ready.wait(), 120)
+        await asyncio.sleep(1.0)
+        cpu_before = _serve_cpu_s()
+        took = await _publish(http, headers, asset["id"], events, rate)
+        for _ in range(150):  # up to 30 s for the stragglers
+            if sum(len(c.seqs) for c in clients) >= clients_n * events:
+                break
+            await asyncio.sleep(0.2)
+        cpu = {k: v - cpu_before[k] for k, v in _serve_cpu_s().items()}
+        done.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return _summary(clients, events, rate, took, cpu)
+
+
+def _summary(clients: list[Client], events: int, rate: float, took: float,
+             cpu: dict[str, float]) -> dict:
+    latencies = [ms for c in clients for ms in c.latencies_ms]
+    in_order = sum(c.seqs == sorted(set(c.seqs)) for c in clients)
+    return {
+        "clients": len(clients), "events": events, "rate_per_s": rate,
+        "publish_s": round(took, 2),
+        "sockets_per_process": sorted(Counter(c.replica for c in clients).values()),
+        "delivered": len(latencies), "expected": len(clients) * events,
+        "clients_in_order_no_dupes": in_order,
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(_percentile(latencies, 99), 1) if latencies else None,
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "cpu_us_per_delivery": {
+            kind: round(seconds / max(1, len(latencies)) * 1e6) for kind, seconds in cpu.items()},
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=10.0, help="events per second")
+    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--paths", nargs="+", choices=["serve", "gateway"],
+                        default=["serve", "gateway"],
+                        help="sockets through Serve's proxy (the Api port) and/or the gateway")
+    parser.add_argument("--no-compression", action="store_true",
+                        help="clients decline permessage-deflate (browsers always offer it)")
+    args = parser.parse_args()
+    compression = None if args.no_compression else "deflate"
+    # A socket is one ongoing request: leave room for every client on either replica.
+    stack = start_stack(api_replicas=args.replicas,
+                        api_max_ongoing_requests=max(args.clients) + 100)
+    try:
+        for path in args.paths:
+            ws_base = stack.settings.upload_url if path == "gateway" else None
+            for n in args.clients:
+                result = asyncio.run(run(stack.base_url, n, args.events, args.rate,
+                                         compression, ws_base))
+                print(json.dumps({"path": path, **result, "compression": compression}),
+                      flush=True)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

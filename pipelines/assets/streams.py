@@ -1,0 +1,187 @@
+"""File bytes as streams, held in bounded pieces whatever the file's size.
+
+`exact_length` passes one part on as it arrives and refuses a part of the wrong length
+before storage could accept it. `PartWriter` cuts a stream of unknown length (a simple
+upload) into multipart parts as it arrives, holding at most one part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from pipelines.errors import InvalidInput, PayloadTooLarge
+from pipelines.storage import ObjectStore
+
+# Bytes go to storage in writes of about this size (each one a short-lived copy): fewer,
+# larger writes than the 64 KiB pieces a server reads a request body in.
+SLICE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """A simple upload as it arrives: what the form said about it, and its bytes."""
+
+    filename: str
+    content_type: str | None
+    chunks: AsyncIterable[bytes]
+    size_hint: int | None = None  # an upper bound (the request's length), when known
+
+
+@dataclass(frozen=True)
+class Written:
+    size: int
+    sha256: str
+    parts: list[tuple[int, str]]  # (number, etag), in order
+
+
+async def exact_length(chunks: AsyncIterable[bytes], expected: int,
+                       batch: int = SLICE_BYTES) -> AsyncIterator[bytes]:
+    """Pass `chunks` on in pieces of about `batch` bytes, raising unless they add up to
+    exactly `expected` bytes.
+
+    What arrived last is held back until the source has ended, so a consumer that has been
+    given `expected` bytes knows the source really stopped there: storage never completes
+    a part whose sender sent more, or whose connection dropped.
+    """
+    pending: list[bytes] = []
+    pending_size = seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > expected:
+            raise PayloadTooLarge(f"this part must be {expected} bytes")
+        if pending_size >= batch:
+            yield b"".join(pending)
+            pending, pending_size = [], 0
+        if chunk:
+            pending.append(chunk)
+            pending_size += len(chunk)
+    if seen != expected:
+        raise InvalidInput(f"this part must be {expected} bytes, got {seen}",
+                           code="part_size_mismatch")
+    if pending:
+        yield b"".join(pending)
+
+
+async def _drain(pieces: deque[bytes]) -> AsyncIterator[bytes]:
+    """Held bytes in writes of about SLICE_BYTES, letting go of each once sent."""
+    while pieces:
+        batch, size = [], 0
+        while pieces and size < SLICE_BYTES:
+            batch.append(pieces.popleft())
+            size += len(batch[-1])
+        yield b"".join(batch)
+
+
+class _OpenPart:
+    """One part, sent to storage as its bytes arrive, declared full-size (`stream`), or
+    collected and sent at its end when it is known to be the last, shorter part.
+
+    A streamed part's bytes are also kept until storage has it: it may turn out to be the
+    last part after all, and then it is sent again with its real length.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, upload_id: str, number: int, size: int,
+                 stream: bool):
+        self.store, self.key, self.upload_id = store, key, upload_id
+        self.number, self.size = number, size
+        self.kept: list[bytes] = []
+        self.held = 0
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._task = asyncio.create_task(store.stream_part(
+            key, upload_id, number, self._body(), size)) if stream else None
+
+    async def _body(self) -> AsyncIterator[bytes]:
+        while (piece := await self._queue.get()) is not None:
+            batch, size = [piece], len(piece)
+            while size < SLICE_BYTES and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    self._queue.put_nowait(None)
+                    break
+                batch.append(more)
+                size += len(more)
+            yield b"".join(batch) if len(batch) > 1 else piece
+
+    async def feed(self, piece: bytes) -> None:
+        if self._task is not None and self._task.done():
+            await self._task  # storage refused early: say so now, not at the part's end
+        self.kept.append(piece)
+        self.held += len(piece)
+        if self._task is not None:
+            self._queue.put_nowait(piece)
+
+    async def finish(self) -> str:
+        """Its ETag once storage has it; a streamed part that is short is sent again."""
+        if self._task is not None and self.held == self.size:
+            self._queue.put_nowait(None)
+            return await self._task
+        await self.abandon()
+        pieces, self.kept = deque(self.kept), []
+        return await self.store.stream_part(self.key, self.upload_id, self.number,
+                                            _drain(pieces), self.held)
+
+    async def abandon(self) -> None:
+        """End the request before its last byte: storage keeps nothing of the part."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        await asyncio.wait([self._task])
+        if not self._task.cancelled():
+            self._task.exception()  # retrieved: an abandoned request's error is expected
+        self._task = None
+
+
+class PartWriter:
+    """Stores a stream of unknown length as the parts of one multipart upload.
+
+    Each part streams to storage while it arrives, so at most one part is held (kept in
+    case it is the last, shorter one); the next part starts when storage has this one.
+    With an upper bound on the size (the request's length), a part that must be the last
+    one is collected and sent once, with its length.
+    """
+
+    def __init__(self, store: ObjectStore, key: str, upload_id: str, part_size: int,
+                 limit: int):
+        self.store = store
+        self.key = key
+        self.upload_id = upload_id
+        self.part_size = part_size
+        self.limit = limit
+        self.parts: list[tuple[int, str]] = []
+
+    async def write(self, chunks: AsyncIterable[bytes],
+                    size_hint: int | None = None) -> Written:
+        hasher, size = hashlib.sha256(), 0
+        part: _OpenPart | None = None
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > self.limit:
+                    raise PayloadTooLarge(f"simple uploads stop at {self.limit} bytes; use a "
+                                          "multipart upload")
+                hasher.update(chunk)
+                while chunk:
+                    if part is None:
+                        left = None if size_hint is None else size_hint - size + len(chunk)
+                        last = left is not None and left < self.part_size  # at most `left`
+                        part = _OpenPart(self.store, self.key, self.upload_id,
+                                         len(self.parts) + 1, self.part_size, stream=not last)
+                    cut = self.part_size - part.held
+                    await part.feed(chunk[:cut] if len(chunk) > cut else chunk)
+                    chunk = chunk[cut:] if len(chunk) > cut else b""
+                    if part.held == self.part_size:
+                        self.parts.append((part.number, await part.finish()))
+                        part = None
+            if size == 0:
+                raise InvalidInput("the file is empty", code="empty_file")
+            if part is not None:
+                self.parts.append((part.number, await part.finish()))
+        except BaseException:
+            if part is not None:
+                await part.abandon()
+            raise
+        return Written(size, hasher.hexdigest(), self.parts)

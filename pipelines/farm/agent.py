@@ -1,0 +1,152 @@
+"""What runs on each farm node: tasks as subprocesses, logs and outputs to storage.
+
+A plain class; `actors/node_agent.py` pins it to its node. Reports to the dispatcher are
+retried until delivered, so a dispatcher restart loses no result; outputs are written under
+keys that depend only on job and file name, so a re-run overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.errors import FarmError
+from pipelines.farm.runners import Runner, TaskContext, TaskFailed
+from pipelines.storage import ObjectStore
+
+log = logging.getLogger("farm.agent")
+
+
+class Reporter(Protocol):
+    async def report(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+    async def heartbeat(self, node_id: str, running: list[list]) -> None: ...
+
+
+def job_prefix(spec: dict[str, Any]) -> str:
+    return f"studios/{spec['studio_id']}/jobs/{spec['job_id']}"
+
+
+class NodeAgent:
+    def __init__(self, node_id: str, reporter: Reporter, store: ObjectStore, work_dir: Path,
+                 runners: dict[str, Runner], clock: Callable[[], float] = time.monotonic):
+        self.node_id = node_id
+        self.reporter = reporter
+        self.store = store
+        self.work_dir = work_dir
+        self.runners = runners
+        self.clock = clock
+        self.tasks: dict[str, tuple[int, asyncio.Task]] = {}
+
+    def running(self) -> list[list]:
+        return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()]
+
+    async def run(self, spec: dict[str, Any]) -> None:
+        """Start a task and return at once; its outcome is reported when it ends."""
+        current = self.tasks.get(spec["task_id"])
+        if current and current[0] >= spec["attempt"]:
+            return  # a duplicate delivery of an attempt already running
+        if current:
+            current[1].cancel()
+        self.tasks[spec["task_id"]] = (spec["attempt"],
+                                       asyncio.create_task(self._execute(spec)))
+
+    async def cancel(self, task_id: str, attempt: int) -> None:
+        current = self.tasks.get(task_id)
+        if current and current[0] == attempt:
+            current[1].cancel()
+
+    async def heartbeat_forever(self, every_s: float = 2.0) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.reporter.heartbeat(self.node_id, self.running())
+            await asyncio.sleep(every_s)
+
+    async def _execute(self, spec: dict[str, Any]) -> None:
+        base = {k: spec[k] for k in ("task_id", "job_id", "attempt", "kind")} | {
+            "node_id": self.node_id}
+        workdir = self.work_dir / f"{spec['task_id']}-{spec['attempt']}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        started = time.monotonic()
+        await self._deliver("started", base)
+
+        async def progress(value: float) -> None:
+            await self._deliver("progress", base | {"progress": round(value, 4)}, retry=False)
+
+        ctx = TaskContext(spec, workdir, lines, progress, started + spec["timeout_s"])
+        outcome = await self._outcome(ctx)
+        outcome["metrics"] = {"wall_s": round(time.monotonic() - started, 3)}
+        outcome["log_key"] = await self._upload_log(spec, lines, outcome)
+        if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
+            del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
+        shutil.rmtree(workdir, ignore_errors=True)
+        await self._deliver("finished", base | outcome)
+
+    async def _outcome(self, ctx: TaskContext) -> dict[str, Any]:
+        runner = self.runners.get(ctx.spec["kind"])
+        try:
+            if runner is None:
+                raise TaskFailed(f"this node cannot run {ctx.spec['kind']} tasks",
+                                 failure_class="crash")
+            async with asyncio.timeout(ctx.spec["timeout_s"]):
+                await runner(ctx)
+            outputs = await self._upload_outputs(ctx)
+            return {"ok": True, "exit_code": 0, "outputs": outputs, **ctx.extra}
+        except TimeoutError:
+            return self._failure(ctx, "timeout", f"ran past {ctx.spec['timeout_s']:g} s")
+        except asyncio.CancelledError:
+            return self._failure(ctx, "cancelled", "killed on request")
+        except FarmError as exc:
+            return self._failure(ctx, getattr(exc, "failure_class", "crash"), exc.message,
+                                 getattr(exc, "exit_code", None))
+        except Exception as exc:  # noqa: BLE001 - any other error is reported, not lost
+            log.exception("task crashed on the node")
+            return self._failure(ctx, "crash", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _failure(ctx: TaskContext, failure_class: str, message: str,
+                 exit_code: int | None = None) -> dict[str, Any]:
+        ctx.log.append(f"[{failure_class}] {message}\n")
+        return {"ok": False, "failure_class": failure_class, "error": message,
+                "exit_code": exit_code}
+
+    async def _upload_outputs(self, ctx: TaskContext) -> list[str]:
+        keys = []
+        root = ctx.workdir / "out"
+        for path in ctx.outputs:
+            relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+            key = f"{job_prefix(ctx.spec)}/outputs/{relative.as_posix()}"
+            await self.store.put_file(key, str(path), "application/octet-stream")
+            keys.append(key)
+        return keys
+
+    async def _upload_log(self, spec: dict[str, Any], lines: list[str],
+                          outcome: dict[str, Any]) -> str | None:
+        key = f"{job_prefix(spec)}/logs/{spec['task_id']}/attempt-{spec['attempt']}.log"
+        text = "".join(lines)[-4_000_000:]  # the end of a huge log is the part that matters
+        try:
+            await self.store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
+        except FarmError:
+            log.warning("task log not stored", extra={"task_id": spec["task_id"]})
+            return None
+        return key
+
+    async def _deliver(self, kind: str, payload: dict[str, Any], retry: bool = True) -> None:
+        delay = 0.2
+        for _ in range(60 if retry else 1):
+            try:
+                await self.reporter.report(kind, payload)
+                return
+            except Exception:  # noqa: BLE001 - the dispatcher may be restarting
+                if not retry:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        log.error("report not delivered", extra={"kind": kind, "task_id": payload["task_id"]})

@@ -1,0 +1,321 @@
+"""The farm's scheduler: reconciles MongoDB (desired state) with the nodes (actual state).
+
+A plain class: the Ray actor in `actors/dispatcher.py` only wraps it. One `step()` is one
+reconciliation round; `run_forever()` calls it when woken (a submission, a report from a
+node) or after `tick_s`, never in a busy loop. Every transition is a conditional update
+carrying the task's attempt number (a fencing token), so a late report from an older
+attempt, or from a node that was given up on, changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+
+from config.settings import Settings
+from pipelines.events.log import EventLog
+from pipelines.farm.models import ACTIVE, TaskState
+from pipelines.farm.outcomes import OutcomeHandler
+from pipelines.farm.policy import BadNodes, CircuitBreakers, RetryPolicy
+from pipelines.farm.ports import NodeDirectory, NodeInfo
+from pipelines.farm.progress import JobTracker
+from pipelines.farm.scheduler import NodeView, Scheduler, TaskView
+from pipelines.farm.store import FarmStore
+
+log = logging.getLogger("farm.dispatcher")
+
+SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
+Adopter = Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    tick_s: float = 1.0
+    lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
+    node_silence_s: float = 15.0       # a node not heard from for this long is lost
+    circuit_threshold: int = 3
+    circuit_cooldown_s: float = 60.0
+    bad_node_threshold: int = 3
+    retry_initial_s: float = 2.0
+    retry_max_s: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchConfig:
+        return cls(lease_s=settings.farm_lease_s, node_silence_s=settings.farm_node_silence_s,
+                   circuit_threshold=settings.farm_circuit_threshold,
+                   circuit_cooldown_s=settings.farm_circuit_cooldown_s,
+                   bad_node_threshold=settings.farm_bad_node_threshold,
+                   retry_initial_s=settings.farm_retry_initial_s,
+                   retry_max_s=settings.farm_retry_max_s)
+
+
+@dataclass(frozen=True)
+class Lease:
+    attempt: int
+    slots: float
+    studio_id: str
+    job_id: str
+
+
+@dataclass
+class NodeState:
+    info: NodeInfo
+    last_seen: float
+    running: dict[str, Lease] = field(default_factory=dict)  # by task id
+
+
+class Dispatcher:
+    def __init__(self, store: FarmStore, directory: NodeDirectory, events: EventLog,
+                 config: DispatchConfig | None = None,
+                 hooks: dict[str, SuccessHook] | None = None,
+                 adopt: Adopter | None = None, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.directory = directory
+        self.config = config or DispatchConfig()
+        self.clock = clock
+        self.nodes: dict[str, NodeState] = {}
+        self.reports: list[tuple[str, dict[str, Any]]] = []
+        self.wakeup = asyncio.Event()
+        self.circuits = CircuitBreakers(self.config.circuit_threshold,
+                                        self.config.circuit_cooldown_s, clock)
+        self.jobs = JobTracker(store, events, clock)
+        self.outcomes = OutcomeHandler(
+            store, events, self.jobs, RetryPolicy(self.config.retry_initial_s,
+                                                  self.config.retry_max_s),
+            self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock)
+        self.adopt = adopt
+        self.scheduler = Scheduler(self._allowed, self._placed)
+        self._recovered = False
+        # Nodes whose agent could not be reached are ignored for a while, even if the
+        # cluster still lists them (it notices a dead node only after 10-15 s).
+        self.quarantine: dict[str, float] = {}
+
+    # -- called by agents and the API (through the actor) -------------------------------
+    def report(self, kind: str, payload: dict[str, Any]) -> None:
+        self.reports.append((kind, payload))
+        self.wakeup.set()
+
+    def heartbeat(self, node_id: str, running: list[list]) -> None:
+        self.report("heartbeat", {"node_id": node_id, "running": running})
+
+    def wake(self) -> None:
+        self.wakeup.set()
+
+    def node_table(self) -> list[dict[str, Any]]:
+        return [self._node_doc(state) for state in self.nodes.values()]
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), self.config.tick_s)
+            self.wakeup.clear()
+            try:
+                await self.step()
+            except Exception:  # noqa: BLE001 - one bad round must not stop the farm
+                log.exception("dispatch round failed; retrying next round")
+
+    async def step(self) -> None:
+        if not self._recovered:
+            await self._recover()
+        phases = [self._refresh_nodes, self._apply_reports, self._expire_silent_nodes,
+                  *([self.adopt] if self.adopt else []), self._enforce_cancellations,
+                  self.jobs.promote_waiting, self._schedule, self.jobs.flush,
+                  self._save_nodes]
+        for phase in phases:
+            try:  # a failing phase must not starve the others (job counts, heartbeats)
+                await phase()
+            except Exception:  # noqa: BLE001
+                log.exception("dispatch phase %s failed", getattr(phase, "__name__", phase))
+
+    async def _save_nodes(self) -> None:
+        await self.store.save_nodes(self.node_table())
+
+    async def _recover(self) -> None:
+        """After a (re)start: what MongoDB says is leased or running is checked with the
+        agents; what no agent runs any more is requeued without charging an attempt."""
+        active = await self.store.active_tasks()
+        infos = {i.node_id: i for i in await self.directory.discover()}
+        claimed: dict[str, set[tuple[str, int]]] = {}
+        for node_id in infos:
+            try:
+                running = await self.directory.agent(node_id).running()
+                claimed[node_id] = {(t, a) for t, a in running}
+            except Exception:  # noqa: BLE001 - an unreachable agent runs nothing
+                claimed[node_id] = set()
+        for task in active:
+            holder = task.get("node_id") or ""
+            if holder in infos and (task["_id"], task["attempt"]) in claimed[holder]:
+                state = self.nodes.setdefault(holder, NodeState(infos[holder], self.clock()))
+                state.running[task["_id"]] = Lease(task["attempt"], task["requirements"]["slots"],
+                                                   task["studio_id"], task["job_id"])
+            else:
+                await self.outcomes.requeue_lost(task["_id"], task["attempt"], holder,
+                                                 task["job_id"])
+        self._recovered = True
+        log.info("dispatcher recovered", extra={"active_tasks": len(active)})
+
+    async def _refresh_nodes(self) -> None:
+        now = self.clock()
+        self.quarantine = {n: t for n, t in self.quarantine.items() if t > now}
+        found = {info.node_id: info for info in await self.directory.discover()
+                 if info.node_id not in self.quarantine}
+        for node_id, info in found.items():
+            if node_id not in self.nodes:
+                self.nodes[node_id] = NodeState(info, self.clock())
+                log.info("node joined", extra={"node_id": node_id, "slots": info.slots})
+            self.nodes[node_id].info = info
+        for node_id in [n for n in self.nodes if n not in found]:
+            await self._lose_node(node_id, "the node left the cluster")
+
+    async def _lose_node(self, node_id: str, why: str) -> None:
+        state = self.nodes.pop(node_id)
+        self.directory.forget(node_id)
+        log.warning("node lost: %s", why, extra={"node_id": node_id,
+                                                  "tasks": len(state.running)})
+        for task_id, lease in state.running.items():
+            await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id)
+
+    async def _expire_silent_nodes(self) -> None:
+        now = self.clock()
+        for node_id, state in list(self.nodes.items()):
+            if state.running and now - state.last_seen > self.config.node_silence_s:
+                await self._lose_node(node_id, "no heartbeat")
+        # Leases nobody renews any more and no node holds (e.g. a round that died between
+        # writing a lease and handing the task over) go back to the queue.
+        held = {t for s in self.nodes.values() for t in s.running}
+        for task in await self.store.expired_leases(now):
+            if task["_id"] not in held:
+                await self.outcomes.requeue_lost(task["_id"], task["attempt"],
+                                                 task.get("node_id"), task["job_id"])
+
+    async def _apply_reports(self) -> None:
+        reports, self.reports = self.reports, []
+        renewals: list[UpdateOne] = []
+        for kind, payload in reports:
+            node = self.nodes.get(payload.get("node_id", ""))
+            if node is not None:
+                node.last_seen = self.clock()
+            if kind == "heartbeat" and node is not None:
+                renewals += await self._on_heartbeat(node, payload["running"])
+            elif kind == "started":
+                await self.outcomes.started(payload)
+            elif kind == "progress":
+                self.jobs.progress(payload)
+            elif kind == "finished":
+                if node is not None:
+                    node.running.pop(payload["task_id"], None)
+                await self.outcomes.finished(payload)
+        await self.store.apply(renewals)
+
+    async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
+        reported = {(task_id, attempt) for task_id, attempt in running}
+        expires = self.clock() + self.config.lease_s
+        ours = {(t, lease.attempt) for t, lease in node.running.items()}
+        for task_id, attempt in reported - ours:
+            # Running there, but not ours (killed, requeued, older attempt): stop it.
+            await self.directory.agent(node.info.node_id).cancel(task_id, attempt)
+        return [UpdateOne({"_id": t, "attempt": a, "state": {"$in": list(ACTIVE)}},
+                          {"$set": {"lease_expires_s": expires}}) for t, a in reported & ours]
+
+    async def _enforce_cancellations(self) -> None:
+        """Tasks of cancelled jobs, or killed through the API, are stopped on their node."""
+        running = {t: (n, lease.attempt) for n, s in self.nodes.items()
+                   for t, lease in s.running.items()}
+        if not running:
+            return
+        states = await self.store.states_of(list(running))
+        for task_id, state in states.items():
+            if state not in ACTIVE:
+                node_id, attempt = running[task_id]
+                self.nodes[node_id].running.pop(task_id, None)
+                await self.directory.agent(node_id).cancel(task_id, attempt)
+
+    def _allowed(self, node_id: str, kind: str) -> bool:
+        return self.circuits.allows(node_id) and self.circuits.allows((node_id, kind))
+
+    def _placed(self, node_id: str, kind: str) -> None:
+        self.circuits.on_dispatch(node_id)
+        self.circuits.on_dispatch((node_id, kind))
+
+    def _views(self) -> list[NodeView]:
+        return [NodeView(n, s.info.slots, sum(lease.slots for lease in s.running.values()),
+                         s.info.gpus, s.info.memory_bytes, s.info.tags)
+                for n, s in self.nodes.items()]
+
+    async def _schedule(self) -> None:
+        nodes = self._views()
+        if not any(n.slots_free > 0 for n in nodes):
+            return
+        jobs = await self.store.schedulable_jobs()
+        ready = await self.store.ready_tasks(list(jobs), self.clock())
+        views = [self._task_view(t, jobs[t["job_id"]]) for t in ready]
+        running_by_studio: dict[str, int] = {}
+        for state in self.nodes.values():
+            for lease in state.running.values():
+                running_by_studio[lease.studio_id] = running_by_studio.get(lease.studio_id, 0) + 1
+        plan = self.scheduler.plan(views, nodes, running_by_studio)
+        await self._lease(plan, {t["_id"]: t for t in ready}, jobs)
+
+    @staticmethod
+    def _task_view(task: dict, job: dict) -> TaskView:
+        req = task["requirements"]
+        return TaskView(task["_id"], task["job_id"], task["studio_id"], task["kind"],
+                        job["priority"], job["created_s"], task["index"], req["slots"],
+                        req["gpus"], req["memory_bytes"], frozenset(req["tags"]),
+                        frozenset(job.get("bad_nodes", [])))
+
+    async def _lease(self, plan: list[tuple[TaskView, str]], tasks: dict[str, dict],
+                     jobs: dict[str, dict]) -> None:
+        now = self.clock()
+        updates = [UpdateOne(
+            {"_id": view.task_id, "state": TaskState.READY.value,
+             "attempt": tasks[view.task_id]["attempt"]},
+            {"$set": {"state": TaskState.LEASED.value, "node_id": node_id,
+                      "attempt": tasks[view.task_id]["attempt"] + 1,
+                      "lease_expires_s": now + self.config.lease_s, "progress": 0.0}})
+            for view, node_id in plan]
+        await self.store.apply(updates)
+        leased = await self.store.states_of([view.task_id for view, _ in plan])
+        for view, node_id in plan:
+            if leased.get(view.task_id) != TaskState.LEASED.value:
+                self.circuits.release_trial(node_id)
+                self.circuits.release_trial((node_id, view.kind))
+                continue  # changed meanwhile (cancelled, paused): not ours to run
+            task = tasks[view.task_id]
+            attempt = task["attempt"] + 1
+            if node_id not in self.nodes:  # lost earlier in this round
+                await self.outcomes.requeue_lost(view.task_id, attempt, node_id, view.job_id)
+                continue
+            self.nodes[node_id].running[view.task_id] = Lease(attempt, view.slots,
+                                                              view.studio_id, view.job_id)
+            self.jobs.touch(view.job_id)
+            try:
+                await self.directory.agent(node_id).run(self._spec(task, attempt, node_id))
+            except Exception:  # noqa: BLE001 - the agent is gone with its node
+                self.quarantine[node_id] = self.clock() + self.config.node_silence_s
+                if node_id in self.nodes:
+                    await self._lose_node(node_id, "its agent does not answer")
+
+    @staticmethod
+    def _spec(task: dict, attempt: int, node_id: str) -> dict[str, Any]:
+        return {"task_id": task["_id"], "job_id": task["job_id"],
+                "studio_id": task["studio_id"], "kind": task["kind"], "attempt": attempt,
+                "frames": task["frames"], "payload": task["payload"],
+                "timeout_s": task["timeout_s"], "node_id": node_id}
+
+    def _node_doc(self, state: NodeState) -> dict[str, Any]:
+        node_id = state.info.node_id
+        return {"_id": node_id, "slots": state.info.slots,
+                "slots_used": sum(lease.slots for lease in state.running.values()),
+                "running_tasks": sorted(state.running), "gpus": state.info.gpus,
+                "tags": sorted(state.info.tags), "circuit": self.circuits.state(node_id).value,
+                "last_heartbeat_s": state.last_seen, "seen_s": self.clock()}
+

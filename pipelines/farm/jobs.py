@@ -1,0 +1,242 @@
+"""Jobs as the API sees them: submit, read, and steer (pause, resume, cancel, retry)."""
+
+from __future__ import annotations
+
+import string
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pipelines.clock import iso
+from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
+from pipelines.events.log import EventLog
+from pipelines.farm.frames import chunk, parse_frames
+from pipelines.farm.models import (
+    ACTIVE,
+    FINAL_JOB,
+    JobKind,
+    JobStatus,
+    JobSubmit,
+    TaskState,
+    public_job,
+    public_task,
+)
+from pipelines.farm.store import FarmStore
+from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action, can
+from pipelines.paging import fetch_page
+
+PLACEHOLDERS = {"frame", "first", "last", "output"}
+Wake = Callable[[], Awaitable[None]]
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class TaskNotFound(NotFound):
+    code = "task_not_found"
+
+
+def check_template(argv: list[str]) -> None:
+    """Only the documented placeholders; anything else is a typo caught before the farm."""
+    for arg in argv:
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
+        except ValueError as exc:
+            raise InvalidInput(f"bad placeholder in {arg!r}: {exc}", code="bad_template") from exc
+        unknown = names - PLACEHOLDERS
+        if unknown:
+            raise InvalidInput(f"unknown placeholders {sorted(unknown)}; use "
+                               f"{sorted(PLACEHOLDERS)}", code="bad_template")
+
+
+def new_task(job: dict[str, Any], index: int, payload: dict[str, Any],
+             frames: list[int] | None = None, deps: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "_id": f"{job['_id']}-{index:05d}", "job_id": job["_id"], "studio_id": job["studio_id"],
+        "kind": job["kind"], "index": index, "frames": frames or [], "deps": deps or [],
+        "state": TaskState.WAITING.value if deps else TaskState.READY.value,
+        "attempt": 0, "failures": 0, "not_before_s": 0.0, "payload": payload,
+        "requirements": job["requirements"], "timeout_s": job["task_timeout_s"],
+        "created_s": job["created_s"],
+    }
+
+
+def new_job(studio_id: str, submitted_by: str, body: JobSubmit, now_s: float,
+            target: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "_id": uuid.uuid4().hex, "studio_id": studio_id, "kind": body.kind, "name": body.name,
+        "status": JobStatus.QUEUED.value, "priority": body.priority,
+        "submitted_by": submitted_by, "requirements": body.requirements.model_dump(),
+        "max_attempts": body.max_attempts, "task_timeout_s": body.task_timeout_s,
+        "task_count": 0, "counts": {}, "created_s": now_s, "updated_s": now_s,
+        "target": target, "bad_nodes": [],
+    }
+
+
+class JobService:
+    def __init__(self, db, events: EventLog, wake: Wake,
+                 clock: Callable[[], float] = time.time):
+        self.store = FarmStore(db)
+        self.db = db
+        self.events = events
+        self.wake = wake
+        self.clock = clock
+
+    async def submit(self, principal: Principal, body: JobSubmit) -> dict[str, Any]:
+        if body.kind == JobKind.COMMAND:
+            if not can(principal.role, Action.JOB_SUBMIT_COMMAND):
+                raise Forbidden("command jobs are for TDs and admins")
+            job, tasks = self._command_job(principal, body)
+        else:
+            job, tasks = await self._preview_job(principal, body)
+        return await self.store_and_announce(job, tasks)
+
+    async def store_and_announce(self, job: dict, tasks: list[dict]) -> dict[str, Any]:
+        job["task_count"] = len(tasks)
+        job["counts"] = {TaskState.READY.value: sum(t["state"] == "ready" for t in tasks),
+                         TaskState.WAITING.value: sum(t["state"] == "waiting" for t in tasks)}
+        await self.store.insert_job(job, tasks)
+        await self.events.append(job["studio_id"], "job.submitted", f"job:{job['_id']}",
+                                 {"job": public_job(job)})
+        await self.wake()
+        return public_job(job)
+
+    def _command_job(self, principal: Principal, body: JobSubmit) -> tuple[dict, list[dict]]:
+        if not body.command:
+            raise InvalidInput("command jobs need `command` (an argument list)",
+                               code="command_missing")
+        check_template(body.command)
+        frames = parse_frames(body.frames or "1")
+        job = new_job(principal.studio_id, principal.user_id, body, self.clock())
+        tasks = [new_task(job, i, {"argv": body.command}, frames=part)
+                 for i, part in enumerate(chunk(frames, body.chunk_size))]
+        return job, tasks
+
+    async def _preview_job(self, principal: Principal, body: JobSubmit) -> tuple[dict, list]:
+        if not (body.asset_id and body.version):
+            raise InvalidInput("preview jobs need `asset_id` and `version`", code="target_missing")
+        version = await self.db["asset_versions"].find_one(
+            {"studio_id": principal.studio_id, "asset_id": body.asset_id, "number": body.version})
+        if version is None:
+            raise NotFound("no such version", code="version_not_found")
+        return self.preview_job_for(version, principal.user_id, body)
+
+    def preview_job_for(self, version: dict, submitted_by: str,
+                        body: JobSubmit | None = None) -> tuple[dict, list[dict]]:
+        body = body or JobSubmit.model_validate({
+            "kind": "preview", "name": f"preview v{version['number']}", "priority": 70,
+            "task_timeout_s": 1800})
+        target = {"asset_id": version["asset_id"], "version": version["number"]}
+        job = new_job(version["studio_id"], submitted_by, body, self.clock(), target)
+        payload = {"key": version["key"], "sha256": version["sha256"],
+                   "family": version["media"]["family"], "filename": version["filename"],
+                   **target}
+        return job, [new_task(job, 0, payload)]
+
+    async def get_doc(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        job = await self.store.jobs.find_one({"_id": job_id, "studio_id": principal.studio_id})
+        if job is None:
+            raise JobNotFound("no such job")
+        return job
+
+    async def list_jobs(self, principal: Principal, *, limit: int, cursor: str | None,
+                        status: str | None, kind: str | None, submitter: str | None) -> dict:
+        query: dict[str, Any] = {"studio_id": principal.studio_id}
+        for field, value in (("status", status), ("kind", kind), ("submitted_by", submitter)):
+            if value:
+                query[field] = value
+        docs, next_cursor = await fetch_page(self.store.jobs, query, "created_s", limit=limit,
+                                             cursor=cursor, descending=True, max_limit=100)
+        return {"items": [public_job(d) for d in docs], "next_cursor": next_cursor}
+
+    def _may_steer(self, principal: Principal, job: dict) -> None:
+        if job["submitted_by"] != principal.user_id and not can(principal.role,
+                                                                Action.JOB_MANAGE_ANY):
+            raise Forbidden("only the submitter, a supervisor, producer or admin may steer "
+                            "this job")
+
+    async def steer(self, principal: Principal, job_id: str, action: str) -> dict[str, Any]:
+        job = await self.get_doc(principal, job_id)
+        self._may_steer(principal, job)
+        now = self.clock()
+        moves = {"pause": (["queued", "running"], JobStatus.PAUSED),
+                 "resume": (["paused"], JobStatus.QUEUED),
+                 "cancel": (["queued", "running", "paused", "failed"], JobStatus.CANCELLED),
+                 "retry": (["failed", "running", "queued"], JobStatus.QUEUED)}
+        allowed, target = moves[action]
+        if job["status"] not in allowed:
+            raise Conflict(f"a {job['status']} job cannot be {action}d", code="job_state")
+        if action == "retry":
+            await self._retry_tasks(job_id)
+        fields: dict[str, Any] = {"status": target.value, "updated_s": now, "reason": None}
+        if action == "cancel":
+            await self.store.tasks.update_many(
+                {"job_id": job_id, "state": {"$in": ["waiting", "ready", "failed"]}},
+                {"$set": {"state": TaskState.CANCELLED.value}})
+            fields["finished_s"] = now
+        if not await self.store.set_job(job_id, fields, only_if_status=allowed):
+            raise Conflict("the job changed meanwhile; try again", code="job_state")
+        await self.wake()
+        if target.value in FINAL_JOB:
+            await self.events.append(job["studio_id"], f"job.{target.value}", f"job:{job_id}",
+                                     {"job_id": job_id, "by": principal.user_id})
+        return public_job(await self.get_doc(principal, job_id))
+
+    async def _retry_tasks(self, job_id: str) -> None:
+        result = await self.store.tasks.update_many(
+            {"job_id": job_id, "state": {"$in": ["failed", "dead"]}},
+            {"$set": {"state": TaskState.READY.value, "failures": 0, "not_before_s": 0.0,
+                      "error": None, "error_class": None}})
+        if result.modified_count == 0:
+            raise Conflict("nothing to retry: no failed or dead tasks", code="nothing_to_retry")
+
+    async def set_priority(self, principal: Principal, job_id: str, priority: int) -> dict:
+        job = await self.get_doc(principal, job_id)
+        self._may_steer(principal, job)
+        await self.store.set_job(job_id, {"priority": priority, "updated_s": self.clock()})
+        await self.wake()
+        return public_job(await self.get_doc(principal, job_id))
+
+    async def task_doc(self, principal: Principal, task_id: str) -> dict[str, Any]:
+        task = await self.store.tasks.find_one({"_id": task_id, "studio_id": principal.studio_id})
+        if task is None:
+            raise TaskNotFound("no such task")
+        return task
+
+    async def tasks(self, principal: Principal, job_id: str, *, limit: int,
+                    cursor: str | None) -> tuple[list[dict], str | None]:
+        await self.get_doc(principal, job_id)
+        docs, next_cursor = await fetch_page(self.store.tasks, {"job_id": job_id}, "index",
+                                             limit=limit, cursor=cursor, max_limit=500)
+        history = await self.store.history([d["_id"] for d in docs])
+        return [public_task(d, history[d["_id"]]) for d in docs], next_cursor
+
+    async def kill(self, principal: Principal, task_id: str) -> dict[str, Any]:
+        """Mark a running task killed; the dispatcher stops it on its node next round."""
+        task = await self.task_doc(principal, task_id)
+        job = await self.get_doc(principal, task["job_id"])
+        self._may_steer(principal, job)
+        result = await self.store.tasks.update_one(
+            {"_id": task_id, "attempt": task["attempt"], "state": {"$in": list(ACTIVE)}},
+            {"$set": {"state": TaskState.FAILED.value, "error_class": "killed",
+                      "error": f"killed by {principal.user_id}", "finished_s": self.clock()}})
+        if not result.modified_count:
+            raise Conflict(f"the task is {task['state']}, not running", code="task_not_running")
+        await self.wake()
+        task = await self.task_doc(principal, task_id)
+        return public_task(task, (await self.store.history([task_id]))[task_id])
+
+    async def nodes(self, principal: Principal) -> list[dict[str, Any]]:
+        """Farm nodes are shared: other studios' task ids are counted, never shown."""
+        docs = await self.store.nodes.find({}).sort("_id", 1).to_list()
+        mine = {t["_id"] for t in await self.store.tasks.find(
+            {"studio_id": principal.studio_id, "state": {"$in": list(ACTIVE)}},
+            {"_id": 1}).to_list()}
+        return [{"node_id": d["_id"], "slots": d["slots"], "slots_used": d["slots_used"],
+                 "gpus": d.get("gpus", 0), "tags": d.get("tags", []), "circuit": d["circuit"],
+                 "running_tasks": len(d["running_tasks"]),
+                 "my_tasks": [t for t in d["running_tasks"] if t in mine],
+                 "last_heartbeat_at": iso(d.get("last_heartbeat_s"))} for d in docs]

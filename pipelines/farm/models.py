@@ -1,0 +1,107 @@
+"""Jobs and tasks: the farm's model, request bodies and public shapes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pipelines.clock import iso
+
+
+class JobKind(StrEnum):
+    PREVIEW = "preview"
+    COMMAND = "command"
+    RENDER = "render"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskState(StrEnum):
+    WAITING = "waiting"
+    READY = "ready"
+    LEASED = "leased"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (TaskState.LEASED.value, TaskState.RUNNING.value)
+FINAL_JOB = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
+Arg = Annotated[str, StringConstraints(max_length=4096)]
+
+
+class Requirements(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slots: float = Field(1.0, gt=0, le=64, description="Farm slots (CPU share) per task.")
+    gpus: int = Field(0, ge=0, le=8)
+    memory_bytes: int = Field(0, ge=0)
+    tags: list[Tag] = Field(default_factory=list, max_length=10)
+
+
+class JobSubmit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["preview", "command"]
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                           max_length=200)] = "job"
+    priority: int = Field(50, ge=0, le=100)
+    requirements: Requirements = Field(default_factory=Requirements)  # type: ignore[arg-type]
+    max_attempts: int = Field(3, ge=1, le=10)
+    task_timeout_s: float = Field(3600, gt=0, le=7 * 24 * 3600)
+    # command jobs
+    command: list[Arg] | None = Field(None, min_length=1, max_length=256)
+    frames: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    chunk_size: int = Field(1, ge=1, le=10_000)
+    # preview jobs
+    asset_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    version: int | None = Field(None, ge=1)
+
+
+class JobPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(ge=0, le=100)
+
+
+def public_job(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "kind": doc["kind"], "name": doc["name"], "status": doc["status"],
+        "priority": doc["priority"], "submitted_by": doc["submitted_by"],
+        "requirements": doc["requirements"], "max_attempts": doc["max_attempts"],
+        "task_timeout_s": doc["task_timeout_s"], "task_count": doc["task_count"],
+        "counts": doc.get("counts", {}), "reason": doc.get("reason"),
+        "bad_nodes": doc.get("bad_nodes", []), "target": doc.get("target"),
+        "created_at": iso(doc["created_s"]), "updated_at": iso(doc.get("updated_s")),
+        "finished_at": iso(doc.get("finished_s")),
+    }
+
+
+def public_attempt(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: entry.get(k) for k in ("attempt", "node_id", "ok", "failure_class",
+                                      "exit_code", "wall_s")} | {
+        "finished_at": iso(entry.get("finished_s"))}
+
+
+def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "job_id": doc["job_id"], "index": doc["index"],
+        "frames": doc.get("frames", []), "depends_on": doc.get("deps", []),
+        "state": doc["state"], "attempt": doc["attempt"], "node_id": doc.get("node_id"),
+        "lease_expires_at": iso(doc.get("lease_expires_s")), "progress": doc.get("progress", 0.0),
+        "exit_code": doc.get("exit_code"), "error_class": doc.get("error_class"),
+        "error": doc.get("error"), "log_key": doc.get("log_key"),
+        "outputs": doc.get("outputs", []), "started_at": iso(doc.get("started_s")),
+        "finished_at": iso(doc.get("finished_s")), "retry_at": iso(doc.get("not_before_s")),
+        "metrics": doc.get("metrics", {}),
+        "history": [public_attempt(h) for h in history or []],
+    }

@@ -1,0 +1,140 @@
+"""What happens to a task when its node reports: started, succeeded, failed or lost."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pipelines.events.log import EventLog
+from pipelines.farm.models import ACTIVE, TaskState
+from pipelines.farm.policy import BadNodes, CircuitBreakers, FailureClass, RetryPolicy
+from pipelines.farm.progress import JobTracker
+from pipelines.farm.store import FarmStore
+
+log = logging.getLogger("farm.dispatcher")
+SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
+NODE_FAULTS = (FailureClass.CRASH.value, FailureClass.TIMEOUT.value)
+
+
+class OutcomeHandler:
+    def __init__(self, store: FarmStore, events: EventLog, jobs: JobTracker,
+                 retry: RetryPolicy, circuits: CircuitBreakers, bad_nodes: BadNodes,
+                 hooks: dict[str, SuccessHook], clock: Callable[[], float] = time.time):
+        self.store, self.events, self.jobs = store, events, jobs
+        self.retry, self.circuits, self.bad_nodes = retry, circuits, bad_nodes
+        self.hooks = hooks
+        self.clock = clock
+
+    def _fence(self, payload: dict[str, Any], states=ACTIVE) -> dict[str, Any]:
+        return {"_id": payload["task_id"], "attempt": payload["attempt"],
+                "state": {"$in": list(states)}}
+
+    def _entry(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """One line of the task's attempt history, for TDs and for the tests."""
+        return {"task_id": payload["task_id"], "job_id": payload["job_id"],
+                "attempt": payload["attempt"], "node_id": payload.get("node_id"),
+                "ok": payload["ok"], "failure_class": payload.get("failure_class"),
+                "exit_code": payload.get("exit_code"), "finished_s": self.clock(),
+                "wall_s": (payload.get("metrics") or {}).get("wall_s")}
+
+    async def started(self, payload: dict[str, Any]) -> None:
+        result = await self.store.tasks.update_one(
+            self._fence(payload, (TaskState.LEASED.value,)),
+            {"$set": {"state": TaskState.RUNNING.value, "started_s": self.clock()}})
+        if result.modified_count:
+            self.jobs.touch(payload["job_id"])
+
+    async def finished(self, payload: dict[str, Any]) -> None:
+        if payload["ok"]:
+            await self._succeeded(payload)
+        else:
+            await self._failed(payload)
+
+    async def _succeeded(self, payload: dict[str, Any]) -> None:
+        fields = {"state": TaskState.SUCCEEDED.value, "progress": 1.0,
+                  "finished_s": self.clock(), "exit_code": payload.get("exit_code", 0),
+                  "outputs": payload.get("outputs", []), "log_key": payload.get("log_key"),
+                  "metrics": payload.get("metrics", {}), "error": None, "error_class": None}
+        result = await self.store.tasks.update_one(self._fence(payload), {"$set": fields})
+        if not result.modified_count:
+            return  # a stale attempt: its result is ignored
+        await self.store.record_attempt(self._entry(payload))
+        self.circuits.record_success(payload["node_id"])
+        self.circuits.record_success((payload["node_id"], payload["kind"]))
+        self.jobs.touch(payload["job_id"])
+        hook = self.hooks.get(payload["kind"])
+        if hook is not None:
+            job = await self.store.job(payload["job_id"])
+            task = await self.store.tasks.find_one({"_id": payload["task_id"]})
+            if job and task:
+                await hook(job, task, payload)
+
+    async def _failed(self, payload: dict[str, Any]) -> None:
+        task = await self.store.tasks.find_one(self._fence(payload))
+        job = await self.store.job(payload["job_id"]) if task else None
+        if task is None or job is None:
+            return
+        failure = payload.get("failure_class") or FailureClass.CRASH.value
+        decision = self.retry.decide(failure, task["failures"] + 1, job["max_attempts"])
+        now = self.clock()
+        fields: dict[str, Any] = {
+            "error_class": failure, "error": (payload.get("error") or "")[:2000],
+            "exit_code": payload.get("exit_code"), "log_key": payload.get("log_key"),
+            "finished_s": now, "failures": task["failures"] + int(decision.charge_attempt)}
+        if decision.retry:
+            fields |= {"state": TaskState.READY.value, "not_before_s": now + decision.delay_s,
+                       "node_id": None}
+        elif failure == FailureClass.CANCELLED.value:
+            fields["state"] = TaskState.FAILED.value
+        else:
+            fields["state"] = TaskState.DEAD.value
+        result = await self.store.tasks.update_one(self._fence(payload), {"$set": fields})
+        if not result.modified_count:
+            return
+        await self.store.record_attempt(self._entry(payload))
+        await self._blame_node(payload, job, failure)
+        kind = "task.retrying" if decision.retry else "task.failed"
+        await self.events.append(job["studio_id"], kind, f"job:{job['_id']}", {
+            "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],
+            "attempt": payload["attempt"], "failure_class": failure,
+            "error": fields["error"][:500], "retry_in_s": round(decision.delay_s, 3)})
+        self.jobs.touch(job["_id"])
+
+    async def _blame_node(self, payload: dict[str, Any], job: dict, failure: str) -> None:
+        node_id = payload["node_id"]
+        if failure not in NODE_FAULTS:
+            return
+        opened = self.circuits.record_failure(node_id)
+        self.circuits.record_failure((node_id, payload["kind"]))
+        if opened:
+            log.warning("circuit opened", extra={"node_id": node_id})
+            await self.events.append(job["studio_id"], "node.circuit_opened",
+                                     f"job:{job['_id']}", {"node_id": node_id,
+                                                           "cooldown_s": self.circuits.cooldown_s})
+        if self.bad_nodes.record_failure(job["_id"], node_id):
+            await self.store.set_job(job["_id"], {
+                "bad_nodes": sorted({*job.get("bad_nodes", []), node_id})})
+
+    async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,
+                           job_id: str | None) -> None:
+        """The node is gone: the task goes back to the queue; no attempt is charged."""
+        result = await self.store.tasks.update_one(
+            {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
+            {"$set": {"state": TaskState.READY.value, "node_id": None, "not_before_s": 0.0,
+                      "error_class": FailureClass.NODE_LOST.value,
+                      "error": f"node {node_id} was lost"}})
+        if result.modified_count:
+            task = await self.store.tasks.find_one({"_id": task_id})
+            if task:
+                await self.store.record_attempt({
+                    "task_id": task_id, "job_id": task["job_id"], "attempt": attempt,
+                    "node_id": node_id, "ok": False, "finished_s": self.clock(),
+                    "failure_class": FailureClass.NODE_LOST.value})
+                self.jobs.touch(task["job_id"])
+                await self.events.append(task["studio_id"], "task.retrying",
+                                         f"job:{task['job_id']}",
+                                         {"job_id": task["job_id"], "task_id": task_id,
+                                          "attempt": attempt, "failure_class": "node_lost",
+                                          "retry_in_s": 0.0})

@@ -1,0 +1,31 @@
+"""What the dispatcher needs from the cluster and from node agents (Ray in production)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    slots: float
+    gpus: int = 0
+    memory_bytes: int = 0
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+class AgentPort(Protocol):
+    async def run(self, spec: dict[str, Any]) -> None: ...
+
+    async def cancel(self, task_id: str, attempt: int) -> None: ...
+
+    async def running(self) -> list[list]: ...  # [[task_id, attempt], ...]
+
+
+class NodeDirectory(Protocol):
+    async def discover(self) -> list[NodeInfo]: ...
+
+    def agent(self, node_id: str) -> AgentPort: ...
+
+    def forget(self, node_id: str) -> None: ...

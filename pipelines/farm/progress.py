@@ -1,0 +1,115 @@
+"""Job status and progress, recomputed from task states in batches, announced throttled."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from pymongo import UpdateOne
+
+from pipelines.events.log import EventLog
+from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
+from pipelines.farm.store import FarmStore
+
+PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
+
+
+def job_status(current: str, counts: Counter, total: int) -> str:
+    if current in (JobStatus.PAUSED.value, JobStatus.CANCELLED.value):
+        return current
+    if counts[TaskState.SUCCEEDED.value] == total:
+        return JobStatus.COMPLETED.value
+    if counts[TaskState.DEAD.value]:
+        return JobStatus.FAILED.value
+    runnable = sum(counts[s] for s in (*ACTIVE, "ready", "waiting"))
+    if counts[TaskState.FAILED.value] and not runnable:
+        return JobStatus.FAILED.value
+    if any(counts[s] for s in ACTIVE) or counts[TaskState.SUCCEEDED.value]:
+        return JobStatus.RUNNING.value
+    return JobStatus.QUEUED.value
+
+
+class JobTracker:
+    def __init__(self, store: FarmStore, events: EventLog, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.events = events
+        self.clock = clock
+        self.touched: set[str] = set()
+        self.task_progress: dict[tuple[str, int], float] = {}
+        self.last_announced: dict[str, float] = {}
+
+    def touch(self, job_id: str | None) -> None:
+        if job_id:
+            self.touched.add(job_id)
+
+    def progress(self, payload: dict[str, Any]) -> None:
+        self.task_progress[(payload["task_id"], payload["attempt"])] = payload["progress"]
+        self.touch(payload.get("job_id"))
+
+    async def promote_waiting(self) -> None:
+        """Waiting tasks whose dependencies all succeeded become ready."""
+        jobs = await self.store.schedulable_jobs()
+        waiting = await self.store.waiting_tasks(list(jobs))
+        if not waiting:
+            return
+        deps = await self.store.states_of(sorted({d for t in waiting for d in t["deps"]}))
+        ready = [t for t in waiting
+                 if all(deps.get(d) == TaskState.SUCCEEDED.value for d in t["deps"])]
+        await self.store.apply([UpdateOne({"_id": t["_id"], "state": "waiting"},
+                                          {"$set": {"state": TaskState.READY.value}})
+                                for t in ready])
+        for task in ready:
+            self.touch(task["job_id"])
+
+    async def flush(self) -> None:
+        progress, self.task_progress = self.task_progress, {}
+        await self.store.apply([
+            UpdateOne({"_id": task_id, "attempt": attempt, "state": TaskState.RUNNING.value},
+                      {"$set": {"progress": value}})
+            for (task_id, attempt), value in progress.items()])
+        touched, self.touched = self.touched, set()
+        for job_id in touched:
+            await self._refresh(job_id)
+
+    async def _refresh(self, job_id: str) -> None:
+        job = await self.store.job(job_id)
+        if job is None:
+            return
+        counts = await self.store.recount(job_id)
+        status = job_status(job["status"], counts, job["task_count"])
+        now = self.clock()
+        fields: dict[str, Any] = {"counts": dict(counts), "updated_s": now}
+        if status != job["status"]:
+            fields["status"] = status
+            if status in FINAL_JOB:
+                fields["finished_s"] = now
+        if status == JobStatus.FAILED.value and status != job["status"]:
+            fields["reason"] = await self._reason(job_id)
+        await self.store.set_job(job_id, fields)
+        await self._announce(job, status, counts, fields.get("reason"))
+
+    async def _reason(self, job_id: str) -> str:
+        task = await self.store.tasks.find_one(
+            {"job_id": job_id, "state": {"$in": ["dead", "failed"]}})
+        if task is None:
+            return "a task failed"
+        return f"task {task['index']} {task['state']}: {task.get('error_class')}: " \
+               f"{task.get('error') or 'no message'}"
+
+    async def _announce(self, job: dict, status: str, counts: Counter, reason: str | None):
+        room, job_id, now = f"job:{job['_id']}", job["_id"], self.clock()
+        data = {"job_id": job_id, "status": status, "counts": dict(counts),
+                "total": job["task_count"],
+                "done": counts[TaskState.SUCCEEDED.value] / max(1, job["task_count"])}
+        if status != job["status"] and status in (JobStatus.COMPLETED.value,
+                                                  JobStatus.FAILED.value):
+            await self.events.append(job["studio_id"], f"job.{status}", room,
+                                     data | ({"reason": reason} if reason else {}))
+            self.last_announced.pop(job_id, None)
+        elif now - self.last_announced.get(job_id, 0.0) >= PROGRESS_EVERY_S:
+            self.last_announced[job_id] = now
+            await self.events.append(job["studio_id"], "job.progress", room, data)
+        else:
+            self.touched.add(job_id)  # announce the latest counts on a later round

@@ -1,0 +1,80 @@
+"""How a node runs one task of each kind. Failures carry a `failure_class`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.errors import FarmError
+from pipelines.media.runner import run_tool
+
+Progress = Callable[[float], Awaitable[None]]
+
+
+class TaskFailed(FarmError):
+    """A task ended badly; `failure_class` tells the retry policy what kind of bad."""
+
+    code = "task_failed"
+
+    def __init__(self, message: str, *, failure_class: str = "crash",
+                 exit_code: int | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.failure_class = failure_class
+        self.exit_code = exit_code
+
+    def __reduce__(self):
+        return (_rebuild, (self.message, self.failure_class, self.exit_code))
+
+
+def _rebuild(message, failure_class, exit_code):
+    return TaskFailed(message, failure_class=failure_class, exit_code=exit_code)
+
+
+@dataclass
+class TaskContext:
+    spec: dict[str, Any]
+    workdir: Path
+    log: list[str]
+    progress: Progress
+    deadline: float
+    outputs: list[Path] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. preview metadata
+
+    def remaining_s(self) -> float:
+        return max(0.1, self.deadline - time.monotonic())
+
+
+class Runner(Protocol):
+    async def __call__(self, ctx: TaskContext) -> None: ...
+
+
+def _expand(argv: list[str], values: dict[str, Any]) -> list[str]:
+    return [arg.format(**values) for arg in argv]
+
+
+async def run_command(ctx: TaskContext) -> None:
+    """A command template over the task's frames: once per frame when it names `{frame}`,
+    else once for the chunk (`{first}`..`{last}`). Outputs go to `{output}`."""
+    argv: list[str] = ctx.spec["payload"]["argv"]
+    frames: list[int] = ctx.spec["frames"] or [0]
+    output = ctx.workdir / "out"
+    output.mkdir(parents=True, exist_ok=True)
+    per_frame = any("{frame" in arg for arg in argv)
+    runs = [[f] for f in frames] if per_frame else [frames]
+    for done, chunk_frames in enumerate(runs, start=1):
+        values = {"frame": chunk_frames[0], "first": chunk_frames[0], "last": chunk_frames[-1],
+                  "output": str(output)}
+        expanded = _expand(argv, values)
+        result = await run_tool(expanded, timeout_s=ctx.remaining_s(), memory_bytes=None,
+                                cpu_seconds=None, cwd=ctx.workdir, check=False)
+        ctx.log.append(f"$ {' '.join(expanded)}\n{result.stdout.decode(errors='replace')}"
+                       f"{result.stderr_tail}\n[exit {result.returncode}, "
+                       f"{result.wall_s:.2f}s]\n")
+        if result.returncode != 0:
+            raise TaskFailed(f"{expanded[0]} exited {result.returncode}",
+                             exit_code=result.returncode, failure_class="crash")
+        await ctx.progress(done / len(runs))
+    ctx.outputs.extend(sorted(p for p in output.rglob("*") if p.is_file()))

@@ -1,0 +1,120 @@
+"""Jobs and tasks in MongoDB: the farm's desired state, written in batches."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from pipelines.db import declare_indexes
+from pipelines.farm.models import ACTIVE, TaskState
+
+JOBS = "jobs"
+TASKS = "tasks"
+NODES = "farm_nodes"
+ATTEMPTS = "task_attempts"
+
+declare_indexes(JOBS, [
+    IndexModel([("studio_id", ASCENDING), ("created_s", DESCENDING)], name="studio_recent"),
+    IndexModel([("studio_id", ASCENDING), ("status", ASCENDING), ("created_s", DESCENDING)],
+               name="studio_status"),
+    IndexModel([("status", ASCENDING)], name="status"),
+])
+declare_indexes(TASKS, [
+    IndexModel([("state", ASCENDING), ("not_before_s", ASCENDING)], name="ready_queue"),
+    IndexModel([("job_id", ASCENDING), ("index", ASCENDING)], unique=True, name="job_index"),
+    IndexModel([("node_id", ASCENDING), ("state", ASCENDING)], name="node_state"),
+])
+declare_indexes(ATTEMPTS, [IndexModel([("job_id", ASCENDING), ("task_id", ASCENDING)],
+                                      name="job_task")])
+
+
+class FarmStore:
+    def __init__(self, db):
+        self.jobs = db[JOBS]
+        self.tasks = db[TASKS]
+        self.nodes = db[NODES]
+        # One document per attempt (not an array pushed onto the task): the embedded
+        # server stores a pushed sub-document as a JSON string.
+        self.attempts = db[ATTEMPTS]
+
+    async def record_attempt(self, entry: dict[str, Any]) -> None:
+        entry = entry | {"_id": f"{entry['task_id']}:{entry['attempt']}"}
+        with contextlib.suppress(DuplicateKeyError):  # a report delivered twice
+            await self.attempts.insert_one(entry)
+
+    async def history(self, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {t: [] for t in task_ids}
+        for entry in await self.attempts.find({"task_id": {"$in": task_ids}}).to_list():
+            found.setdefault(entry["task_id"], []).append(entry)
+        for entries in found.values():
+            entries.sort(key=lambda e: e["attempt"])
+        return found
+
+    async def insert_job(self, job: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        # Tasks first: a job document is only ever seen with all its tasks in place.
+        await self.tasks.insert_many(tasks, ordered=True)
+        await self.jobs.insert_one(job)
+
+    async def job(self, job_id: str) -> dict[str, Any] | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def schedulable_jobs(self) -> dict[str, dict[str, Any]]:
+        docs = await self.jobs.find({"status": {"$in": ["queued", "running"]}}).to_list()
+        return {d["_id"]: d for d in docs}
+
+    async def ready_tasks(self, job_ids: list[str], now_s: float,
+                          limit: int = 2000) -> list[dict[str, Any]]:
+        if not job_ids:
+            return []
+        return await self.tasks.find(
+            {"state": TaskState.READY.value, "job_id": {"$in": job_ids},
+             "not_before_s": {"$lte": now_s}}
+        ).limit(limit).to_list()
+
+    async def active_tasks(self) -> list[dict[str, Any]]:
+        return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
+
+    async def expired_leases(self, now_s: float) -> list[dict[str, Any]]:
+        return await self.tasks.find({"state": {"$in": list(ACTIVE)},
+                                      "lease_expires_s": {"$lt": now_s}}).to_list()
+
+    async def waiting_tasks(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        if not job_ids:
+            return []
+        return await self.tasks.find(
+            {"state": TaskState.WAITING.value, "job_id": {"$in": job_ids}}).to_list()
+
+    async def states_of(self, task_ids: list[str]) -> dict[str, str]:
+        docs = await self.tasks.find({"_id": {"$in": task_ids}}, {"state": 1}).to_list()
+        return {d["_id"]: d["state"] for d in docs}
+
+    async def apply(self, updates: list[UpdateOne]) -> int:
+        """One round trip for a batch of conditional task updates; returns how many held."""
+        if not updates:
+            return 0
+        result = await self.tasks.bulk_write(updates, ordered=False)
+        return result.modified_count
+
+    async def recount(self, job_id: str) -> Counter:
+        docs = await self.tasks.find({"job_id": job_id}, {"state": 1}).to_list()
+        return Counter(d["state"] for d in docs)
+
+    async def set_job(self, job_id: str, fields: dict[str, Any],
+                      only_if_status: list[str] | None = None) -> bool:
+        query: dict[str, Any] = {"_id": job_id}
+        if only_if_status is not None:
+            query["status"] = {"$in": only_if_status}
+        result = await self.jobs.update_one(query, {"$set": fields})
+        return result.modified_count == 1
+
+    async def save_nodes(self, docs: list[dict[str, Any]]) -> None:
+        """The live nodes, as the API shows them; nodes that left are dropped."""
+        await self.nodes.delete_many({"_id": {"$nin": [d["_id"] for d in docs]}})
+        if docs:
+            await self.nodes.bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in docs],
+                ordered=False)

@@ -1,0 +1,31 @@
+"""`GET /api/v1/events`: replay of the event log over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from pipelines.events.replay import MAX_PAGE, replay_page
+from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action
+from serve.deps import require
+
+router = APIRouter(prefix="/events", tags=["live"])
+
+Reader = Annotated[Principal, require(Action.EVENT_READ)]
+
+
+@router.get("", summary="Events after a sequence number, oldest first (replay)")
+async def list_events(
+    request: Request, who: Reader,
+    after: Annotated[int | None, Query(ge=0, description="Last seq the client has.")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,18}$",
+                                        description="`next_cursor` of the previous page.")] = None,
+    room: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    if after is None and cursor is not None:
+        after = int(cursor)
+    return await replay_page(request.app.state.platform.events, who, after=after, room=room,
+                             limit=limit)

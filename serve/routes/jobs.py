@@ -1,0 +1,87 @@
+"""Farm jobs and tasks: submit, watch, steer; node status for ops and TDs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from pipelines.farm.jobs import JobService, TaskNotFound
+from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit, public_job
+from pipelines.identity.models import Principal
+from pipelines.identity.permissions import Action
+from serve.deps import require
+
+router = APIRouter(tags=["farm"])
+Reader = Annotated[Principal, require(Action.JOB_READ)]
+Submitter = Annotated[Principal, require(Action.JOB_SUBMIT)]
+FarmReader = Annotated[Principal, require(Action.FARM_READ)]
+
+
+def get_jobs(request: Request) -> JobService:
+    return request.app.state.platform.jobs
+
+
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+
+
+@router.post("/jobs", status_code=201, summary="Submit a job (preview; command for TDs)")
+async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict[str, Any]:
+    return await jobs.submit(who, body)
+
+
+@router.get("/jobs", summary="The studio's jobs, newest first")
+async def list_jobs(jobs: JobsDep, who: Reader,
+                    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+                    status: JobStatus | None = None, kind: JobKind | None = None,
+                    submitter: Annotated[str | None, Query(max_length=64)] = None) -> dict:
+    return await jobs.list_jobs(who, limit=limit, cursor=cursor, status=status, kind=kind,
+                           submitter=submitter)
+
+
+@router.get("/jobs/{job_id}", summary="One job with its counts by task state")
+async def get_job(job_id: str, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+    return public_job(await jobs.get_doc(who, job_id))
+
+
+@router.patch("/jobs/{job_id}", summary="Change a job's priority")
+async def patch_job(job_id: str, body: JobPatch, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+    return await jobs.set_priority(who, job_id, body.priority)
+
+
+@router.post("/jobs/{job_id}/{action}",
+             summary="pause, resume, cancel, or retry (failed and dead tasks again)")
+async def steer_job(job_id: str, action: Literal["pause", "resume", "cancel", "retry"],
+                    jobs: JobsDep, who: Reader) -> dict[str, Any]:
+    return await jobs.steer(who, job_id, action)
+
+
+@router.get("/jobs/{job_id}/tasks", summary="A job's tasks in order")
+async def job_tasks(job_id: str, jobs: JobsDep, who: Reader,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                    cursor: Annotated[str | None, Query(max_length=1024)] = None) -> dict:
+    items, next_cursor = await jobs.tasks(who, job_id, limit=limit, cursor=cursor)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.post("/tasks/{task_id}/kill", summary="Stop a running task (it ends failed)")
+async def kill_task(task_id: str, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+    return await jobs.kill(who, task_id)
+
+
+@router.get("/tasks/{task_id}/log", summary="A presigned URL of the task's latest log")
+async def task_log(task_id: str, request: Request, jobs: JobsDep,
+                   who: Reader) -> dict[str, Any]:
+    platform = request.app.state.platform
+    task = await jobs.task_doc(who, task_id)
+    if not task.get("log_key"):
+        raise TaskNotFound("this task has no log yet", code="log_not_found")
+    url = await platform.store.presigned_get(task["log_key"],
+                                             platform.settings.download_url_ttl_s)
+    return {"task_id": task_id, "attempt": task["attempt"], "url": url}
+
+
+@router.get("/farm/nodes", summary="Farm nodes: slots, running tasks, circuit, heartbeat")
+async def farm_nodes(jobs: JobsDep, who: FarmReader) -> dict[str, Any]:
+    return {"items": await jobs.nodes(who)}
