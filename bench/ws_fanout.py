@@ -83,14 +83,30 @@ async def _publish(http: httpx.AsyncClient, headers: dict, asset_id: str, events
     return time.perf_counter() - started
 
 
-def _serve_cpu_s() -> dict[str, float]:
-    """CPU seconds used so far by Serve's proxy, the Api replicas and the gateway."""
-    used: dict[str, float] = {"proxy": 0.0, "replicas": 0.0, "gateway": 0.0}
-    ticks = os.sysconf("SC_CLK_TCK")
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            cmdline = (stat.parent / "cmdline").read_bytes()
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def _serve_cpu_s() -> dict[str, float]:
+    """CPU seconds used so far by this stack's Serve proxy, Api replicas and gateway."""
+    used: dict[str, float] = {"proxy": 0.0, "replicas": 0.0, "gateway": 0.0}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for pid in _descendants(os.getpid()):  # other stacks on the machine are not ours
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         kind = ("proxy" if b"ProxyActor" in cmdline else

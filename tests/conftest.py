@@ -78,3 +78,11 @@ async def db(settings):
     database = Database(settings.mongo_url.get_secret_value(), settings.mongo_db)
     yield database
     await database.close()
+
+
+@pytest.fixture(scope="session")
+def mp4_bytes(tmp_path_factory) -> bytes:
+    """A real H.264 MP4 made by FFmpeg, once per run."""
+    from tests.support.media import make_mp4
+
+    return make_mp4(tmp_path_factory.mktemp("media") / "clip.mp4").read_bytes()

@@ -80,7 +80,7 @@ class _OpenPart:
     """One part, sent to storage as its bytes arrive, declared full-size (`stream`), or
     collected and sent at its end when it is known to be the last, shorter part.
 
-    A streamed part's bytes are also kept until storage has it: it may turn out to be the
+    A streamed part's bytes are also kept until it is whole: it may turn out to be the
     last part after all, and then it is sent again with its real length.
     """
 
@@ -91,6 +91,7 @@ class _OpenPart:
         self.kept: list[bytes] = []
         self.held = 0
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._sent = asyncio.Event()
         self._task = asyncio.create_task(store.stream_part(
             key, upload_id, number, self._body(), size)) if stream else None
 
@@ -105,6 +106,7 @@ class _OpenPart:
                 batch.append(more)
                 size += len(more)
             yield b"".join(batch) if len(batch) > 1 else piece
+        self._sent.set()
 
     async def feed(self, piece: bytes) -> None:
         if self._task is not None and self._task.done():
@@ -114,11 +116,30 @@ class _OpenPart:
         if self._task is not None:
             self._queue.put_nowait(piece)
 
-    async def finish(self) -> str:
-        """Its ETag once storage has it; a streamed part that is short is sent again."""
-        if self._task is not None and self.held == self.size:
-            self._queue.put_nowait(None)
-            return await self._task
+    async def hand_over(self) -> None:
+        """The part is whole: return once every byte is on its way to storage (its answer
+        comes later, `answer`), so the next part can start meanwhile. A whole part is
+        never sent again, so its kept bytes go."""
+        kept, self.kept = self.kept, []
+        if self._task is None:
+            self._task = asyncio.create_task(self.store.stream_part(
+                self.key, self.upload_id, self.number, _drain(deque(kept)), self.held))
+            return
+        self._queue.put_nowait(None)
+        sent = asyncio.ensure_future(self._sent.wait())
+        await asyncio.wait([sent, self._task], return_when=asyncio.FIRST_COMPLETED)
+        sent.cancel()
+        if self._task.done():
+            self._task.result()  # raises what storage answered early
+
+    async def answer(self) -> str:
+        """Storage's ETag for a part handed over."""
+        assert self._task is not None
+        return await self._task
+
+    async def finish_short(self) -> str:
+        """The stream ended inside this part: its request (if any) is cut off, and the kept
+        bytes are sent with their real length."""
         await self.abandon()
         pieces, self.kept = deque(self.kept), []
         return await self.store.stream_part(self.key, self.upload_id, self.number,
@@ -138,10 +159,10 @@ class _OpenPart:
 class PartWriter:
     """Stores a stream of unknown length as the parts of one multipart upload.
 
-    Each part streams to storage while it arrives, so at most one part is held (kept in
-    case it is the last, shorter one); the next part starts when storage has this one.
-    With an upper bound on the size (the request's length), a part that must be the last
-    one is collected and sent once, with its length.
+    Each part streams to storage while it arrives and is kept until it is whole (in case
+    it is the last, shorter one), so about one part is held; the next part starts as soon
+    as every byte of this one is on its way. With an upper bound on what is left (from
+    the request's length), a part that must be the last is collected and sent once.
     """
 
     def __init__(self, store: ObjectStore, key: str, upload_id: str, part_size: int,
@@ -152,11 +173,12 @@ class PartWriter:
         self.part_size = part_size
         self.limit = limit
         self.parts: list[tuple[int, str]] = []
+        self._part: _OpenPart | None = None  # filling
+        self._whole: _OpenPart | None = None  # handed over, storage's answer to come
 
     async def write(self, chunks: AsyncIterable[bytes],
                     size_hint: int | None = None) -> Written:
         hasher, size = hashlib.sha256(), 0
-        part: _OpenPart | None = None
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -164,24 +186,37 @@ class PartWriter:
                     raise PayloadTooLarge(f"simple uploads stop at {self.limit} bytes; use a "
                                           "multipart upload")
                 hasher.update(chunk)
-                while chunk:
-                    if part is None:
-                        left = None if size_hint is None else size_hint - size + len(chunk)
-                        last = left is not None and left < self.part_size  # at most `left`
-                        part = _OpenPart(self.store, self.key, self.upload_id,
-                                         len(self.parts) + 1, self.part_size, stream=not last)
-                    cut = self.part_size - part.held
-                    await part.feed(chunk[:cut] if len(chunk) > cut else chunk)
-                    chunk = chunk[cut:] if len(chunk) > cut else b""
-                    if part.held == self.part_size:
-                        self.parts.append((part.number, await part.finish()))
-                        part = None
+                await self._take(chunk, None if size_hint is None else size_hint - size)
             if size == 0:
                 raise InvalidInput("the file is empty", code="empty_file")
-            if part is not None:
-                self.parts.append((part.number, await part.finish()))
+            await self._settle()
+            if self._part is not None:
+                self.parts.append((self._part.number, await self._part.finish_short()))
+                self._part = None
         except BaseException:
-            if part is not None:
-                await part.abandon()
+            for part in (self._part, self._whole):
+                if part is not None:
+                    await part.abandon()
             raise
         return Written(size, hasher.hexdigest(), self.parts)
+
+    async def _take(self, chunk: bytes, after: int | None) -> None:
+        """Add `chunk` to the parts; `after`: at most this many bytes follow it, if known."""
+        while chunk:
+            if self._part is None:
+                last = after is not None and after + len(chunk) < self.part_size
+                number = len(self.parts) + (self._whole is not None) + 1
+                self._part = _OpenPart(self.store, self.key, self.upload_id, number,
+                                       self.part_size, stream=not last)
+            room = self.part_size - self._part.held
+            piece, chunk = (chunk[:room], chunk[room:]) if len(chunk) > room else (chunk, b"")
+            await self._part.feed(piece)
+            if self._part.held == self.part_size:
+                await self._part.hand_over()
+                await self._settle()
+                self._whole, self._part = self._part, None
+
+    async def _settle(self) -> None:
+        if self._whole is not None:
+            whole, self._whole = self._whole, None
+            self.parts.append((whole.number, await whole.answer()))

@@ -104,8 +104,8 @@ class VersionRecorder:
         ).sort("number", ASCENDING)
         return [public_version(v) for v in await cursor.to_list()]
 
-    async def download_url(self, principal: Principal, asset_id: str, number: int,
-                           expires_s: int) -> dict[str, Any]:
+    async def _version(self, principal: Principal, asset_id: str,
+                       number: int) -> dict[str, Any]:
         try:
             await self.assets.get_doc(principal, asset_id)
         except AssetNotFound:
@@ -115,6 +115,21 @@ class VersionRecorder:
         )
         if version is None:
             raise VersionNotFound("no such version")
+        return version
+
+    async def preview_urls(self, principal: Principal, asset_id: str, number: int,
+                           expires_s: int) -> dict[str, Any]:
+        version = await self._version(principal, asset_id, number)
+        previews = version.get("previews") or {}
+        urls = {name: await self.store.presigned_get(key, expires_s)
+                for name, key in (previews.get("keys") or {}).items()}
+        return {"state": "ready" if urls else "pending", "urls": urls,
+                "expires_in_s": expires_s, "probe": previews.get("probe"),
+                "filmstrip": previews.get("filmstrip")}
+
+    async def download_url(self, principal: Principal, asset_id: str, number: int,
+                           expires_s: int) -> dict[str, Any]:
+        version = await self._version(principal, asset_id, number)
         url = await self.store.presigned_get(version["key"], expires_s)
         return {"url": url, "expires_in_s": expires_s, "filename": version["filename"],
                 "size": version["size"], "sha256": version["sha256"]}

@@ -81,3 +81,11 @@ async def download_version(asset_id: str, number: int, request: Request, domain:
                            who: Reader) -> dict[str, Any]:
     ttl = request.app.state.platform.settings.download_url_ttl_s
     return await domain.versions.download_url(who, asset_id, number, ttl)
+
+
+@router.get("/{asset_id}/versions/{number}/previews",
+            summary="Presigned URLs of a version's previews (poster, proxy, filmstrip...)")
+async def version_previews(asset_id: str, number: int, request: Request, domain: AssetsDep,
+                           who: Reader) -> dict[str, Any]:
+    ttl = request.app.state.platform.settings.download_url_ttl_s
+    return await domain.versions.preview_urls(who, asset_id, number, ttl)

@@ -207,3 +207,17 @@ async def test_rotated_phone_clip_stays_upright(maker, tmp_path):
     _assert_browser_proxy(made.proxy, width=180, height=320)
     assert "side_data_list" not in _video(made.proxy)  # not rotated a second time
     assert _video(made.filmstrip)["height"] == 2 * made.filmstrip_geometry.tile_height == 568
+
+
+@pytest.mark.parametrize(("maker_file", "family", "kind", "made_file"), [
+    (lambda p: make_clip(p.with_suffix(".mkv"), audio=True), "video", "video", "proxy"),
+    (lambda p: make_image(p.with_suffix(".exr"), pix_fmt="gbrpf32le"), "image", "image",
+     "thumbnail"),
+    (lambda p: make_audio(p.with_suffix(".flac")), "audio", "audio", "waveform"),
+])
+async def test_node_cache_names_without_extension_work(maker, tmp_path, maker_file, family,
+                                                       kind, made_file):
+    """Farm nodes keep inputs under their SHA-256, with no extension: content decides."""
+    cached = maker_file(tmp_path / "source").rename(tmp_path / ("ab" * 32))
+    made = await maker.make(cached, tmp_path / "out", family)
+    assert made.kind == kind and made.files()[made_file].stat().st_size > 0

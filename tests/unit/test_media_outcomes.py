@@ -71,6 +71,16 @@ def test_memory_failures_are_crashes(line):
         _outcome(1, line + "\nConversion failed!\n")
 
 
+def test_vague_failure_close_to_the_address_space_limit_is_out_of_memory():
+    vague = "Error while opening encoder for output stream #0:0 - maybe incorrect parameters\n"
+    near = ToolResult(1, b"", vague, 0.1, peak_vm=int(0.95 * 2**30))
+    with pytest.raises(MediaCrashed, match="out of memory"):
+        raise_for_outcome(ARGV, near, memory_bytes=2**30, cpu_seconds=None)
+    far = ToolResult(1, b"", vague, 0.1, peak_vm=300 * 2**20)
+    with pytest.raises(BadMedia, match="^Error while opening encoder"):
+        raise_for_outcome(ARGV, far, memory_bytes=2**30, cpu_seconds=None)
+
+
 def test_paths_are_scrubbed_but_urls_kept():
     assert scrub_paths("open /usr/lib/x86_64/libfoo.so.1 failed") == "open libfoo.so.1 failed"
     assert scrub_paths("segment 'http://127.0.0.1:9/x.ts'") == "segment 'http://127.0.0.1:9/x.ts'"

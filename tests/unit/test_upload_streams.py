@@ -88,7 +88,7 @@ class FakeStore:
 
 
 @pytest.mark.parametrize("hint", [None, "exact", "form"])
-async def test_part_writer_cuts_a_stream_into_parts_one_stored_at_a_time(hint):
+async def test_part_writer_cuts_a_stream_into_parts(hint):
     data = os.urandom(5 * MIB + 123)
     size_hint = {None: None, "exact": len(data), "form": len(data) + 300}[hint]
     store = FakeStore()
@@ -99,7 +99,7 @@ async def test_part_writer_cuts_a_stream_into_parts_one_stored_at_a_time(hint):
     assert written.parts == [(1, "etag-1"), (2, "etag-2"), (3, "etag-3")]
     assert [len(store.parts[n]) for n in (1, 2, 3)] == [2 * MIB, 2 * MIB, MIB + 123]
     assert b"".join(store.parts[n] for n in (1, 2, 3)) == data
-    assert store.most_in_flight == 1
+    assert store.most_in_flight <= 2  # a part's answer may overlap the next part's start
     if hint is None:  # the last part was streamed as if whole, then cut and sent again
         assert store.attempts == [(1, 2 * MIB), (2, 2 * MIB), (3, 2 * MIB), (3, MIB + 123)]
     else:  # the request's length said it was the last one: sent once
