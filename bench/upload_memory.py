@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import threading
 import time
 from collections import defaultdict
@@ -143,48 +145,68 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4, help="proxied parts in flight")
     parser.add_argument("--via", choices=("gateway", "api"), default="gateway",
                         help="where the bytes go: the upload gateway or the Serve proxy")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat all three, interleaved; report medians (busy machines)")
     args = parser.parse_args()
     size, part = args.size_mib * MIB, args.part_mib * MIB
     stack = start_stack(upload_part_size_bytes=part, simple_upload_limit_bytes=size + MIB,
-                        max_upload_bytes=size + MIB, studio_quota_bytes=size * 10)
+                        max_upload_bytes=size + MIB,
+                        studio_quota_bytes=size * (2 * args.rounds + 2))
     try:
         work = Path(stack.settings.data_dir) / "bench"
         work.mkdir()
         path = make_file(work / "plate.mp4", size)
-        headers = register(stack.base_url)
-        gateway = args.via == "gateway"
-        bytes_base = stack.settings.upload_url if gateway else stack.base_url
-        runs = {
-            "direct (minio client)": lambda _: upload_direct(stack, path),
-            f"proxied parts via {args.via}": lambda asset: upload_proxied(
-                stack.base_url, headers, asset, path, args.parallel, gateway),
-            f"simple via {args.via}": lambda asset: upload_simple(
-                bytes_base, headers, asset, path),
-        }
-        results = {}
+        results = measure(stack, path, args)
+        report(results, size, part, args.parallel)
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.settings.data_dir, ignore_errors=True)  # GiBs of objects
+
+
+def measure(stack, path: Path, args: argparse.Namespace) -> dict[str, tuple[list, dict]]:
+    """Seconds per round and the largest peak RSS growth per process, for each way in."""
+    headers = register(stack.base_url)
+    gateway = args.via == "gateway"
+    bytes_base = stack.settings.upload_url if gateway else stack.base_url
+    runs = {
+        "direct (minio client)": lambda _: upload_direct(stack, path),
+        f"proxied parts via {args.via}": lambda asset: upload_proxied(
+            stack.base_url, headers, asset, path, args.parallel, gateway),
+        f"simple via {args.via}": lambda asset: upload_simple(
+            bytes_base, headers, asset, path),
+    }
+    results: dict[str, tuple[list, dict]] = {name: ([], {}) for name in runs}
+    for _ in range(args.rounds):
         for name, run in runs.items():
             asset = httpx.post(f"{stack.base_url}/api/v1/assets", headers=headers,
                                json={"name": name, "kind": "plate"}).json()["id"]
             with RssSampler() as sampler:
                 started = time.perf_counter()
                 run(asset)
-                results[name] = (time.perf_counter() - started, sampler.growth())
-        report(results, size, part, args.parallel)
-    finally:
-        stack.stop()
+                results[name][0].append(time.perf_counter() - started)
+            for proc, pid, grew in sampler.growth():
+                peaks = results[name][1]
+                peaks[(proc, pid)] = max(grew, peaks.get((proc, pid), 0))
+    return results
 
 
 def report(results: dict, size: int, part: int, parallel: int) -> None:
-    direct_s = results["direct (minio client)"][0]
+    direct = results["direct (minio client)"][0]
     print(f"file {size / MIB:.0f} MiB, part size {part / MIB:.0f} MiB, {parallel} proxied "
           f"parts in flight; target: peak growth <= 2 x part size per concurrent part "
           f"(proxied {2 * part * parallel / MIB:.0f} MiB, simple {2 * part / MIB:.0f} MiB) "
           "per process, throughput >= 0.7 of direct")
-    for name, (seconds, growth) in results.items():
-        rate = size / MIB / seconds
-        print(f"\n{name}: {seconds:.1f} s, {rate:.0f} MiB/s, ratio to direct "
-              f"{direct_s / seconds:.2f}")
-        for proc, pid, grew in growth[:5]:
+    if len(direct) > 1:
+        print(f"{len(direct)} rounds, interleaved; times are medians, ratios of medians; "
+              "per-round ratios compare with the direct run of the same round")
+    for name, (seconds, peaks) in results.items():
+        middle = statistics.median(seconds)
+        print(f"\n{name}: {middle:.1f} s, {size / MIB / middle:.0f} MiB/s, ratio to direct "
+              f"{statistics.median(direct) / middle:.2f}")
+        if len(seconds) > 1:
+            print("   per round: " + ", ".join(
+                f"{s:.1f} s ({d / s:.2f})" for s, d in zip(seconds, direct, strict=True)))
+        for (proc, pid), grew in sorted(peaks.items(), key=lambda item: -item[1])[:5]:
             print(f"   peak RSS growth {grew / MIB:8.1f} MiB  {proc} (pid {pid})")
 
 

@@ -16,6 +16,9 @@ import time
 import uuid
 from typing import Any
 
+IDLE_STUDIO_S = 600.0  # a studio's buffer with no publish for this long is dropped
+SWEEP_EVERY = 1024  # publishes
+
 
 class StudioBuffer:
     """The newest events of one studio, ordered by seq, bounded."""
@@ -24,6 +27,7 @@ class StudioBuffer:
         self.capacity = capacity
         self.seqs: list[int] = []
         self.events: list[dict[str, Any]] = []
+        self.touched = time.monotonic()
 
     def add(self, event: dict[str, Any]) -> bool:
         seq = event["seq"]
@@ -32,6 +36,7 @@ class StudioBuffer:
             return False  # a repeated publish (retried call)
         self.seqs.insert(at, seq)
         self.events.insert(at, event)
+        self.touched = time.monotonic()
         if len(self.seqs) > self.capacity:
             del self.seqs[0], self.events[0]
         return True
@@ -41,7 +46,9 @@ class StudioBuffer:
 
 
 class Broadcaster:
-    def __init__(self, per_studio: int = 1000):
+    """`per_studio` bounds what a lagging replica can get from here; beyond, the log."""
+
+    def __init__(self, per_studio: int = 256):
         self.per_studio = per_studio
         self.epoch = uuid.uuid4().hex
         self._buffers: dict[str, StudioBuffer] = {}
@@ -55,9 +62,20 @@ class Broadcaster:
         if not buffer.add(event):
             return
         self.published += 1
+        if self.published % SWEEP_EVERY == 0:
+            self._sweep()
         for waiter in self._waiters.pop(studio, ()):
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _sweep(self) -> None:
+        """Forget quiet studios (and replicas not heard from): memory stays bounded."""
+        now = time.monotonic()
+        for studio in [s for s, b in self._buffers.items() if now - b.touched > IDLE_STUDIO_S]:
+            del self._buffers[studio]
+        horizon = time.time() - IDLE_STUDIO_S
+        for replica in [r for r, (_, seen) in self._replicas.items() if seen < horizon]:
+            del self._replicas[replica]
 
     def _ready(self, cursors: dict[str, int]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

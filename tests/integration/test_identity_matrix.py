@@ -130,6 +130,23 @@ MATRIX: list[Case] = [
     Case("POST", "/api/v1/assets/{asset_id}/decisions", (201, 403, 201, 404, 401),
          lambda w: {"decision": "approve", "note": "ok"}),
     Case("GET", "/api/v1/events", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("GET", "/api/v1/assets/{asset_id}/versions/{number}/previews",
+         (200, 200, 200, 404, 401)),
+    # Farm: jobs of A are submitted by A's TD and can never run (they ask for a tag no node
+    # has), so every cell sees the same queued job.
+    Case("POST", "/api/v1/jobs", (201, 403, 403, 201, 401), lambda w: {
+        "kind": "command", "frames": "1", "command": ["true"],
+        "requirements": {"tags": ["matrix-never"]}}),
+    Case("GET", "/api/v1/jobs", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("GET", "/api/v1/jobs/{job_id}", (200, 200, 200, 404, 401)),
+    Case("PATCH", "/api/v1/jobs/{job_id}", (200, 403, 403, 404, 401),
+         lambda w: {"priority": 20}),
+    Case("POST", "/api/v1/jobs/{job_id}/{action}", (200, 403, 403, 404, 401)),
+    Case("GET", "/api/v1/jobs/{job_id}/tasks", (200, 200, 200, 404, 401)),
+    # The task is queued, not running: allowed callers get 409.
+    Case("POST", "/api/v1/tasks/{task_id}/kill", (409, 403, 403, 404, 401)),
+    Case("GET", "/api/v1/tasks/{task_id}/log", (404, 404, 404, 404, 401)),
+    Case("GET", "/api/v1/farm/nodes", (200, 403, 403, 200, 401)),
 ]
 
 
@@ -217,6 +234,27 @@ async def a_fresh_comment(http: httpx.AsyncClient, world: World) -> str:
 
 
 FILLERS["comment_id"] = a_fresh_comment
+
+
+async def a_queued_job(http: httpx.AsyncClient, world: World) -> str:
+    td = await fresh_headers(http, world, "A td")
+    response = await http.post("/api/v1/jobs", headers=td, json={
+        "kind": "command", "frames": "1", "command": ["true"],
+        "requirements": {"tags": ["matrix-never"]}})
+    assert response.status_code == 201, response.text
+    world.created_keys.append(response.json()["id"])
+    return response.json()["id"]
+
+
+async def a_queued_task(http: httpx.AsyncClient, world: World) -> str:
+    return f"{await a_queued_job(http, world)}-00000"
+
+
+async def pause(http: httpx.AsyncClient, world: World) -> str:
+    return "pause"
+
+
+FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task, "action": pause})
 
 
 async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:
