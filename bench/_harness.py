@@ -22,12 +22,17 @@ class Stack:
     services: EmbeddedServices
     base_url: str
 
+    cluster: object | None = None
+
     def stop(self) -> None:
         ray.shutdown()
+        if self.cluster is not None:
+            self.cluster.shutdown()
         self.services.stop()
 
 
-def start_stack(**overrides: object) -> Stack:
+def start_stack(farm_nodes: int = 0, farm_slots: int = 2, **overrides: object) -> Stack:
+    """Embedded services, Ray (with `farm_nodes` farm nodes if asked), Serve, dispatcher."""
     data_dir = Path(tempfile.mkdtemp(prefix="farm-bench-"))
     services = EmbeddedServices(data_dir)
     found = services.start()
@@ -35,14 +40,26 @@ def start_stack(**overrides: object) -> Stack:
               "upload_port": free_port(),
               "bcrypt_rounds": 4, "rate_limit_requests": 10**9, **found, **overrides}
     settings = Settings(**values)
-    ray.init(address="local", namespace="studio-farm", include_dashboard=False,
-             logging_level=logging.WARNING)
+    cluster = None
+    if farm_nodes:
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(initialize_head=True,
+                          head_node_args={"num_cpus": 2, "include_dashboard": False})
+        for _ in range(farm_nodes):
+            cluster.add_node(num_cpus=farm_slots, resources={"farm": farm_slots})
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, namespace="studio-farm",
+                 logging_level=logging.WARNING)
+    else:
+        ray.init(address="local", namespace="studio-farm", include_dashboard=False,
+                 logging_level=logging.WARNING)
     from serve import deployments
 
     deployments.start(settings)
     base_url = f"http://127.0.0.1:{settings.api_port}"
     wait_ready(base_url)
-    return Stack(settings, services, base_url)
+    return Stack(settings, services, base_url, cluster)
 
 
 def register(base_url: str) -> dict[str, str]:

@@ -96,16 +96,16 @@ class _OpenPart:
             key, upload_id, number, self._body(), size)) if stream else None
 
     async def _body(self) -> AsyncIterator[bytes]:
+        batch: list[bytes] = []
+        size = 0
         while (piece := await self._queue.get()) is not None:
-            batch, size = [piece], len(piece)
-            while size < SLICE_BYTES and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    self._queue.put_nowait(None)
-                    break
-                batch.append(more)
-                size += len(more)
-            yield b"".join(batch) if len(batch) > 1 else piece
+            batch.append(piece)
+            size += len(piece)
+            if size >= SLICE_BYTES:
+                yield b"".join(batch)
+                batch, size = [], 0
+        if batch:
+            yield b"".join(batch)
         self._sent.set()
 
     async def feed(self, piece: bytes) -> None:

@@ -38,6 +38,7 @@ Adopter = Callable[[], Awaitable[int]]
 @dataclass(frozen=True)
 class DispatchConfig:
     tick_s: float = 1.0
+    coalesce_s: float = 0.005
     lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
     node_silence_s: float = 15.0       # a node not heard from for this long is lost
     circuit_threshold: int = 3
@@ -96,6 +97,8 @@ class Dispatcher:
         # Nodes whose agent could not be reached are ignored for a while, even if the
         # cluster still lists them (it notices a dead node only after 10-15 s).
         self.quarantine: dict[str, float] = {}
+        self._nodes_saved_at = 0.0
+        self._housekept_at = 0.0
 
     # -- called by agents and the API (through the actor) -------------------------------
     def report(self, kind: str, payload: dict[str, Any]) -> None:
@@ -116,6 +119,8 @@ class Dispatcher:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), self.config.tick_s)
+            # Reports come in bursts: a few milliseconds' wait makes one round of many.
+            await asyncio.sleep(self.config.coalesce_s)
             self.wakeup.clear()
             try:
                 await self.step()
@@ -125,10 +130,19 @@ class Dispatcher:
     async def step(self) -> None:
         if not self._recovered:
             await self._recover()
-        phases = [self._refresh_nodes, self._apply_reports, self._expire_silent_nodes,
-                  *([self.adopt] if self.adopt else []), self._enforce_cancellations,
-                  self.jobs.promote_waiting, self._schedule, self.jobs.flush,
-                  self._save_nodes]
+        # Housekeeping that reads the cluster or whole collections runs once a tick; the
+        # hot path (reports, scheduling, counts) runs every round.
+        now = self.clock()
+        housekeeping = now - self._housekept_at >= self.config.tick_s
+        if housekeeping:
+            self._housekept_at = now
+        phases = [*([self._refresh_nodes] if housekeeping else []), self._apply_reports,
+                  *([self._expire_silent_nodes] if housekeeping else []),
+                  *([self.adopt] if self.adopt and housekeeping else []),
+                  self._enforce_cancellations,
+                  *([self.jobs.promote_waiting] if housekeeping or
+                    self.jobs.dependencies_may_have_changed else []), self._schedule,
+                  self.jobs.flush, self._save_nodes]
         for phase in phases:
             try:  # a failing phase must not starve the others (job counts, heartbeats)
                 await phase()
@@ -136,7 +150,10 @@ class Dispatcher:
                 log.exception("dispatch phase %s failed", getattr(phase, "__name__", phase))
 
     async def _save_nodes(self) -> None:
-        await self.store.save_nodes(self.node_table())
+        """At most once a second: the table is for people, not for scheduling."""
+        if self.clock() - self._nodes_saved_at >= 1.0:
+            self._nodes_saved_at = self.clock()
+            await self.store.save_nodes(self.node_table())
 
     async def _recover(self) -> None:
         """After a (re)start: what MongoDB says is leased or running is checked with the
@@ -199,6 +216,7 @@ class Dispatcher:
     async def _apply_reports(self) -> None:
         reports, self.reports = self.reports, []
         renewals: list[UpdateOne] = []
+        started, succeeded = [], []
         for kind, payload in reports:
             node = self.nodes.get(payload.get("node_id", ""))
             if node is not None:
@@ -206,13 +224,19 @@ class Dispatcher:
             if kind == "heartbeat" and node is not None:
                 renewals += await self._on_heartbeat(node, payload["running"])
             elif kind == "started":
-                await self.outcomes.started(payload)
+                started.append(payload)
             elif kind == "progress":
                 self.jobs.progress(payload)
             elif kind == "finished":
                 if node is not None:
                     node.running.pop(payload["task_id"], None)
-                await self.outcomes.finished(payload)
+                if payload["ok"]:
+                    succeeded.append(payload)
+                else:
+                    await self.outcomes.failed(payload)
+        # Batched: a busy farm reports hundreds of starts and successes a second.
+        await self.outcomes.started(started)
+        await self.outcomes.succeeded(succeeded)
         await self.store.apply(renewals)
 
     async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
@@ -255,7 +279,8 @@ class Dispatcher:
         if not any(n.slots_free > 0 for n in nodes):
             return
         jobs = await self.store.schedulable_jobs()
-        ready = await self.store.ready_tasks(list(jobs), self.clock())
+        free = sum(max(0.0, n.slots_free) for n in nodes)
+        ready = await self.store.ready_tasks(list(jobs), self.clock(), per_job=int(free) + 1)
         views = [self._task_view(t, jobs[t["job_id"]]) for t in ready]
         running_by_studio: dict[str, int] = {}
         for state in self.nodes.values():

@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pymongo import UpdateOne
+
 from pipelines.events.log import EventLog
 from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.policy import BadNodes, CircuitBreakers, FailureClass, RetryPolicy
@@ -39,31 +41,50 @@ class OutcomeHandler:
                 "exit_code": payload.get("exit_code"), "finished_s": self.clock(),
                 "wall_s": (payload.get("metrics") or {}).get("wall_s")}
 
-    async def started(self, payload: dict[str, Any]) -> None:
-        result = await self.store.tasks.update_one(
-            self._fence(payload, (TaskState.LEASED.value,)),
-            {"$set": {"state": TaskState.RUNNING.value, "started_s": self.clock()}})
-        if result.modified_count:
+    async def started(self, payloads: list[dict[str, Any]]) -> None:
+        """Leased → running, for a whole round's reports in one round trip."""
+        now = self.clock()
+        await self.store.apply([
+            UpdateOne(self._fence(p, (TaskState.LEASED.value,)),
+                      {"$set": {"state": TaskState.RUNNING.value, "started_s": now}})
+            for p in payloads])
+        for payload in payloads:
             self.jobs.touch(payload["job_id"])
 
-    async def finished(self, payload: dict[str, Any]) -> None:
-        if payload["ok"]:
-            await self._succeeded(payload)
-        else:
-            await self._failed(payload)
+    async def succeeded(self, payloads: list[dict[str, Any]]) -> None:
+        """Active → succeeded in one round trip; kinds with a hook go one by one."""
+        plain = [p for p in payloads if p["kind"] not in self.hooks]
+        now = self.clock()
+        await self.store.apply([UpdateOne(self._fence(p), {"$set": self._success(p, now)})
+                                for p in plain])
+        await self.store.record_attempts([self._entry(p) for p in plain])
+        for payload in plain:
+            self._credit(payload)
+        for payload in payloads:
+            if payload["kind"] in self.hooks:
+                await self._succeeded(payload)
+
+    def _success(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        return {"state": TaskState.SUCCEEDED.value, "progress": 1.0, "finished_s": now,
+                "exit_code": payload.get("exit_code", 0), "outputs": payload.get("outputs", []),
+                "log_key": payload.get("log_key"), "metrics": payload.get("metrics", {}),
+                "error": None, "error_class": None}
+
+    def _credit(self, payload: dict[str, Any]) -> None:
+        self.circuits.record_success(payload["node_id"])
+        self.circuits.record_success((payload["node_id"], payload["kind"]))
+        self.jobs.task_succeeded(payload["job_id"])
+
+    async def failed(self, payload: dict[str, Any]) -> None:
+        await self._failed(payload)
 
     async def _succeeded(self, payload: dict[str, Any]) -> None:
-        fields = {"state": TaskState.SUCCEEDED.value, "progress": 1.0,
-                  "finished_s": self.clock(), "exit_code": payload.get("exit_code", 0),
-                  "outputs": payload.get("outputs", []), "log_key": payload.get("log_key"),
-                  "metrics": payload.get("metrics", {}), "error": None, "error_class": None}
-        result = await self.store.tasks.update_one(self._fence(payload), {"$set": fields})
+        result = await self.store.tasks.update_one(
+            self._fence(payload), {"$set": self._success(payload, self.clock())})
         if not result.modified_count:
             return  # a stale attempt: its result is ignored
         await self.store.record_attempt(self._entry(payload))
-        self.circuits.record_success(payload["node_id"])
-        self.circuits.record_success((payload["node_id"], payload["kind"]))
-        self.jobs.touch(payload["job_id"])
+        self._credit(payload)
         hook = self.hooks.get(payload["kind"])
         if hook is not None:
             job = await self.store.job(payload["job_id"])

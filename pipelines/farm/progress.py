@@ -14,6 +14,7 @@ from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.store import FarmStore
 
 PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
+RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
 
 
 def job_status(current: str, counts: Counter, total: int) -> str:
@@ -39,10 +40,17 @@ class JobTracker:
         self.touched: set[str] = set()
         self.task_progress: dict[tuple[str, int], float] = {}
         self.last_announced: dict[str, float] = {}
+        self.last_counted: dict[str, float] = {}
+        self.dependencies_may_have_changed = True
 
     def touch(self, job_id: str | None) -> None:
         if job_id:
             self.touched.add(job_id)
+
+    def task_succeeded(self, job_id: str) -> None:
+        """A success may free waiting tasks: look for them on the next round."""
+        self.touch(job_id)
+        self.dependencies_may_have_changed = True
 
     def progress(self, payload: dict[str, Any]) -> None:
         self.task_progress[(payload["task_id"], payload["attempt"])] = payload["progress"]
@@ -50,6 +58,7 @@ class JobTracker:
 
     async def promote_waiting(self) -> None:
         """Waiting tasks whose dependencies all succeeded become ready."""
+        self.dependencies_may_have_changed = False
         jobs = await self.store.schedulable_jobs()
         waiting = await self.store.waiting_tasks(list(jobs))
         if not waiting:
@@ -70,7 +79,12 @@ class JobTracker:
                       {"$set": {"progress": value}})
             for (task_id, attempt), value in progress.items()])
         touched, self.touched = self.touched, set()
+        now = self.clock()
         for job_id in touched:
+            if now - self.last_counted.get(job_id, 0.0) < RECOUNT_EVERY_S:
+                self.touched.add(job_id)  # counted a moment ago: again on a later round
+                continue
+            self.last_counted[job_id] = now
             await self._refresh(job_id)
 
     async def _refresh(self, job_id: str) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from pipelines.db import declare_indexes
 from pipelines.farm.models import ACTIVE, TaskState
@@ -24,7 +24,9 @@ declare_indexes(JOBS, [
     IndexModel([("status", ASCENDING)], name="status"),
 ])
 declare_indexes(TASKS, [
-    IndexModel([("state", ASCENDING), ("not_before_s", ASCENDING)], name="ready_queue"),
+    IndexModel([("job_id", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)],
+               name="job_queue"),
+    IndexModel([("state", ASCENDING), ("lease_expires_s", ASCENDING)], name="leases"),
     IndexModel([("job_id", ASCENDING), ("index", ASCENDING)], unique=True, name="job_index"),
     IndexModel([("node_id", ASCENDING), ("state", ASCENDING)], name="node_state"),
 ])
@@ -67,13 +69,16 @@ class FarmStore:
         return {d["_id"]: d for d in docs}
 
     async def ready_tasks(self, job_ids: list[str], now_s: float,
-                          limit: int = 2000) -> list[dict[str, Any]]:
-        if not job_ids:
-            return []
-        return await self.tasks.find(
-            {"state": TaskState.READY.value, "job_id": {"$in": job_ids},
-             "not_before_s": {"$lte": now_s}}
-        ).limit(limit).to_list()
+                          per_job: int) -> list[dict[str, Any]]:
+        """The first `per_job` ready tasks of each job: a round can place no more than the
+        free slots, so reading a whole 10,000-task job every round would be waste."""
+        found: list[dict[str, Any]] = []
+        for job_id in job_ids:
+            found += await self.tasks.find(
+                {"job_id": job_id, "state": TaskState.READY.value,
+                 "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
+                per_job).to_list()
+        return found
 
     async def active_tasks(self) -> list[dict[str, Any]]:
         return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
@@ -100,8 +105,17 @@ class FarmStore:
         return result.modified_count
 
     async def recount(self, job_id: str) -> Counter:
-        docs = await self.tasks.find({"job_id": job_id}, {"state": 1}).to_list()
-        return Counter(d["state"] for d in docs)
+        cursor = await self.tasks.aggregate([
+            {"$match": {"job_id": job_id}},
+            {"$group": {"_id": "$state", "n": {"$sum": 1}}}])
+        return Counter({row["_id"]: int(row["n"]) for row in await cursor.to_list()})
+
+    async def record_attempts(self, entries: list[dict[str, Any]]) -> None:
+        if entries:
+            with contextlib.suppress(BulkWriteError):  # reports delivered twice
+                await self.attempts.insert_many(
+                    [e | {"_id": f"{e['task_id']}:{e['attempt']}"} for e in entries],
+                    ordered=False)
 
     async def set_job(self, job_id: str, fields: dict[str, Any],
                       only_if_status: list[str] | None = None) -> bool:

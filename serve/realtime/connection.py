@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from starlette.websockets import WebSocketDisconnect
+
 from config.settings import Settings
 from pipelines.errors import FarmError, Unauthenticated
 from pipelines.events.feed import PAGE, encode
@@ -113,7 +115,8 @@ class Connection:
     def close_soon(self, code: int, reason: str) -> None:
         if self.closing is None:
             self.closing = (code, reason)
-            log.info("socket closing", extra={"code": code, "reason": reason})
+            level = logging.DEBUG if code in (1000, 1001, 1005) else logging.INFO
+            log.log(level, "socket closing", extra={"code": code, "reason": reason})
         self._done.set()
 
     def on_pong(self, frame_id: Any) -> None:
@@ -166,6 +169,9 @@ class Connection:
             self._done.set()
         except asyncio.CancelledError:
             raise
+        except (OSError, WebSocketDisconnect):  # the client went away while we wrote
+            self.peer_gone = True
+            self._done.set()
         except Exception as exc:  # noqa: BLE001 - one socket's failure stays with it
             if self.closing is None and not self.peer_gone:
                 log.exception("socket task failed: %s", type(exc).__name__)

@@ -1,0 +1,77 @@
+"""Dispatch throughput: N tasks through the job API versus N raw Ray tasks, same cluster.
+
+Both sides run the same work per task (`/bin/true` as a subprocess) on the same two farm
+nodes, so the ratio is the farm's orchestration cost: MongoDB writes, leases, reports.
+
+    .venv/bin/python -m bench.dispatch --tasks 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import time
+import uuid
+
+import httpx
+import ray
+
+from bench._harness import start_stack
+
+
+@ray.remote(num_cpus=0, resources={"farm": 1})
+def true_task() -> int:
+    return subprocess.run(["/bin/true"], check=False).returncode
+
+
+def raw_ray(tasks: int) -> float:
+    started = time.perf_counter()
+    assert sum(ray.get([true_task.remote() for _ in range(tasks)])) == 0
+    return time.perf_counter() - started
+
+
+def td_headers(base: str) -> dict[str, str]:
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    admin = httpx.post(f"{base}/api/v1/auth/register", json={
+        "studio_name": slug, "studio_slug": slug, "email": f"a@{slug}.example", "name": "A",
+        "password": "benchmark password"}).json()
+    return {"Authorization": f"Bearer {admin['access_token']}"}
+
+
+def through_farm(base: str, headers: dict, tasks: int) -> float:
+    body = {"kind": "command", "frames": f"1-{tasks}", "chunk_size": 1,
+            "command": ["/bin/true"], "max_attempts": 1}
+    started = time.perf_counter()
+    job = httpx.post(f"{base}/api/v1/jobs", json=body, headers=headers, timeout=60).json()
+    while True:
+        state = httpx.get(f"{base}/api/v1/jobs/{job['id']}", headers=headers).json()
+        if state["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    assert state["status"] == "completed", state
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--slots", type=int, default=4, help="farm slots per node")
+    args = parser.parse_args()
+    stack = start_stack(farm_nodes=2, farm_slots=args.slots)
+    try:
+        headers = td_headers(stack.base_url)
+        raw_ray(50)  # warm the workers on both sides
+        through_farm(stack.base_url, headers, 20)
+        raw_s = raw_ray(args.tasks)
+        farm_s = through_farm(stack.base_url, headers, args.tasks)
+        print(f"{args.tasks} tasks of /bin/true on 2 farm nodes x {args.slots} slots")
+        print(f"raw Ray tasks:   {raw_s:6.2f} s  {args.tasks / raw_s:7.1f} tasks/s")
+        print(f"farm job API:    {farm_s:6.2f} s  {args.tasks / farm_s:7.1f} tasks/s")
+        print(f"ratio farm/raw:  {raw_s / farm_s:.2f}  (target >= 0.5)")
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
