@@ -69,7 +69,7 @@ class NodeAgent:
             await asyncio.sleep(every_s)
 
     async def _execute(self, spec: dict[str, Any]) -> None:
-        base = {k: spec[k] for k in ("task_id", "job_id", "attempt", "kind")} | {
+        base = {k: spec[k] for k in ("task_id", "job_id", "studio_id", "attempt", "kind")} | {
             "node_id": self.node_id}
         workdir = self.work_dir / f"{spec['task_id']}-{spec['attempt']}"
         workdir.mkdir(parents=True, exist_ok=True)

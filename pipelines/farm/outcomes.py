@@ -48,8 +48,16 @@ class OutcomeHandler:
             UpdateOne(self._fence(p, (TaskState.LEASED.value,)),
                       {"$set": {"state": TaskState.RUNNING.value, "started_s": now}})
             for p in payloads])
+        by_job: dict[str, list[dict[str, Any]]] = {}
         for payload in payloads:
             self.jobs.touch(payload["job_id"])
+            by_job.setdefault(payload["job_id"], []).append(payload)
+        for job_id, started in by_job.items():
+            # One event per job and round, listing the tasks: a 10,000-task job must not
+            # flood its room with 10,000 events.
+            await self.events.append(started[0]["studio_id"], "task.started", f"job:{job_id}", {
+                "job_id": job_id, "tasks": [{"task_id": p["task_id"], "attempt": p["attempt"],
+                                             "node_id": p["node_id"]} for p in started]})
 
     async def succeeded(self, payloads: list[dict[str, Any]]) -> None:
         """Active → succeeded in one round trip; kinds with a hook go one by one."""
