@@ -121,26 +121,26 @@ class Settings(BaseSettings):
     )
 
     # Farm
-    farm_lease_s: float = Field(
+    task_lease_s: float = Field(
         30.0, gt=0, description="A task lease not renewed by its node's heartbeat ends after this."
     )
-    farm_node_silence_s: float = Field(
+    node_silence_s: float = Field(
         15.0, gt=0, description="A node not heard from for this long is lost; its tasks requeue."
     )
-    farm_circuit_threshold: int = Field(
+    circuit_threshold: int = Field(
         3, ge=1, description="Consecutive failures on a node (or node x task kind) that open "
         "its circuit."
     )
-    farm_circuit_cooldown_s: float = Field(
+    circuit_cooldown_s: float = Field(
         60.0, gt=0, description="How long an open circuit waits before one trial task."
     )
-    farm_bad_node_threshold: int = Field(
+    bad_node_threshold: int = Field(
         3, ge=1, description="Failures of one job on one node that bar the node from the job."
     )
-    farm_retry_initial_s: float = Field(
+    retry_initial_s: float = Field(
         2.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
     )
-    farm_retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+    retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
 
     # Live events and WebSockets
     event_retention_s: float = Field(

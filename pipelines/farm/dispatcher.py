@@ -49,12 +49,12 @@ class DispatchConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:
-        return cls(lease_s=settings.farm_lease_s, node_silence_s=settings.farm_node_silence_s,
-                   circuit_threshold=settings.farm_circuit_threshold,
-                   circuit_cooldown_s=settings.farm_circuit_cooldown_s,
-                   bad_node_threshold=settings.farm_bad_node_threshold,
-                   retry_initial_s=settings.farm_retry_initial_s,
-                   retry_max_s=settings.farm_retry_max_s)
+        return cls(lease_s=settings.task_lease_s, node_silence_s=settings.node_silence_s,
+                   circuit_threshold=settings.circuit_threshold,
+                   circuit_cooldown_s=settings.circuit_cooldown_s,
+                   bad_node_threshold=settings.bad_node_threshold,
+                   retry_initial_s=settings.retry_initial_s,
+                   retry_max_s=settings.retry_max_s)
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,11 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         # Sockets re-check their credential every second (4401 tests), not every 30 s.
         "ws_auth_recheck_s": 1.0,
         # A fast farm: quick retries, short cooldowns, nodes given up on quickly.
-        "farm_retry_initial_s": 0.4,
-        "farm_circuit_threshold": 2,
-        "farm_circuit_cooldown_s": 4.0,
-        "farm_node_silence_s": 6.0,
-        "farm_lease_s": 10.0,
+        "retry_initial_s": 0.4,
+        "circuit_threshold": 2,
+        "circuit_cooldown_s": 4.0,
+        "node_silence_s": 6.0,
+        "task_lease_s": 10.0,
     }
     return Settings(**(values | overrides | extra))
 
