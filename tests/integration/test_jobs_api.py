@@ -64,7 +64,8 @@ async def test_steering_a_job(http, studio):
     assert (await http.post(f"{url}/pause", headers=studio.td.headers)).status_code == 409
     assert (await http.patch(url, json={"priority": 90}, headers=studio.supervisor.headers)
             ).json()["priority"] == 90
-    assert (await http.post(f"{url}/resume", headers=studio.td.headers)).json()["status"] == "queued"
+    resumed = await http.post(f"{url}/resume", headers=studio.td.headers)
+    assert resumed.json()["status"] == "queued"
     assert (await http.post(f"{url}/retry", headers=studio.td.headers)).status_code == 409
     cancelled = await http.post(f"{url}/cancel", headers=studio.supervisor.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
