@@ -57,6 +57,10 @@ async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
     status = status_for(exc)
+    if status == 401:  # RFC 6750: say which scheme, and why, to clients and proxies
+        headers["WWW-Authenticate"] = f'Bearer realm="studio-farm", error="invalid_token", ' \
+                                      f'error_description="{exc.code}"'
+
     if status >= 500:
         log.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
     return error_response(status, exc.code, exc.message, exc.details, headers)

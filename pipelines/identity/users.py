@@ -150,6 +150,7 @@ class Users:
             changes["tokens_valid_after_s"] = ms_floor(now)
         await self.users.update_one({"_id": target["_id"], "studio_id": principal.studio_id},
                                     {"$set": changes | {"updated_at_s": now}})
+        await self._undo_if_no_admin_left(target, changes)
         if changes.get("active") is False:
             await self.sessions.revoke_all_for_user(target, "user_deactivated",
                                                     actor=principal.actor())
@@ -182,6 +183,21 @@ class Users:
             "_id": {"$nin": [target["_id"]]},
         })
         if others == 0:
+            raise Conflict("a studio keeps at least one active admin", code="last_admin")
+
+    async def _undo_if_no_admin_left(self, target: dict[str, Any],
+                                     changes: dict[str, Any]) -> None:
+        """The check before the write cannot see a concurrent demotion of the other admin;
+        counting again after the write can: whoever finds no admin left puts theirs back.
+        Two admins demoting each other at once both get 409, and both stay admins."""
+        if target["role"] != Role.ADMIN or not ({"role", "active"} & set(changes)):
+            return
+        admins = await self.users.count_documents(
+            {"studio_id": target["studio_id"], "role": str(Role.ADMIN), "active": True})
+        if admins == 0:
+            await self.users.update_one(
+                {"_id": target["_id"]},
+                {"$set": {"role": target["role"], "active": target["active"]}})
             raise Conflict("a studio keeps at least one active admin", code="last_admin")
 
     @db_errors

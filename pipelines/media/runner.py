@@ -16,7 +16,7 @@ import re
 import resource
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,22 +56,24 @@ async def run_tool(
     cpu_seconds: float | None, cwd: str | os.PathLike[str] | None = None,
     nofile: int = DEFAULT_NOFILE, max_stdout_bytes: int = MAX_STDOUT_BYTES,
     on_start: Callable[[int], None] | None = None, check: bool = True,
+    on_stdout: Callable[[bytes], None] | None = None, env: Mapping[str, str] | None = None,
 ) -> ToolResult:
     """Run `argv[0]` with `argv[1:]` under limits; raise a MediaError unless it succeeds.
 
     Cancelling the awaiting task kills the tool's whole process group before the
     cancellation propagates. `check=False` returns non-zero exits instead of raising
-    (timeouts, signals and spawn failures still raise).
+    (timeouts, signals and spawn failures still raise). `on_stdout` sees each piece of
+    stdout as it arrives (progress lines); `env` adds variables to the clean environment.
     """
     args = _checked(argv)
     started = time.monotonic()
-    proc = await _spawn(args, cwd, _limits(memory_bytes, cpu_seconds, nofile))
+    proc = await _spawn(args, cwd, _limits(memory_bytes, cpu_seconds, nofile), env)
     if on_start is not None:
         on_start(proc.pid)
     watch = _RssWatch(proc.pid)
     try:
         async with asyncio.timeout(timeout_s):
-            stdout, tail = await _collect(proc, watch, max_stdout_bytes)
+            stdout, tail = await _collect(proc, watch, max_stdout_bytes, on_stdout)
     except TimeoutError:
         await _kill_group(proc)
         raise MediaTimeout(f"{_tool(args)} ran past its time limit of {timeout_s:g} s",
@@ -116,14 +118,16 @@ def _limits(memory_bytes: int | None, cpu_seconds: float | None,
     return limits
 
 
-async def _spawn(args: list[str], cwd, limits) -> asyncio.subprocess.Process:
+async def _spawn(args: list[str], cwd, limits,
+                 extra_env: Mapping[str, str] | None = None) -> asyncio.subprocess.Process:
     def apply_limits() -> None:
         # Runs in the forked child before exec, where only async-signal-safe work is sound
         # (other threads' locks are frozen): no imports, no logging, just system calls.
         for res, pair in limits:
             resource.setrlimit(res, pair)
 
-    env = {key: os.environ[key] for key in _ENV_KEEP if key in os.environ} | _ENV_SET
+    env = {key: os.environ[key] for key in _ENV_KEEP if key in os.environ} | _ENV_SET | dict(
+        extra_env or {})
     try:
         return await asyncio.create_subprocess_exec(
             *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -134,10 +138,10 @@ async def _spawn(args: list[str], cwd, limits) -> asyncio.subprocess.Process:
                            details=[{"tool": _tool(args)}]) from None
 
 
-async def _collect(proc: asyncio.subprocess.Process, watch: _RssWatch,
-                   max_stdout_bytes: int) -> tuple[bytes, str]:
+async def _collect(proc: asyncio.subprocess.Process, watch: _RssWatch, max_stdout_bytes: int,
+                   on_stdout: Callable[[bytes], None] | None = None) -> tuple[bytes, str]:
     assert proc.stdout is not None and proc.stderr is not None
-    readers = (asyncio.ensure_future(_read_bounded(proc.stdout, max_stdout_bytes)),
+    readers = (asyncio.ensure_future(_read_bounded(proc.stdout, max_stdout_bytes, on_stdout)),
                asyncio.ensure_future(_read_tail(proc.stderr)))
     sampler = asyncio.ensure_future(watch.run())
     try:
@@ -151,9 +155,12 @@ async def _collect(proc: asyncio.subprocess.Process, watch: _RssWatch,
     return stdout, stderr.decode("utf-8", "replace")
 
 
-async def _read_bounded(stream: asyncio.StreamReader, limit: int) -> bytes:
+async def _read_bounded(stream: asyncio.StreamReader, limit: int,
+                        on_chunk: Callable[[bytes], None] | None = None) -> bytes:
     data = bytearray()
     while chunk := await stream.read(_CHUNK):
+        if on_chunk is not None:
+            on_chunk(chunk)
         data += chunk
         if len(data) > limit:
             raise BadMedia(f"tool output exceeded {limit} bytes")

@@ -227,6 +227,8 @@ async def test_missing_or_malformed_credentials_are_401(http):
                  "unauthenticated")
     assert_error(await http.get(ME, headers=bearer("not-a-token")), 401, "invalid_token")
     assert_error(await http.get(ME, headers=bearer("sfk_not-a-key")), 401, "invalid_api_key")
+    challenge = (await http.get(ME, headers=bearer("not-a-token"))).headers["www-authenticate"]
+    assert challenge.startswith("Bearer ") and 'error_description="invalid_token"' in challenge
 
 
 async def test_changing_the_password_ends_every_other_session(http):

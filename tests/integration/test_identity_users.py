@@ -147,25 +147,17 @@ async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(http):
     assert demoted.status_code == 200, demoted.text
 
 
-async def test_an_empty_patch_is_422_and_a_rename_keeps_tokens(http):
-    ctx = await register_studio(http, roles=("artist",))
-    url = f"{USERS}/{ctx.artist.user_id}"
-    assert_error(await http.patch(url, headers=ctx.admin.headers, json={}),
-                 422, "validation_failed")
-    renamed = await http.patch(url, headers=ctx.admin.headers, json={"name": "Renamed"})
-    assert renamed.json()["name"] == "Renamed"
-    assert (await http.get(ME, headers=ctx.artist.headers)).status_code == 200
+async def test_two_admins_demoting_each_other_at_once_leave_an_admin(http, db):
+    import asyncio
 
-
-async def test_another_studios_user_is_404_like_a_missing_one(http):
-    a = await register_studio(http, roles=("artist",))
-    b = await register_studio(http, roles=())
-    missing = await http.get(f"{USERS}/{uuid.uuid4().hex}", headers=b.admin.headers)
-    foreign = await http.get(f"{USERS}/{a.artist.user_id}", headers=b.admin.headers)
-    first, second = assert_error(missing, 404, "user_not_found"), assert_error(
-        foreign, 404, "user_not_found")
-    assert first["message"] == second["message"]
-    patch = await http.patch(f"{USERS}/{a.artist.user_id}", headers=b.admin.headers,
-                             json={"active": False})
-    assert_error(patch, 404, "user_not_found")
-    assert (await http.get(ME, headers=a.artist.headers)).status_code == 200
+    for _ in range(3):  # the race is real: try it a few times
+        ctx = await register_studio(http, roles=())
+        second = await add_member(http, ctx, "admin")
+        first_url, second_url = f"{USERS}/{ctx.admin.user_id}", f"{USERS}/{second.user_id}"
+        answers = await asyncio.gather(
+            http.patch(second_url, headers=ctx.admin.headers, json={"role": "artist"}),
+            http.patch(first_url, headers=second.headers, json={"role": "artist"}))
+        assert {a.status_code for a in answers} <= {200, 401, 409}, [a.text for a in answers]
+        admins = await db["users"].count_documents(
+            {"studio_id": ctx.studio_id, "role": "admin", "active": True})
+        assert admins >= 1, [a.text for a in answers]
