@@ -23,8 +23,10 @@ from pipelines.farm.dispatcher import DispatchConfig, Dispatcher
 from pipelines.farm.hooks import PreviewPublisher
 from pipelines.farm.jobs import JobService
 from pipelines.farm.ports import NodeInfo
+from pipelines.farm.render_hooks import ProgressivePublisher, RenderPublisher
 from pipelines.farm.store import FarmStore
 from pipelines.logs import configure_logging
+from pipelines.storage import ObjectStore, storage_config
 
 NAME = "farm-dispatcher"
 NAMESPACE = "studio-farm"
@@ -86,12 +88,19 @@ class DispatcherActor:
             jobs = JobService(db, events, wake=_no_wake)
             self.dispatcher = Dispatcher(
                 FarmStore(db), RayNodeDirectory(self.settings), events, self.config,
-                hooks={"preview": PreviewPublisher(db, events)},
+                hooks=self._hooks(db, events),
                 adopt=PreviewAdopter(db, jobs))
         if self.loop_task is None or self.loop_task.done():
             self.loop_task = asyncio.get_running_loop().create_task(
                 self.dispatcher.run_forever())
         return self.dispatcher
+
+    def _hooks(self, db, events: EventLog) -> dict:
+        store = ObjectStore(storage_config(self.settings))
+        return {"preview": PreviewPublisher(db, events),
+                "assemble": RenderPublisher(db, events, store),
+                "progressive": ProgressivePublisher(db, events, store,
+                                                    self.settings.download_url_ttl_s)}
 
     async def start(self) -> bool:
         self._ensure_started()

@@ -80,9 +80,22 @@ class NodeAgentActor:
 
 
 def _optional_runners(settings: Settings, work_dir: Path) -> dict:
-    from pipelines.farm.preview_runner import PreviewRunner
+    from pipelines.farm.movie_runner import AssembleRunner, ProgressiveRunner
+    from pipelines.farm.preview_runner import InputCache, PreviewRunner
+    from pipelines.farm.render_runner import RenderRunner
+    from pipelines.media.previews import PreviewLimits
+    from pipelines.render.blender import BlenderRenderer
+    from pipelines.render.command import CommandRenderer
+    from pipelines.storage import ObjectStore, storage_config
 
-    return {"preview": PreviewRunner(settings, work_dir / "cache")}
+    store = ObjectStore(storage_config(settings))
+    cache = InputCache(store, work_dir / "cache")  # one per node, shared by every runner
+    limits = PreviewLimits(ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe)
+    renderers = {"blender": BlenderRenderer(settings.blender), "command": CommandRenderer()}
+    return {"preview": PreviewRunner(settings, work_dir / "cache", cache),
+            "render": RenderRunner(store, cache, renderers),
+            "assemble": AssembleRunner(store, limits),
+            "progressive": ProgressiveRunner(store, limits)}
 
 
 def start_agent(node_id: str, settings: Settings, dispatcher_name: str):

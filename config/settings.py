@@ -141,6 +141,10 @@ class Settings(BaseSettings):
         2.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
     )
     retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+    blender: str | None = Field(
+        None, description="Blender executable for render tasks on farm nodes; unset: the "
+        "bpy module of the node's Python (the `render` extra)."
+    )
 
     # Live events and WebSockets
     event_retention_s: float = Field(

@@ -128,9 +128,11 @@ class ObjectStore:
             content_type=content_type,
         )
 
-    async def get_bytes(self, key: str) -> bytes:
+    async def get_bytes(self, key: str, length: int = 0) -> bytes:
+        """The object (or its first `length` bytes): for small objects only."""
+
         def read() -> bytes:
-            response = self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key, offset=0, length=length)
             try:
                 return response.read()
             finally:
@@ -224,15 +226,7 @@ class ObjectStore:
                          content_type=content_type)
 
     async def read_head(self, key: str, length: int) -> bytes:
-        def read() -> bytes:
-            response = self.client.get_object(self.bucket, key, offset=0, length=length)
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
-
-        return await self._call(read)
+        return await self.get_bytes(key, length)
 
     async def sha256(self, key: str) -> str:
         """Hash an object by streaming it: memory stays at one chunk whatever the size."""

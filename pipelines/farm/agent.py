@@ -82,7 +82,8 @@ class NodeAgent:
 
         ctx = TaskContext(spec, workdir, lines, progress, started + spec["timeout_s"])
         outcome = await self._outcome(ctx)
-        outcome["metrics"] = {"wall_s": round(time.monotonic() - started, 3)}
+        outcome["metrics"] = (outcome.get("metrics") or {}) | {
+            "wall_s": round(time.monotonic() - started, 3)}
         outcome["log_key"] = await self._upload_log(spec, lines, outcome)
         if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
             del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
@@ -104,8 +105,9 @@ class NodeAgent:
         except asyncio.CancelledError:
             return self._failure(ctx, "cancelled", "killed on request")
         except FarmError as exc:
-            return self._failure(ctx, getattr(exc, "failure_class", "crash"), exc.message,
-                                 getattr(exc, "exit_code", None))
+            failure = self._failure(ctx, getattr(exc, "failure_class", "crash"), exc.message,
+                                    getattr(exc, "exit_code", None))
+            return failure | ({"oom": True} if getattr(exc, "oom", False) else {})
         except Exception as exc:  # noqa: BLE001 - any other error is reported, not lost
             log.exception("task crashed on the node")
             return self._failure(ctx, "crash", f"{type(exc).__name__}: {exc}")

@@ -90,7 +90,8 @@ class Dispatcher:
         self.outcomes = OutcomeHandler(
             store, events, self.jobs, RetryPolicy(self.config.retry_initial_s,
                                                   self.config.retry_max_s),
-            self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock)
+            self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock,
+            bigger_node=self._bigger_node)
         self.adopt = adopt
         self.scheduler = Scheduler(self._allowed, self._placed)
         self._recovered = False
@@ -261,6 +262,15 @@ class Dispatcher:
                 node_id, attempt = running[task_id]
                 self.nodes[node_id].running.pop(task_id, None)
                 await self.directory.agent(node_id).cancel(task_id, attempt)
+
+    def _bigger_node(self, node_id: str, requirements: dict[str, Any]) -> int | None:
+        """The memory of the smallest live node with more memory than `node_id` that meets
+        the other requirements (GPUs, tags); None when there is none."""
+        state = self.nodes.get(node_id)
+        have = state.info.memory_bytes if state else 0
+        return min((s.info.memory_bytes for s in self.nodes.values()
+                    if s.info.memory_bytes > have and s.info.gpus >= requirements["gpus"]
+                    and set(requirements["tags"]) <= s.info.tags), default=None)
 
     def _allowed(self, node_id: str, kind: str) -> bool:
         return self.circuits.allows(node_id) and self.circuits.allows((node_id, kind))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import string
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,12 +20,13 @@ from pipelines.farm.models import (
     public_job,
     public_task,
 )
+from pipelines.farm.records import check_template, new_job, new_task
+from pipelines.farm.render_jobs import RenderJobs, render_totals
 from pipelines.farm.store import FarmStore
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
 from pipelines.paging import fetch_page
 
-PLACEHOLDERS = {"frame", "first", "last", "output"}
 Wake = Callable[[], Awaitable[None]]
 
 
@@ -39,47 +38,11 @@ class TaskNotFound(NotFound):
     code = "task_not_found"
 
 
-def check_template(argv: list[str]) -> None:
-    """Only the documented placeholders; anything else is a typo caught before the farm."""
-    for arg in argv:
-        try:
-            names = {name for _, name, _, _ in string.Formatter().parse(arg) if name is not None}
-        except ValueError as exc:
-            raise InvalidInput(f"bad placeholder in {arg!r}: {exc}", code="bad_template") from exc
-        unknown = names - PLACEHOLDERS
-        if unknown:
-            raise InvalidInput(f"unknown placeholders {sorted(unknown)}; use "
-                               f"{sorted(PLACEHOLDERS)}", code="bad_template")
-
-
-def new_task(job: dict[str, Any], index: int, payload: dict[str, Any],
-             frames: list[int] | None = None, deps: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "_id": f"{job['_id']}-{index:05d}", "job_id": job["_id"], "studio_id": job["studio_id"],
-        "kind": job["kind"], "index": index, "frames": frames or [], "deps": deps or [],
-        "state": TaskState.WAITING.value if deps else TaskState.READY.value,
-        "attempt": 0, "failures": 0, "not_before_s": 0.0, "payload": payload,
-        "requirements": job["requirements"], "timeout_s": job["task_timeout_s"],
-        "created_s": job["created_s"],
-    }
-
-
-def new_job(studio_id: str, submitted_by: str, body: JobSubmit, now_s: float,
-            target: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "_id": uuid.uuid4().hex, "studio_id": studio_id, "kind": body.kind, "name": body.name,
-        "status": JobStatus.QUEUED.value, "priority": body.priority,
-        "submitted_by": submitted_by, "requirements": body.requirements.model_dump(),
-        "max_attempts": body.max_attempts, "task_timeout_s": body.task_timeout_s,
-        "task_count": 0, "counts": {}, "created_s": now_s, "updated_s": now_s,
-        "target": target, "bad_nodes": [],
-    }
-
-
 class JobService:
     def __init__(self, db, events: EventLog, wake: Wake,
                  clock: Callable[[], float] = time.time):
         self.store = FarmStore(db)
+        self.renders = RenderJobs(db, clock)
         self.db = db
         self.events = events
         self.wake = wake
@@ -90,6 +53,8 @@ class JobService:
             if not can(principal.role, Action.JOB_SUBMIT_COMMAND):
                 raise Forbidden("command jobs are for TDs and admins")
             job, tasks = self._command_job(principal, body)
+        elif body.kind == JobKind.RENDER:
+            job, tasks = await self.renders.build(principal, body)
         else:
             job, tasks = await self._preview_job(principal, body)
         return await self.store_and_announce(job, tasks)
@@ -142,6 +107,29 @@ class JobService:
             raise JobNotFound("no such job")
         return job
 
+    async def public(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        """One job; a render job with its per-job totals (frames, render time, memory)."""
+        job = await self.get_doc(principal, job_id)
+        shown = public_job(job)
+        if job["kind"] == JobKind.RENDER and job.get("render"):
+            shown["render"] = {k: v for k, v in job["render"].items()
+                               if k != "preview_frames"} | await render_totals(self.store, job)
+        return shown
+
+    async def previews(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        """Storage keys of a render job's latest progressive preview and finished movie."""
+        job = await self.get_doc(principal, job_id)
+        render = job.get("render") or {}  # other kinds: neither, for now
+        preview, published = render.get("preview"), render.get("published")
+        movie = None
+        if published:
+            version = await self.db["asset_versions"].find_one({
+                "studio_id": job["studio_id"], "asset_id": published["asset_id"],
+                "number": published["version"]})
+            movie = version and published | {"key": version["key"]}
+        return {"progressive": preview and {k: preview[k] for k in ("key", "frames", "of")},
+                "movie": movie}
+
     async def list_jobs(self, principal: Principal, *, limit: int, cursor: str | None,
                         status: str | None, kind: str | None, submitter: str | None) -> dict:
         query: dict[str, Any] = {"studio_id": principal.studio_id}
@@ -183,7 +171,7 @@ class JobService:
         if target.value in FINAL_JOB:
             await self.events.append(job["studio_id"], f"job.{target.value}", f"job:{job_id}",
                                      {"job_id": job_id, "by": principal.user_id})
-        return public_job(await self.get_doc(principal, job_id))
+        return await self.public(principal, job_id)
 
     async def _retry_tasks(self, job_id: str) -> None:
         result = await self.store.tasks.update_many(
@@ -198,7 +186,7 @@ class JobService:
         self._may_steer(principal, job)
         await self.store.set_job(job_id, {"priority": priority, "updated_s": self.clock()})
         await self.wake()
-        return public_job(await self.get_doc(principal, job_id))
+        return await self.public(principal, job_id)
 
     async def task_doc(self, principal: Principal, task_id: str) -> dict[str, Any]:
         task = await self.store.tasks.find_one({"_id": task_id, "studio_id": principal.studio_id})

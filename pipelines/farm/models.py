@@ -50,9 +50,34 @@ class Requirements(BaseModel):
     tags: list[Tag] = Field(default_factory=list, max_length=10)
 
 
+class VersionRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    asset_id: Annotated[str, StringConstraints(max_length=64)]
+    version: int = Field(ge=1)
+
+
+class RenderOptions(BaseModel):
+    """What a render job renders and how; frames and chunk size are the job's own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    renderer: Literal["blender", "command"] = "blender"
+    scene: VersionRef | None = Field(None, description="The scene, an asset version.")
+    target_asset_id: Annotated[str, StringConstraints(max_length=64)] = Field(
+        description="The `render` asset that gets the movie as a new version.")
+    samples: int = Field(0, ge=0, le=65536, description="Cycles samples; 0: the scene's.")
+    resolution_percent: int = Field(100, ge=1, le=1000)
+    output_format: Literal["PNG", "OPEN_EXR", "JPEG"] = "PNG"
+    device: Literal["cpu", "auto", "gpu"] = Field(
+        "cpu", description="cpu; auto: a GPU when the node has one; gpu: GPU nodes only.")
+    fps: float | None = Field(None, gt=0, le=1000,
+                              description="Movie frame rate; unset: the scene's (24 for "
+                                          "the command renderer).")
+    progressive: bool = Field(True, description="Low-resolution previews while rendering.")
+
+
 class JobSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["preview", "command"]
+    kind: Literal["preview", "command", "render"]
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                            max_length=200)] = "job"
     priority: int = Field(50, ge=0, le=100)
@@ -66,6 +91,8 @@ class JobSubmit(BaseModel):
     # preview jobs
     asset_id: Annotated[str, StringConstraints(max_length=64)] | None = None
     version: int | None = Field(None, ge=1)
+    # render jobs (frames, chunk_size and, for the command renderer, command as above)
+    render: RenderOptions | None = None
 
 
 class JobPatch(BaseModel):
@@ -81,6 +108,7 @@ def public_job(doc: dict[str, Any]) -> dict[str, Any]:
         "task_timeout_s": doc["task_timeout_s"], "task_count": doc["task_count"],
         "counts": doc.get("counts", {}), "reason": doc.get("reason"),
         "bad_nodes": doc.get("bad_nodes", []), "target": doc.get("target"),
+        "render": doc.get("render"),
         "created_at": iso(doc["created_s"]), "updated_at": iso(doc.get("updated_s")),
         "finished_at": iso(doc.get("finished_s")),
     }
@@ -98,7 +126,8 @@ def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[
         "frames": doc.get("frames", []), "depends_on": doc.get("deps", []),
         "state": doc["state"], "attempt": doc["attempt"], "node_id": doc.get("node_id"),
         "lease_expires_at": iso(doc.get("lease_expires_s")), "progress": doc.get("progress", 0.0),
-        "exit_code": doc.get("exit_code"), "error_class": doc.get("error_class"),
+        "kind": doc.get("kind"), "exit_code": doc.get("exit_code"),
+        "error_class": doc.get("error_class"),
         "error": doc.get("error"), "log_key": doc.get("log_key"),
         "outputs": doc.get("outputs", []), "started_at": iso(doc.get("started_s")),
         "finished_at": iso(doc.get("finished_s")), "retry_at": iso(doc.get("not_before_s")),

@@ -17,17 +17,20 @@ from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
 SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
+BiggerNode = Callable[[str, dict], int | None]  # (node, requirements) → memory of one
 NODE_FAULTS = (FailureClass.CRASH.value, FailureClass.TIMEOUT.value)
 
 
 class OutcomeHandler:
     def __init__(self, store: FarmStore, events: EventLog, jobs: JobTracker,
                  retry: RetryPolicy, circuits: CircuitBreakers, bad_nodes: BadNodes,
-                 hooks: dict[str, SuccessHook], clock: Callable[[], float] = time.time):
+                 hooks: dict[str, SuccessHook], clock: Callable[[], float] = time.time,
+                 bigger_node: BiggerNode = lambda node_id, requirements: None):
         self.store, self.events, self.jobs = store, events, jobs
         self.retry, self.circuits, self.bad_nodes = retry, circuits, bad_nodes
         self.hooks = hooks
         self.clock = clock
+        self.bigger_node = bigger_node
 
     def _fence(self, payload: dict[str, Any], states=ACTIVE) -> dict[str, Any]:
         return {"_id": payload["task_id"], "attempt": payload["attempt"],
@@ -98,7 +101,10 @@ class OutcomeHandler:
             job = await self.store.job(payload["job_id"])
             task = await self.store.tasks.find_one({"_id": payload["task_id"]})
             if job and task:
-                await hook(job, task, payload)
+                try:
+                    await hook(job, task, payload)
+                except Exception:  # noqa: BLE001 - the round's other reports must go on
+                    log.exception("success hook failed", extra={"task_id": task["_id"]})
 
     async def _failed(self, payload: dict[str, Any]) -> None:
         task = await self.store.tasks.find_one(self._fence(payload))
@@ -114,7 +120,7 @@ class OutcomeHandler:
             "finished_s": now, "failures": task["failures"] + int(decision.charge_attempt)}
         if decision.retry:
             fields |= {"state": TaskState.READY.value, "not_before_s": now + decision.delay_s,
-                       "node_id": None}
+                       "node_id": None} | self._more_memory(payload, task)
         elif failure == FailureClass.CANCELLED.value:
             fields["state"] = TaskState.FAILED.value
         else:
@@ -130,6 +136,16 @@ class OutcomeHandler:
             "attempt": payload["attempt"], "failure_class": failure,
             "error": fields["error"][:500], "retry_in_s": round(decision.delay_s, 3)})
         self.jobs.touch(job["_id"])
+
+    def _more_memory(self, payload: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+        """Out of memory: the retry asks for a node with more memory than this one, when
+        the farm has one that meets the task's other requirements."""
+        if not payload.get("oom"):
+            return {}
+        memory = self.bigger_node(payload.get("node_id") or "", task["requirements"])
+        if not memory or memory <= task["requirements"].get("memory_bytes", 0):
+            return {}
+        return {"requirements": task["requirements"] | {"memory_bytes": memory}}
 
     async def _blame_node(self, payload: dict[str, Any], job: dict, failure: str) -> None:
         node_id = payload["node_id"]

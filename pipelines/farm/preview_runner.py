@@ -27,15 +27,24 @@ class InputCache:
         self.downloads = 0
 
     async def get(self, key: str, sha256: str) -> Path:
+        return (await self.fetch(key, sha256))[0]
+
+    async def fetch(self, key: str, sha256: str) -> tuple[Path, bool]:
+        """The local file, and whether this call downloaded it."""
         path = self.directory / sha256
         async with self.locks.setdefault(sha256, asyncio.Lock()):
-            if not path.exists():
-                self.directory.mkdir(parents=True, exist_ok=True)
-                partial = self.directory / f".{sha256}.{uuid.uuid4().hex}"
+            if path.exists():
+                return path, False
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial = self.directory / f".{sha256}.{uuid.uuid4().hex}"
+            try:
                 await self.store.download(key, str(partial))
-                os.replace(partial, path)
-                self.downloads += 1
-        return path
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            os.replace(partial, path)
+            self.downloads += 1
+        return path, True
 
 
 def preview_key(payload: dict[str, Any], studio_id: str, name: str) -> str:
@@ -44,9 +53,9 @@ def preview_key(payload: dict[str, Any], studio_id: str, name: str) -> str:
 
 
 class PreviewRunner:
-    def __init__(self, settings: Settings, cache_dir: Path):
-        self.store = ObjectStore(storage_config(settings))
-        self.cache = InputCache(self.store, cache_dir)
+    def __init__(self, settings: Settings, cache_dir: Path, cache: InputCache | None = None):
+        self.store = cache.store if cache else ObjectStore(storage_config(settings))
+        self.cache = cache or InputCache(self.store, cache_dir)
         self.maker = PreviewMaker(PreviewLimits(ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe))
 
     async def __call__(self, ctx: TaskContext) -> None:

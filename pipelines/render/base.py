@@ -84,7 +84,6 @@ class RenderResult:
     frames: list[FrameReport] = field(default_factory=list)
     scene: dict[str, Any] = field(default_factory=dict)  # what the renderer found (fps...)
     peak_rss: int | None = None  # bytes, of the whole process as the runner sampled it
-    log: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,11 @@ class Renderer(Protocol):
 
     def needs(self, device: str) -> RenderNeeds: ...
 
-    async def render(self, request: RenderRequest, on_frame: OnFrame) -> RenderResult: ...
+    async def render(self, request: RenderRequest, on_frame: OnFrame,
+                     log: list[str]) -> RenderResult:
+        """Render the chunk, awaiting `on_frame` for each finished frame as it comes; the
+        tool's output goes to `log` whatever happens; failures raise RenderFailed."""
+        ...
 
 
 class LineSplitter:

@@ -83,7 +83,8 @@ class BlenderRenderer:
                     "--", *args]
         return [self.python, str(WORKER), *args]
 
-    async def render(self, request: RenderRequest, on_frame: OnFrame) -> RenderResult:
+    async def render(self, request: RenderRequest, on_frame: OnFrame,
+                     log: list[str]) -> RenderResult:
         if request.scene is not None:
             check_scene(request.scene)
         request.out.mkdir(parents=True, exist_ok=True)
@@ -95,14 +96,15 @@ class BlenderRenderer:
                                     on_stdout=stream.feed, env=self.env)
         except MediaError as exc:  # past the time limit, or Blender could not start
             await stream.close(cancel=True)
+            log.append(f"$ {' '.join(argv)}\n[{exc.failure_class}] {exc.message}\n")
             raise RenderFailed(exc.message, failure_class=exc.failure_class) from None
         except BaseException:
             await stream.close(cancel=True)
             raise
+        log.append(_log(argv, result))
         await stream.close()
         classify(result, stream, request)
-        return RenderResult(stream.frames, stream.scene, result.peak_rss,
-                            _log(argv, result))
+        return RenderResult(stream.frames, stream.scene, result.peak_rss)
 
 
 class _FrameStream:

@@ -50,7 +50,8 @@ class CommandRenderer:
                   "output": str(request.out), "scene": str(request.scene or "")}
         return [arg.format(**values) for arg in request.argv]
 
-    async def render(self, request: RenderRequest, on_frame: OnFrame) -> RenderResult:
+    async def render(self, request: RenderRequest, on_frame: OnFrame,
+                     log: list[str]) -> RenderResult:
         request.out.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + request.timeout_s
         result = RenderResult()
@@ -61,9 +62,10 @@ class CommandRenderer:
                                      memory_bytes=None, cpu_seconds=None, cwd=request.out,
                                      check=False)
             except MediaError as exc:
+                log.append(f"$ {' '.join(argv)}\n[{exc.failure_class}] {exc.message}\n")
                 raise RenderFailed(exc.message, failure_class=exc.failure_class) from None
-            result.log += (f"$ {' '.join(argv)}\n{ran.stdout.decode('utf-8', 'replace')}"
-                           f"{ran.stderr_tail}\n[exit {ran.returncode}, {ran.wall_s:.2f}s]\n")
+            log.append(f"$ {' '.join(argv)}\n{ran.stdout.decode('utf-8', 'replace')}"
+                       f"{ran.stderr_tail}\n[exit {ran.returncode}, {ran.wall_s:.2f}s]\n")
             if ran.returncode != 0:
                 oom = ran.returncode == -9 or bool(OOM_SIGNS.search(ran.stderr_tail))
                 line = last_meaningful_line(ran.stderr_tail, argv)

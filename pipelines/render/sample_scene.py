@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
+from pathlib import Path
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -100,6 +102,18 @@ def _settings(bpy, scene, args: argparse.Namespace) -> None:
     scene.world = world
     world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.05, 0.07, 0.1, 1)
+
+
+def write_in_subprocess(output: str, *, frames: int = 48, blender: str | None = None,
+                        timeout_s: float = 300.0) -> subprocess.CompletedProcess:
+    """Write the scene from a child process (bpy is heavy and owns its process): the bpy
+    module of this Python, or `blender` when given."""
+    args = [str(Path(output).resolve()), "--frames", str(frames)]
+    script = str(Path(__file__).resolve())
+    argv = ([blender, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1",
+             "-P", script, "--", *args] if blender else [sys.executable, script, *args])
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s,
+                          check=False, stdin=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:

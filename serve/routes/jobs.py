@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.farm.jobs import JobService, TaskNotFound
-from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit, public_job
+from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
 from serve.deps import require
@@ -25,7 +25,8 @@ def get_jobs(request: Request) -> JobService:
 JobsDep = Annotated[JobService, Depends(get_jobs)]
 
 
-@router.post("/jobs", status_code=201, summary="Submit a job (preview; command for TDs)")
+@router.post("/jobs", status_code=201,
+             summary="Submit a job (preview, render; command and command renders for TDs)")
 async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict[str, Any]:
     return await jobs.submit(who, body)
 
@@ -40,9 +41,23 @@ async def list_jobs(jobs: JobsDep, who: Reader,
                            submitter=submitter)
 
 
-@router.get("/jobs/{job_id}", summary="One job with its counts by task state")
+@router.get("/jobs/{job_id}", summary="One job with its counts by task state (and, for "
+            "renders, frame totals)")
 async def get_job(job_id: str, jobs: JobsDep, who: Reader) -> dict[str, Any]:
-    return public_job(await jobs.get_doc(who, job_id))
+    return await jobs.public(who, job_id)
+
+
+@router.get("/jobs/{job_id}/preview",
+            summary="Presigned URLs of a render job's latest progressive preview and movie")
+async def job_preview(job_id: str, request: Request, jobs: JobsDep,
+                      who: Reader) -> dict[str, Any]:
+    platform = request.app.state.platform
+    ttl = platform.settings.download_url_ttl_s
+    shown = await jobs.previews(who, job_id)
+    for entry in shown.values():
+        if entry:
+            entry["url"] = await platform.store.presigned_get(entry.pop("key"), ttl)
+    return shown | {"expires_in_s": ttl}
 
 
 @router.patch("/jobs/{job_id}", summary="Change a job's priority")

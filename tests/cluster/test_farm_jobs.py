@@ -93,7 +93,9 @@ async def test_a_failing_node_opens_its_circuit_then_gets_one_trial(http, studio
     assert len(trials) == 1, trials  # half-open lets exactly one task through
 
 
-async def test_an_always_crashing_task_dies_after_growing_delays_and_can_be_retried(http, studio):
+async def test_an_always_crashing_task_dies_after_growing_delays_and_can_be_retried(
+    http, studio, db
+):
     job = await submit(http, studio.td.headers, frames="1", command=["/bin/sh", "-c", "exit 7"],
                        max_attempts=3)
     done = await wait_job(http, studio.td.headers, job["id"])
@@ -101,13 +103,16 @@ async def test_an_always_crashing_task_dies_after_growing_delays_and_can_be_retr
     assert "exit" in done["reason"] and "crash" in done["reason"]
     [task] = await tasks_of(http, studio.td.headers, job["id"])
     assert task["state"] == "dead" and task["exit_code"] == 7
-    ends = [h["finished_at"] for h in task["history"]]
-    assert len(ends) == 3
+    assert len(task["history"]) == 3
+    retries = await db["events"].find({"type": "task.retrying", "data.task_id": task["id"]}
+                                      ).sort("seq", 1).to_list()
+    delays = [e["data"]["retry_in_s"] for e in retries]
+    assert len(delays) == 2 and delays[1] > delays[0] >= 0.4, delays  # 0.4 s, 0.8 s + jitter
+    starts = [h["finished_at"] for h in task["history"]]  # no attempt began before its delay
     from datetime import datetime
 
-    times = [datetime.fromisoformat(t).timestamp() for t in ends]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert gaps[1] > gaps[0] > 0.3, gaps  # backoff grows (0.4 s, then 0.8 s, plus jitter)
+    times = [datetime.fromisoformat(t).timestamp() for t in starts]
+    assert all(b - a >= d for a, b, d in zip(times, times[1:], delays, strict=False))
     retried = await http.post(f"/api/v1/jobs/{job['id']}/retry", headers=studio.td.headers)
     assert retried.status_code == 200, retried.text
     again = await wait_job(http, studio.td.headers, job["id"])

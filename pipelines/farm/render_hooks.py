@@ -1,0 +1,112 @@
+"""What a render job's succeeded tasks mean beyond the farm (dispatcher side, no FFmpeg).
+
+- `progressive`: the newest low-res preview is recorded on the job and announced as a
+  `job.progress` event carrying its (presigned) URL.
+- `assemble`: the movie becomes a new version of the target `render` asset through the
+  same VersionRecorder every upload ends in (`asset.version_created`), with its previews
+  already made (`asset.preview_ready`), and the asset goes `in_review`. If it cannot be
+  published (the asset was approved or deleted meanwhile), the assembly task is marked
+  dead with the reason, so the job ends `failed` instead of completing without a version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.assets.models import AssetStatus, public_version, safe_filename
+from pipelines.assets.service import AssetService
+from pipelines.assets.store import ASSETS, USAGE, VERSIONS
+from pipelines.assets.versions import VersionRecorder
+from pipelines.errors import FarmError
+from pipelines.events.log import EventLog
+from pipelines.farm.models import TaskState
+from pipelines.farm.policy import FailureClass
+from pipelines.farm.store import FarmStore
+from pipelines.storage import ObjectStore
+
+log = logging.getLogger("farm.dispatcher")
+
+
+class ProgressivePublisher:
+    def __init__(self, db, events: EventLog, store: ObjectStore, url_ttl_s: int = 3600,
+                 clock: Callable[[], float] = time.time):
+        self.jobs = FarmStore(db).jobs
+        self.events, self.store, self.url_ttl_s, self.clock = events, store, url_ttl_s, clock
+
+    async def __call__(self, job: dict[str, Any], task: dict[str, Any],
+                       outcome: dict[str, Any]) -> None:
+        preview = outcome.get("preview")
+        if not preview:
+            return
+        newer = await self.jobs.update_one(
+            {"_id": job["_id"], "render.preview_frames": {"$lt": preview["frames"]}},
+            {"$set": {"render.preview": preview | {"made_s": self.clock()},
+                      "render.preview_frames": preview["frames"]}})
+        if not newer.modified_count:
+            return  # a preview of more frames finished first: it stays the one shown
+        url = await self.store.presigned_get(preview["key"], self.url_ttl_s)
+        await self.events.append(job["studio_id"], "job.progress", f"job:{job['_id']}", {
+            "job_id": job["_id"], "status": job["status"], "preview": {
+                "url": url, "frames": preview["frames"], "of": preview["of"],
+                "task_id": task["_id"], "expires_in_s": self.url_ttl_s}})
+
+
+class RenderPublisher:
+    def __init__(self, db, events: EventLog, store: ObjectStore,
+                 clock: Callable[[], float] = time.time):
+        self.db = db
+        self.farm = FarmStore(db)
+        self.events = events
+        self.recorder = VersionRecorder(db, store, AssetService(db, events), events,
+                                        on_version_created=None, clock=clock)
+        self.clock = clock
+
+    async def __call__(self, job: dict[str, Any], task: dict[str, Any],
+                       outcome: dict[str, Any]) -> None:
+        try:
+            version = await self._version(job, outcome)
+        except FarmError as exc:
+            log.warning("render not published", extra={"job_id": job["_id"],
+                                                        "error": exc.message})
+            await self.farm.tasks.update_one(
+                {"_id": task["_id"], "state": TaskState.SUCCEEDED.value},
+                {"$set": {"state": TaskState.DEAD.value,
+                          "error_class": FailureClass.BAD_INPUT.value,
+                          "error": f"publish: {exc.message}"[:2000]}})
+            return
+        await self.farm.set_job(job["_id"], {"render.published": {
+            "asset_id": version["asset_id"], "version": version["number"]}})
+        await self.events.append(job["studio_id"], "asset.preview_ready",
+                                 f"asset:{version['asset_id']}", {
+                                     "asset_id": version["asset_id"],
+                                     "version": version["number"], "job_id": job["_id"],
+                                     "previews": version["previews"]})
+
+    async def _version(self, job: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+        """The version of this job's movie: recorded once, found again on a repeat."""
+        upload_id, target = f"job:{job['_id']}", job["target"]["asset_id"]
+        found = await self.db[VERSIONS].find_one(
+            {"studio_id": job["studio_id"], "asset_id": target, "upload_id": upload_id})
+        if found is not None:
+            return found
+        movie = outcome["movie"]
+        upload = {"_id": upload_id, "asset_id": target, "studio_id": job["studio_id"],
+                  "key": movie["key"], "filename": safe_filename(f"{job['name']}.mp4"),
+                  "size": movie["size"], "user_id": job["submitted_by"],
+                  "content_type": "video/mp4"}
+        media, sha256 = await self.recorder.verify(upload, movie["size"], movie["sha256"])
+        version = await self.recorder.record(upload, media, sha256)
+        version["previews"] = outcome.get("previews") or {}
+        await self.db[VERSIONS].update_one({"_id": version["_id"]}, {"$set": {
+            "previews": version["previews"], "render_job_id": job["_id"]}})
+        await self.db[ASSETS].update_one(
+            {"_id": target, "studio_id": job["studio_id"]},
+            {"$set": {"status": AssetStatus.IN_REVIEW.value, "updated_at": self.clock()}})
+        await self.db[USAGE].update_one({"_id": job["studio_id"]},
+                                        {"$inc": {"bytes": movie["size"]}}, upsert=True)
+        log.info("render published", extra={"job_id": job["_id"], "asset_id": target,
+                                             "version": public_version(version)["number"]})
+        return version
