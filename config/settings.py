@@ -141,6 +141,10 @@ class Settings(BaseSettings):
         2.0, gt=0, description="First retry delay; doubles per attempt, with jitter."
     )
     retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+    dispatch_ahead: float = Field(
+        1.0, ge=0, le=4, description="Tasks leased to a node beyond its free slots, as a "
+        "fraction of its slots; they wait on the node, hiding dispatch latency."
+    )
     blender: str | None = Field(
         None, description="Blender executable for render tasks on farm nodes; unset: the "
         "bpy module of the node's Python (the `render` extra)."

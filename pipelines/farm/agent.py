@@ -29,6 +29,30 @@ class Reporter(Protocol):
     async def heartbeat(self, node_id: str, running: list[list]) -> None: ...
 
 
+class Slots:
+    """The node's slots. The dispatcher may lease a node more tasks than it has slots
+    (dispatch ahead): the extra ones wait here, so a slot never idles while a report
+    travels to the dispatcher and the next lease travels back."""
+
+    def __init__(self) -> None:
+        self.free: float | None = None
+        self.changed = asyncio.Condition()
+
+    async def acquire(self, need: float, capacity: float) -> None:
+        async with self.changed:
+            if self.free is None:
+                self.free = capacity
+            # A task bigger than the node runs alone rather than never.
+            await self.changed.wait_for(lambda: self.free is not None and (
+                self.free + 1e-9 >= need or self.free >= capacity))
+            self.free -= need
+
+    async def release(self, need: float) -> None:
+        async with self.changed:
+            self.free = (self.free or 0.0) + need
+            self.changed.notify_all()
+
+
 def job_prefix(spec: dict[str, Any]) -> str:
     return f"studios/{spec['studio_id']}/jobs/{spec['job_id']}"
 
@@ -43,6 +67,7 @@ class NodeAgent:
         self.runners = runners
         self.clock = clock
         self.tasks: dict[str, tuple[int, asyncio.Task]] = {}
+        self.slots = Slots()
 
     def running(self) -> list[list]:
         return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()]
@@ -71,6 +96,13 @@ class NodeAgent:
     async def _execute(self, spec: dict[str, Any]) -> None:
         base = {k: spec[k] for k in ("task_id", "job_id", "studio_id", "attempt", "kind")} | {
             "node_id": self.node_id}
+        need = float(spec.get("slots", 1.0))
+        try:
+            await self.slots.acquire(need, float(spec.get("node_slots", need)))
+        except asyncio.CancelledError:  # killed while queued: it never ran
+            await self._deliver("finished", base | {"ok": False, "failure_class": "cancelled",
+                                                    "error": "killed before it started"})
+            return
         workdir = self.work_dir / f"{spec['task_id']}-{spec['attempt']}"
         workdir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
@@ -81,7 +113,10 @@ class NodeAgent:
             await self._deliver("progress", base | {"progress": round(value, 4)}, retry=False)
 
         ctx = TaskContext(spec, workdir, lines, progress, started + spec["timeout_s"])
-        outcome = await self._outcome(ctx)
+        try:
+            outcome = await self._outcome(ctx)
+        finally:
+            await self.slots.release(need)  # the next queued task starts while we report
         outcome["metrics"] = (outcome.get("metrics") or {}) | {
             "wall_s": round(time.monotonic() - started, 3)}
         outcome["log_key"] = await self._upload_log(spec, lines, outcome)

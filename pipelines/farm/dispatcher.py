@@ -39,6 +39,7 @@ Adopter = Callable[[], Awaitable[int]]
 class DispatchConfig:
     tick_s: float = 1.0
     coalesce_s: float = 0.005
+    dispatch_ahead: float = 1.0        # extra leases per node, as a fraction of its slots
     lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
     node_silence_s: float = 15.0       # a node not heard from for this long is lost
     circuit_threshold: int = 3
@@ -54,7 +55,8 @@ class DispatchConfig:
                    circuit_cooldown_s=settings.circuit_cooldown_s,
                    bad_node_threshold=settings.bad_node_threshold,
                    retry_initial_s=settings.retry_initial_s,
-                   retry_max_s=settings.retry_max_s)
+                   retry_max_s=settings.retry_max_s,
+                   dispatch_ahead=settings.dispatch_ahead)
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,10 @@ class Dispatcher:
         self.circuits.on_dispatch((node_id, kind))
 
     def _views(self) -> list[NodeView]:
-        return [NodeView(n, s.info.slots, sum(lease.slots for lease in s.running.values()),
+        # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
+        ahead = 1.0 + self.config.dispatch_ahead
+        return [NodeView(n, s.info.slots * ahead,
+                         sum(lease.slots for lease in s.running.values()),
                          s.info.gpus, s.info.memory_bytes, s.info.tags)
                 for n, s in self.nodes.items()]
 
@@ -339,12 +344,13 @@ class Dispatcher:
                 if node_id in self.nodes:
                     await self._lose_node(node_id, "its agent does not answer")
 
-    @staticmethod
-    def _spec(task: dict, attempt: int, node_id: str) -> dict[str, Any]:
+    def _spec(self, task: dict, attempt: int, node_id: str) -> dict[str, Any]:
         return {"task_id": task["_id"], "job_id": task["job_id"],
                 "studio_id": task["studio_id"], "kind": task["kind"], "attempt": attempt,
                 "frames": task["frames"], "payload": task["payload"],
-                "timeout_s": task["timeout_s"], "node_id": node_id}
+                "timeout_s": task["timeout_s"], "node_id": node_id,
+                "slots": task["requirements"]["slots"],
+                "node_slots": self.nodes[node_id].info.slots}
 
     def _node_doc(self, state: NodeState) -> dict[str, Any]:
         node_id = state.info.node_id

@@ -79,7 +79,9 @@ async def test_a_failing_node_opens_its_circuit_then_gets_one_trial(http, studio
     tasks = await tasks_of(http, studio.td.headers, job["id"])
     assert all(t["node_id"] != bad for t in tasks)  # every success ran on the good node
     failures_on_bad = [h for t in tasks for h in t["history"] if h["node_id"] == bad]
-    assert 2 <= len(failures_on_bad) <= 3  # threshold 2 (+1 racing in before it opened)
+    # Threshold 2; before the first failures come back the node may already hold what
+    # was leased to it: 2 slots, plus as many again dispatched ahead.
+    assert 2 <= len(failures_on_bad) <= 4, failures_on_bad
     nodes = {n["node_id"]: n for n in (await http.get("/api/v1/farm/nodes",
                                                       headers=studio.td.headers)).json()["items"]}
     assert nodes[bad]["circuit"] in ("open", "half_open")

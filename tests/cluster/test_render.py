@@ -67,15 +67,7 @@ async def fetch(url: str, path: Path) -> Path:
     return path
 
 
-async def test_a_scene_renders_on_two_nodes_into_a_movie_in_review(http, studio, blend, db,
-                                                                   tmp_path):
-    headers = studio.artist.headers
-    setup = await scene_and_target(http, headers, blend)
-    job = await submit(http, headers, render_body(setup, "1-24", chunk_size=2))
-    done = await wait_job(http, headers, job["id"], timeout_s=280)
-    assert done["status"] == "completed", done
-    tasks = await tasks_of(http, headers, job["id"])
-    renders = [t for t in tasks if t["kind"] == "render"]
+def check_frames_and_totals(done: dict, renders: list[dict]) -> None:
     assert len(renders) == 12 and len({t["node_id"] for t in renders}) == 2
     assert sorted(f for t in renders for f in t["frames"]) == list(range(1, 25))
     # The scene was downloaded at most once per node, never once per chunk.
@@ -87,20 +79,23 @@ async def test_a_scene_renders_on_two_nodes_into_a_movie_in_review(http, studio,
     assert totals["frames_done"] == 24 and totals["peak_rss_max"] > 50 * 2**20
     assert totals["frame_seconds_total"] == pytest.approx(sum(f["seconds"] for f in frames),
                                                           abs=0.01)
-    assert totals["published"] == {"asset_id": setup.target["id"], "version": 1}
 
-    asset = (await http.get(f"/api/v1/assets/{setup.target['id']}", headers=headers)).json()
+
+async def check_published_movie(http, headers, target_id: str, tmp_path: Path) -> None:
+    asset = (await http.get(f"/api/v1/assets/{target_id}", headers=headers)).json()
     assert asset["status"] == "in_review" and asset["current_version"] == 1
-    links = (await http.get(f"/api/v1/assets/{setup.target['id']}/versions/1/previews",
+    links = (await http.get(f"/api/v1/assets/{target_id}/versions/1/previews",
                             headers=headers)).json()
     assert set(links["urls"]) == {"proxy", "poster", "filmstrip"}
-    movie = probe(await fetch(links["urls"]["proxy"], tmp_path / "movie.mp4"))
-    [video] = movie["streams"]
+    [video] = probe(await fetch(links["urls"]["proxy"], tmp_path / "movie.mp4"))["streams"]
     assert video["codec_name"] == "h264" and video["pix_fmt"] == "yuv420p"
     assert int(video["nb_read_packets"]) == 24 and video["avg_frame_rate"] == "24/1"
     assert (video["width"], video["height"]) == (320, 180)
 
-    events = await job_events(db, studio.studio_id, job["id"])
+
+async def check_preview_came_first(db, studio_id: str, job_id: str, target_id: str,
+                                   renders: list[dict]) -> None:
+    events = await job_events(db, studio_id, job_id)
     previews = [e for e in events if e["type"] == "job.progress" and "preview" in e["data"]]
     assert previews, [e["type"] for e in events]
     first = previews[0]
@@ -110,13 +105,28 @@ async def test_a_scene_renders_on_two_nodes_into_a_movie_in_review(http, studio,
     assert first["at_s"] < last_render_end.timestamp()
     # ...and events came in this order: preview, the new version, the job's completion.
     asset_events = {e["type"]: e["seq"] for e in await db["events"].find(
-        {"studio_id": studio.studio_id, "room": f"asset:{setup.target['id']}"}).to_list()}
+        {"studio_id": studio_id, "room": f"asset:{target_id}"}).to_list()}
     completed = next(e["seq"] for e in events if e["type"] == "job.completed")
     assert first["seq"] < asset_events["asset.version_created"] < completed
     assert asset_events["asset.version_created"] < asset_events["asset.preview_ready"]
-    preview_links = (await http.get(f"/api/v1/jobs/{job['id']}/preview", headers=headers)).json()
-    assert preview_links["movie"]["version"] == 1 and preview_links["progressive"]["url"]
-    small = probe(await fetch(preview_links["progressive"]["url"], tmp_path / "preview.mp4"))
+
+
+async def test_a_scene_renders_on_two_nodes_into_a_movie_in_review(http, studio, blend, db,
+                                                                   tmp_path):
+    headers = studio.artist.headers
+    setup = await scene_and_target(http, headers, blend)
+    job = await submit(http, headers, render_body(setup, "1-24", chunk_size=2))
+    done = await wait_job(http, headers, job["id"], timeout_s=280)
+    assert done["status"] == "completed", done
+    renders = [t for t in await tasks_of(http, headers, job["id"]) if t["kind"] == "render"]
+    check_frames_and_totals(done, renders)
+    assert done["render"]["published"] == {"asset_id": setup.target["id"], "version": 1}
+    await check_published_movie(http, headers, setup.target["id"], tmp_path)
+    await check_preview_came_first(db, studio.studio_id, job["id"], setup.target["id"],
+                                   renders)
+    links = (await http.get(f"/api/v1/jobs/{job['id']}/preview", headers=headers)).json()
+    assert links["movie"]["version"] == 1 and links["progressive"]["url"]
+    small = probe(await fetch(links["progressive"]["url"], tmp_path / "preview.mp4"))
     assert int(small["streams"][0]["nb_read_packets"]) == 24  # the whole timeline, held
 
 
