@@ -111,9 +111,8 @@ class JobService:
         """One job; a render job with its per-job totals (frames, render time, memory)."""
         job = await self.get_doc(principal, job_id)
         shown = public_job(job)
-        if job["kind"] == JobKind.RENDER and job.get("render"):
-            shown["render"] = {k: v for k, v in job["render"].items()
-                               if k != "preview_frames"} | await render_totals(self.store, job)
+        if job["kind"] == JobKind.RENDER and shown["render"]:
+            shown["render"] |= await render_totals(self.store, job)
         return shown
 
     async def previews(self, principal: Principal, job_id: str) -> dict[str, Any]:

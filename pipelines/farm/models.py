@@ -108,7 +108,8 @@ def public_job(doc: dict[str, Any]) -> dict[str, Any]:
         "task_timeout_s": doc["task_timeout_s"], "task_count": doc["task_count"],
         "counts": doc.get("counts", {}), "reason": doc.get("reason"),
         "bad_nodes": doc.get("bad_nodes", []), "target": doc.get("target"),
-        "render": doc.get("render"),
+        "render": {k: v for k, v in doc["render"].items() if k != "preview_frames"}
+        if doc.get("render") else None,
         "created_at": iso(doc["created_s"]), "updated_at": iso(doc.get("updated_s")),
         "finished_at": iso(doc.get("finished_s")),
     }

@@ -5,8 +5,9 @@
 - `assemble`: the movie becomes a new version of the target `render` asset through the
   same VersionRecorder every upload ends in (`asset.version_created`), with its previews
   already made (`asset.preview_ready`), and the asset goes `in_review`. If it cannot be
-  published (the asset was approved or deleted meanwhile), the assembly task is marked
-  dead with the reason, so the job ends `failed` instead of completing without a version.
+  published (the asset was approved or deleted meanwhile, storage was down), the assembly
+  task is marked dead with the reason, so the job ends `failed` instead of completing
+  without a version; `retry` on the job assembles and publishes again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pipelines.assets.models import AssetStatus, public_version, safe_filename
 from pipelines.assets.service import AssetService
 from pipelines.assets.store import ASSETS, USAGE, VERSIONS
 from pipelines.assets.versions import VersionRecorder
-from pipelines.errors import FarmError
+from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound
 from pipelines.events.log import EventLog
 from pipelines.farm.models import TaskState
 from pipelines.farm.policy import FailureClass
@@ -68,14 +69,16 @@ class RenderPublisher:
                        outcome: dict[str, Any]) -> None:
         try:
             version = await self._version(job, outcome)
-        except FarmError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the job must say so
+            message = exc.message if isinstance(exc, FarmError) else type(exc).__name__
+            refused = isinstance(exc, InvalidInput | Conflict | NotFound)
             log.warning("render not published", extra={"job_id": job["_id"],
-                                                        "error": exc.message})
+                                                        "error": message})
             await self.farm.tasks.update_one(
                 {"_id": task["_id"], "state": TaskState.SUCCEEDED.value},
-                {"$set": {"state": TaskState.DEAD.value,
-                          "error_class": FailureClass.BAD_INPUT.value,
-                          "error": f"publish: {exc.message}"[:2000]}})
+                {"$set": {"state": TaskState.DEAD.value, "error": f"publish: {message}"[:2000],
+                          "error_class": (FailureClass.BAD_INPUT if refused
+                                          else FailureClass.CRASH).value}})
             return
         await self.farm.set_job(job["_id"], {"render.published": {
             "asset_id": version["asset_id"], "version": version["number"]}})

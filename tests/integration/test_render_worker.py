@@ -73,3 +73,29 @@ async def test_a_corrupt_scene_is_bad_input(tmp_path, content, words):
                                    scene=broken))
     assert caught.value.failure_class == "bad_input" and words in caught.value.message
     assert str(tmp_path) not in caught.value.message  # no node paths in messages
+
+
+async def test_the_command_renderer_finds_each_frames_image(tmp_path):
+    from pipelines.render.command import CommandRenderer
+
+    seen: list[int] = []
+
+    async def on_frame(report: FrameReport) -> None:
+        seen.append(report.frame)
+
+    writes = ["/bin/sh", "-c", "printf x > {output}/beauty.{frame:04d}.png"]
+    log: list[str] = []
+    result = await CommandRenderer().render(RenderRequest(
+        frames=[7, 8], out=tmp_path / "out", timeout_s=30, argv=writes), on_frame, log)
+    assert seen == [7, 8] and [f.path.name for f in result.frames] == [
+        "beauty.0007.png", "beauty.0008.png"]
+    forgets = ["/bin/sh", "-c", "test {frame} = 9 || printf x > {output}/{frame}.png"]
+    with pytest.raises(RenderFailed) as caught:
+        await CommandRenderer().render(RenderRequest(
+            frames=[9], out=tmp_path / "out2", timeout_s=30, argv=forgets), on_frame, log)
+    assert caught.value.failure_class == "crash" and "frames [9]" in caught.value.message
+    with pytest.raises(RenderFailed) as caught:
+        await CommandRenderer().render(RenderRequest(
+            frames=[1], out=tmp_path / "out3", timeout_s=30, argv=["/bin/sh", "-c", "exit 3"]),
+            on_frame, log)
+    assert caught.value.exit_code == 3 and caught.value.failure_class == "crash"
