@@ -54,8 +54,9 @@ async def test_preview_of_another_studios_version_is_404(http, studio, mp4_bytes
 
 
 async def test_steering_a_job(http, studio):
+    # A tag no farm node has: the job stays queued whatever nodes other tests started.
     job = await submit(http, studio.td.headers, frames="1-4", command=frame_writer(),
-                       priority=10)
+                       priority=10, requirements={"tags": ["no-such-node"]})
     url = f"/api/v1/jobs/{job['id']}"
     assert (await http.get(url, headers=studio.artist.headers)).json()["task_count"] == 4
     assert (await http.post(f"{url}/pause", headers=studio.artist.headers)).status_code == 403
