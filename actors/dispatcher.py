@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from actors.broadcaster import RayEventPublisher
 from actors.node_agent import start_agent
 from config.settings import Settings
 from pipelines.db import Database
@@ -84,7 +85,7 @@ class DispatcherActor:
     def _ensure_started(self) -> Dispatcher:
         if self.dispatcher is None:
             db = Database(self.settings.mongo_url.get_secret_value(), self.settings.mongo_db)
-            events = EventLog(db)
+            events = EventLog(db, publisher=RayEventPublisher())  # live to sockets
             jobs = JobService(db, events, wake=_no_wake)
             self.dispatcher = Dispatcher(
                 FarmStore(db), RayNodeDirectory(self.settings), events, self.config,
