@@ -103,15 +103,19 @@ class UploadService:
     async def begin(self, principal: Principal, asset_id: str, body: UploadDeclare) -> dict:
         session = await self._open_session(principal, asset_id, body.filename, body.size,
                                            body.sha256, body.content_type, "multipart")
+        await self._start_multipart(session)
+        last = min(session["part_count"], URLS_PER_PAGE)
+        return self.public(session) | await self._urls(session, 1, last)
+
+    async def _start_multipart(self, session: dict[str, Any]) -> None:
+        """Open the storage side and record the session; on failure the slot goes back."""
         try:
             session["s3_upload_id"] = await self.store.create_multipart(
                 session["key"], "application/octet-stream")
             await self.uploads.insert_one(session)
         except FarmError:
-            await self.quota.close_upload(principal.studio_id)
+            await self.quota.close_upload(session["studio_id"])
             raise
-        last = min(session["part_count"], URLS_PER_PAGE)
-        return self.public(session) | await self._urls(session, 1, last)
 
     async def _get(self, principal: Principal, upload_id: str) -> dict[str, Any]:
         """The caller's own upload (or any of the studio's for producers and admins)."""
@@ -255,13 +259,7 @@ class UploadService:
             principal, asset_id, incoming.filename, min(incoming.size_hint or limit, limit),
             None, incoming.content_type, "simple")
         session["state"] = "receiving"
-        try:
-            session["s3_upload_id"] = await self.store.create_multipart(
-                session["key"], "application/octet-stream")
-            await self.uploads.insert_one(session)
-        except FarmError:
-            await self.quota.close_upload(principal.studio_id)
-            raise
+        await self._start_multipart(session)
         writer = PartWriter(self.store, session["key"], session["s3_upload_id"],
                             self.limits.part_size, limit)
         try:
