@@ -116,8 +116,6 @@ class DispatcherActor:
     async def heartbeat(self, node_id: str, running: list[list]) -> None:
         self._ensure_started().heartbeat(node_id, running)
 
-    async def nodes(self) -> list[dict[str, Any]]:
-        return self._ensure_started().node_table()
 
 
 async def _no_wake() -> None:

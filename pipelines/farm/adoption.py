@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from pipelines.assets.previews import PREVIEW_REQUESTS
+from pipelines.assets.previews import PreviewRequests
 from pipelines.farm.jobs import JobService
 
 
 class PreviewAdopter:
     def __init__(self, db, jobs: JobService, batch: int = 50):
-        self.requests = db[PREVIEW_REQUESTS]
+        self.queue = PreviewRequests(db)
+        self.requests = self.queue.requests
         self.versions = db["asset_versions"]
         self.jobs = jobs
         self.batch = batch
 
     async def __call__(self) -> int:
         adopted = 0
-        for request in await self.requests.find({"state": "pending"}).limit(self.batch).to_list():
+        for request in await self.queue.pending(self.batch):
             claimed = await self.requests.find_one_and_update(
                 {"_id": request["_id"], "state": "pending"}, {"$set": {"state": "adopted"}})
             if claimed is None:

@@ -24,7 +24,6 @@ class InputCache:
         self.store = store
         self.directory = directory
         self.locks: dict[str, asyncio.Lock] = {}
-        self.downloads = 0
 
     async def get(self, key: str, sha256: str) -> Path:
         return (await self.fetch(key, sha256))[0]
@@ -43,7 +42,6 @@ class InputCache:
                 partial.unlink(missing_ok=True)
                 raise
             os.replace(partial, path)
-            self.downloads += 1
         return path, True
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from pipelines.events.log import EventLog
+from pipelines.events.throttle import ProgressThrottle
 from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.store import FarmStore
 
@@ -39,8 +40,8 @@ class JobTracker:
         self.clock = clock
         self.touched: set[str] = set()
         self.task_progress: dict[tuple[str, int], float] = {}
-        self.last_announced: dict[str, float] = {}
-        self.last_counted: dict[str, float] = {}
+        self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
+        self.counting = ProgressThrottle(RECOUNT_EVERY_S, clock)
         self.dependencies_may_have_changed = True
 
     def touch(self, job_id: str | None) -> None:
@@ -79,12 +80,10 @@ class JobTracker:
                       {"$set": {"progress": value}})
             for (task_id, attempt), value in progress.items()])
         touched, self.touched = self.touched, set()
-        now = self.clock()
         for job_id in touched:
-            if now - self.last_counted.get(job_id, 0.0) < RECOUNT_EVERY_S:
+            if not self.counting.allow(job_id):
                 self.touched.add(job_id)  # counted a moment ago: again on a later round
                 continue
-            self.last_counted[job_id] = now
             await self._refresh(job_id)
 
     async def _refresh(self, job_id: str) -> None:
@@ -113,7 +112,7 @@ class JobTracker:
                f"{task.get('error') or 'no message'}"
 
     async def _announce(self, job: dict, status: str, counts: Counter, reason: str | None):
-        room, job_id, now = f"job:{job['_id']}", job["_id"], self.clock()
+        room, job_id = f"job:{job['_id']}", job["_id"]
         data = {"job_id": job_id, "status": status, "counts": dict(counts),
                 "total": job["task_count"],
                 "done": counts[TaskState.SUCCEEDED.value] / max(1, job["task_count"])}
@@ -121,9 +120,9 @@ class JobTracker:
                                                   JobStatus.FAILED.value):
             await self.events.append(job["studio_id"], f"job.{status}", room,
                                      data | ({"reason": reason} if reason else {}))
-            self.last_announced.pop(job_id, None)
-        elif now - self.last_announced.get(job_id, 0.0) >= PROGRESS_EVERY_S:
-            self.last_announced[job_id] = now
+            self.announcing.allow(job_id, final=True)  # forget the job: it is over
+            self.counting.allow(job_id, final=True)
+        elif self.announcing.allow(job_id):
             await self.events.append(job["studio_id"], "job.progress", room, data)
         else:
             self.touched.add(job_id)  # announce the latest counts on a later round

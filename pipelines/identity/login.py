@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from pipelines.errors import Unauthenticated
 from pipelines.identity import audit as events
-from pipelines.identity.audit import AuditLog
+from pipelines.identity.accounts import AccountService
 from pipelines.identity.models import AuthResult, LoginRequest, StudioOut, UserOut
-from pipelines.identity.passwords import PasswordHasher
 from pipelines.identity.records import db_errors
-from pipelines.identity.sessions import Sessions
-from pipelines.identity.throttle import LoginThrottle
 
 # One message for an unknown studio, an unknown email, a wrong password and a
 # deactivated account: none of them may be told apart from outside.
 INVALID_CREDENTIALS = "wrong studio, email or password"
 
 
-class Login:
-    def __init__(self, studios: Any, users: Any, hasher: PasswordHasher, sessions: Sessions,
-                 throttle: LoginThrottle, audit: AuditLog,
-                 clock: Callable[[], float] = time.time):
-        self.studios = studios
-        self.users = users
-        self.hasher = hasher
-        self.sessions = sessions
-        self.throttle = throttle
-        self.audit = audit
-        self.clock = clock
+class Login(AccountService):
 
     @db_errors
     async def login(self, req: LoginRequest, client: str) -> AuthResult:

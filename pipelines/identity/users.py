@@ -7,8 +7,6 @@ exists in another. Login therefore names the studio (its slug).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from pymongo import IndexModel
@@ -17,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from pipelines.db import declare_indexes
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.identity import audit as events
-from pipelines.identity.audit import AuditLog
+from pipelines.identity.accounts import AccountService
 from pipelines.identity.models import (
     AuthResult,
     ChangePasswordRequest,
@@ -31,11 +29,8 @@ from pipelines.identity.models import (
     UserOut,
     UserPatch,
 )
-from pipelines.identity.passwords import PasswordHasher
 from pipelines.identity.permissions import Action, Role, can, may_grant
 from pipelines.identity.records import STUDIOS, USERS, db_errors, new_id
-from pipelines.identity.sessions import Sessions
-from pipelines.identity.throttle import LoginThrottle
 from pipelines.identity.tokens import ms_floor
 from pipelines.paging import fetch_page
 
@@ -51,17 +46,7 @@ def _user_not_found() -> NotFound:
     return NotFound("no such user", code="user_not_found")
 
 
-class Users:
-    def __init__(self, studios: Any, users: Any, hasher: PasswordHasher, sessions: Sessions,
-                 throttle: LoginThrottle, audit: AuditLog,
-                 clock: Callable[[], float] = time.time):
-        self.studios = studios
-        self.users = users
-        self.hasher = hasher
-        self.sessions = sessions
-        self.throttle = throttle
-        self.audit = audit
-        self.clock = clock
+class Users(AccountService):
 
     def _new_user(self, studio_id: str, email: str, name: str, role: Role,
                   password_hash: str) -> dict[str, Any]:
