@@ -62,8 +62,8 @@ class _AgentCalls:
     def __init__(self, handle):
         self.handle = handle
 
-    async def run(self, spec: dict[str, Any]) -> None:
-        await self.handle.run.remote(spec)
+    async def run_many(self, specs: list[dict[str, Any]]) -> None:
+        await self.handle.run_many.remote(specs)
 
     async def cancel(self, task_id: str, attempt: int) -> None:
         with contextlib.suppress(ray.exceptions.RayError):  # a node gone: so is its task
@@ -110,8 +110,10 @@ class DispatcherActor:
     async def wake(self) -> None:
         self._ensure_started().wake()
 
-    async def report(self, kind: str, payload: dict[str, Any]) -> None:
-        self._ensure_started().report(kind, payload)
+    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
+        dispatcher = self._ensure_started()
+        for kind, payload in reports:
+            dispatcher.report(kind, payload)
 
     async def heartbeat(self, node_id: str, running: list[list]) -> None:
         self._ensure_started().heartbeat(node_id, running)

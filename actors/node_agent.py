@@ -39,8 +39,8 @@ class DispatcherReporter:
             self._cached = None  # look the name up again next time
             raise
 
-    async def report(self, kind: str, payload: dict[str, Any]) -> None:
-        await self._call("report", kind, payload)
+    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
+        await self._call("report_many", reports)
 
     async def heartbeat(self, node_id: str, running: list[list]) -> None:
         await self._call("heartbeat", node_id, running)
@@ -59,9 +59,9 @@ class NodeAgentActor:
                                ObjectStore(storage_config(settings)), work_dir, runners)
         self._heartbeat: asyncio.Task | None = None
 
-    async def run(self, spec: dict[str, Any]) -> None:
+    async def run_many(self, specs: list[dict[str, Any]]) -> None:
         self._ensure_heartbeat()
-        await self.agent.run(spec)
+        await self.agent.run_many(specs)
 
     async def cancel(self, task_id: str, attempt: int) -> None:
         await self.agent.cancel(task_id, attempt)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,10 +23,57 @@ from pipelines.storage import ObjectStore
 log = logging.getLogger("farm.agent")
 
 
+Report = tuple[str, dict[str, Any]]
+
+
 class Reporter(Protocol):
-    async def report(self, kind: str, payload: dict[str, Any]) -> None: ...
+    async def report_many(self, reports: list[Report]) -> None: ...
 
     async def heartbeat(self, node_id: str, running: list[list]) -> None: ...
+
+
+class ReportQueue:
+    """Reports leave in order, in batches: while one batch travels to the dispatcher the
+    next one gathers, so a busy node makes one call per round trip rather than one per
+    report, and a quiet node sends each report at once. A batch is retried until delivered
+    (the dispatcher may be restarting, and a lost result would run the task again);
+    progress is best effort and is dropped rather than retried."""
+
+    def __init__(self, send: Callable[[list[Report]], Awaitable[None]],
+                 attempts: int = 60, first_delay_s: float = 0.2, max_delay_s: float = 5.0):
+        self.send = send
+        self.attempts, self.first_delay_s, self.max_delay_s = (attempts, first_delay_s,
+                                                               max_delay_s)
+        self.pending: list[tuple[str, dict[str, Any], bool]] = []
+        self.flushing: asyncio.Task | None = None
+
+    def put(self, kind: str, payload: dict[str, Any], required: bool = True) -> None:
+        if kind == "progress":  # only the latest progress of a task is worth sending
+            self.pending = [r for r in self.pending if r[0] != "progress"
+                            or r[1]["task_id"] != payload["task_id"]]
+        self.pending.append((kind, payload, required))
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            await self._deliver(batch)
+
+    async def _deliver(self, batch: list[tuple[str, dict[str, Any], bool]]) -> None:
+        delay = self.first_delay_s
+        for _ in range(self.attempts):
+            try:
+                await self.send([(kind, payload) for kind, payload, _ in batch])
+                return
+            except Exception:  # noqa: BLE001 - the dispatcher may be restarting
+                batch = [report for report in batch if report[2]]
+                if not batch:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay_s)
+        log.error("reports not delivered", extra={"reports": len(batch), "task_ids": [
+            payload.get("task_id") for _, payload, _ in batch]})
 
 
 class Slots:
@@ -68,9 +115,14 @@ class NodeAgent:
         self.clock = clock
         self.tasks: dict[str, tuple[int, asyncio.Task]] = {}
         self.slots = Slots()
+        self.reports = ReportQueue(reporter.report_many)
 
     def running(self) -> list[list]:
         return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()]
+
+    async def run_many(self, specs: list[dict[str, Any]]) -> None:
+        for spec in specs:
+            await self.run(spec)
 
     async def run(self, spec: dict[str, Any]) -> None:
         """Start a task and return at once; its outcome is reported when it ends."""
@@ -100,17 +152,19 @@ class NodeAgent:
         try:
             await self.slots.acquire(need, float(spec.get("node_slots", need)))
         except asyncio.CancelledError:  # killed while queued: it never ran
-            await self._deliver("finished", base | {"ok": False, "failure_class": "cancelled",
-                                                    "error": "killed before it started"})
+            self.reports.put("finished", base | {"ok": False, "failure_class": "cancelled",
+                                                 "error": "killed before it started"})
             return
         workdir = self.work_dir / f"{spec['task_id']}-{spec['attempt']}"
         workdir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
         started = time.monotonic()
-        await self._deliver("started", base)
+        self.reports.put("started", base)
 
         async def progress(value: float) -> None:
-            await self._deliver("progress", base | {"progress": round(value, 4)}, retry=False)
+            if value < 1.0:  # the end is told by the finished report
+                self.reports.put("progress", base | {"progress": round(value, 4)},
+                                 required=False)
 
         ctx = TaskContext(spec, workdir, lines, progress, started + spec["timeout_s"])
         try:
@@ -123,7 +177,7 @@ class NodeAgent:
         if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
             del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
         shutil.rmtree(workdir, ignore_errors=True)
-        await self._deliver("finished", base | outcome)
+        self.reports.put("finished", base | outcome)
 
     async def _outcome(self, ctx: TaskContext) -> dict[str, Any]:
         runner = self.runners.get(ctx.spec["kind"])
@@ -174,16 +228,3 @@ class NodeAgent:
             log.warning("task log not stored", extra={"task_id": spec["task_id"]})
             return None
         return key
-
-    async def _deliver(self, kind: str, payload: dict[str, Any], retry: bool = True) -> None:
-        delay = 0.2
-        for _ in range(60 if retry else 1):
-            try:
-                await self.reporter.report(kind, payload)
-                return
-            except Exception:  # noqa: BLE001 - the dispatcher may be restarting
-                if not retry:
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        log.error("report not delivered", extra={"kind": kind, "task_id": payload["task_id"]})

@@ -324,6 +324,7 @@ class Dispatcher:
             for view, node_id in plan]
         await self.store.apply(updates)
         leased = await self.store.states_of([view.task_id for view, _ in plan])
+        handed: dict[str, list[dict[str, Any]]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:
                 self.circuits.release_trial(node_id)
@@ -337,9 +338,13 @@ class Dispatcher:
             self.nodes[node_id].running[view.task_id] = Lease(attempt, view.slots,
                                                               view.studio_id, view.job_id)
             self.jobs.touch(view.job_id)
-            try:
-                await self.directory.agent(node_id).run(self._spec(task, attempt, node_id))
-            except Exception:  # noqa: BLE001 - the agent is gone with its node
+            handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
+        # One call per node and round, to all nodes at once.
+        results = await asyncio.gather(*(self.directory.agent(node_id).run_many(specs)
+                                         for node_id, specs in handed.items()),
+                                       return_exceptions=True)
+        for node_id, result in zip(handed, results, strict=True):
+            if isinstance(result, BaseException):  # the agent is gone with its node
                 self.quarantine[node_id] = self.clock() + self.config.node_silence_s
                 if node_id in self.nodes:
                     await self._lose_node(node_id, "its agent does not answer")

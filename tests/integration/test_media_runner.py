@@ -20,6 +20,7 @@ from pipelines.media import (
     PreviewMaker,
     run_tool,
 )
+from pipelines.media import runner as media_runner
 from pipelines.media.recipes import ProxyOptions
 from tests.support.ffmpeg_media import make_clip
 
@@ -123,7 +124,16 @@ async def test_python_memory_error_counts_as_out_of_memory():
                        memory_bytes=256 * 2**20, cpu_seconds=None)
 
 
-async def test_child_sees_its_limits_stdin_group_and_a_clean_environment(monkeypatch):
+@pytest.mark.parametrize("prlimit, pidfd", [(True, True), (False, True), (True, False)],
+                         ids=["prlimit-vfork", "preexec-fork", "asyncio-subprocess"])
+async def test_child_sees_its_limits_stdin_group_and_a_clean_environment(monkeypatch, prlimit,
+                                                                         pidfd):
+    """The same guarantees whichever way the child is started (util-linux `prlimit` and
+    pidfds are the fast path; the others are what a node without them gets)."""
+    if not prlimit:
+        monkeypatch.setattr(media_runner, "_PRLIMIT", None)
+    if not pidfd:
+        monkeypatch.setattr(media_runner, "CAN_WATCH", False)
     monkeypatch.setenv("FFREPORT", "file=/tmp/report.log")  # would make FFmpeg write a file
     code = ("import json, os, resource, sys; r = resource.getrlimit; print(json.dumps({"
             "'as': r(resource.RLIMIT_AS), 'cpu': r(resource.RLIMIT_CPU),"
@@ -175,3 +185,33 @@ async def test_failure_names_the_file_but_not_the_node_path(tmp_path):
     assert caught.value.message == "shot_010.mov: No such file or directory"
     result = await run_tool(["ffprobe", "-v", "error", f"file:{missing}"], check=False, **LIMITS)
     assert result.returncode == 1 and str(missing) in result.stderr_tail  # logs keep it all
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_many_children_at_once_each_get_their_own_output_and_leak_nothing(loop_kind):
+    """Ray actors run on uvloop; spawning there must not share or leak descriptors."""
+    import os
+
+    import uvloop
+
+    async def burst() -> list[bytes]:
+        gate = asyncio.Semaphore(16)
+
+        async def one(n: int) -> bytes:
+            async with gate:
+                result = await run_tool(["/bin/echo", f"child-{n}"], **LIMITS)
+            return result.stdout
+
+        return await asyncio.gather(*(one(n) for n in range(200)))
+
+    def run(main):
+        return uvloop.run(main()) if loop_kind == "uvloop" else asyncio.run(main())
+
+    async def warm_up() -> None:  # the loop library's own descriptors, opened once
+        await run_tool(["/bin/true"], **LIMITS)
+
+    run(warm_up)
+    before = len(os.listdir("/proc/self/fd"))
+    outputs = run(burst)
+    assert outputs == [f"child-{n}\n".encode() for n in range(200)]
+    assert len(os.listdir("/proc/self/fd")) <= before

@@ -1,0 +1,95 @@
+"""A node's reports to the dispatcher: batched while one is in flight, in order, retried."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pipelines.farm.agent import ReportQueue
+
+
+class Dispatcher:
+    """Receives batches; can be made to fail the next few calls or to hold one open."""
+
+    def __init__(self, failures: int = 0):
+        self.batches: list[list[tuple[str, dict]]] = []
+        self.failures = failures
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def report_many(self, reports):
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("dispatcher restarting")
+        self.batches.append(list(reports))
+
+
+def report(task_id: str, **extra) -> dict:
+    return {"task_id": task_id, **extra}
+
+
+async def settle(queue: ReportQueue) -> None:
+    """Until everything put so far has been sent (one task sends until the queue is empty)."""
+    if queue.flushing is not None:
+        await queue.flushing
+
+
+async def test_a_quiet_node_sends_each_report_at_once():
+    dispatcher = Dispatcher()
+    queue = ReportQueue(dispatcher.report_many)
+    queue.put("started", report("t1"))
+    await settle(queue)
+    queue.put("finished", report("t1", ok=True))
+    await settle(queue)
+    assert dispatcher.batches == [[("started", report("t1"))],
+                                  [("finished", report("t1", ok=True))]]
+
+
+async def test_reports_gather_while_a_batch_travels_and_keep_their_order():
+    dispatcher = Dispatcher()
+    dispatcher.gate.clear()  # the first call is slow to answer
+    queue = ReportQueue(dispatcher.report_many)
+    queue.put("started", report("t1"))
+    await asyncio.sleep(0.01)
+    for task_id in ("t2", "t3"):
+        queue.put("started", report(task_id))
+    queue.put("finished", report("t1", ok=True))
+    dispatcher.gate.set()
+    await settle(queue)
+    assert [len(batch) for batch in dispatcher.batches] == [1, 3]
+    assert [(kind, p["task_id"]) for batch in dispatcher.batches for kind, p in batch] == [
+        ("started", "t1"), ("started", "t2"), ("started", "t3"), ("finished", "t1")]
+
+
+async def test_a_failed_batch_is_retried_but_its_progress_is_dropped():
+    dispatcher = Dispatcher(failures=2)
+    queue = ReportQueue(dispatcher.report_many, first_delay_s=0.001)
+    queue.put("started", report("t1"))
+    queue.put("progress", report("t1", progress=0.5), required=False)
+    queue.put("finished", report("t1", ok=True))
+    await settle(queue)
+    assert dispatcher.batches == [[("started", report("t1")),
+                                   ("finished", report("t1", ok=True))]]
+
+
+async def test_only_the_latest_progress_of_a_task_waits_in_the_queue():
+    dispatcher = Dispatcher()
+    dispatcher.gate.clear()
+    queue = ReportQueue(dispatcher.report_many)
+    queue.put("started", report("t0"))
+    await asyncio.sleep(0.01)
+    for value in (0.25, 0.5, 0.75):
+        queue.put("progress", report("t1", progress=value), required=False)
+    queue.put("progress", report("t2", progress=0.1), required=False)
+    dispatcher.gate.set()
+    await settle(queue)
+    assert dispatcher.batches[1] == [("progress", report("t1", progress=0.75)),
+                                     ("progress", report("t2", progress=0.1))]
+
+
+async def test_a_dispatcher_that_never_answers_is_given_up_on_after_the_attempts():
+    dispatcher = Dispatcher(failures=10**6)
+    queue = ReportQueue(dispatcher.report_many, attempts=3, first_delay_s=0.001)
+    queue.put("finished", report("t1", ok=True))
+    await settle(queue)
+    assert dispatcher.batches == [] and queue.pending == []
