@@ -237,10 +237,11 @@ class Dispatcher:
                     succeeded.append(payload)
                 else:
                     await self.outcomes.failed(payload)
-        # Batched: a busy farm reports hundreds of starts and successes a second.
-        await self.outcomes.started(started)
-        await self.outcomes.succeeded(succeeded)
-        await self.store.apply(renewals)
+        # Batched (a busy farm reports hundreds of starts and successes a second), and the
+        # three batches at once: they touch different fields, and either order of a task's
+        # start and success ends the same (each is fenced on the state it expects).
+        await asyncio.gather(self.outcomes.started(started), self.outcomes.succeeded(succeeded),
+                             self.store.apply(renewals))
 
     async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
         reported = {(task_id, attempt) for task_id, attempt in running}
@@ -322,8 +323,12 @@ class Dispatcher:
                       "attempt": tasks[view.task_id]["attempt"] + 1,
                       "lease_expires_s": now + self.config.lease_s, "progress": 0.0}})
             for view, node_id in plan]
-        await self.store.apply(updates)
-        leased = await self.store.states_of([view.task_id for view, _ in plan])
+        held = await self.store.apply(updates)
+        # All held (the usual case): no need to read which; otherwise some task changed
+        # meanwhile (cancelled, paused) and the states say which.
+        leased = ({view.task_id: TaskState.LEASED.value for view, _ in plan}
+                  if held == len(updates) else
+                  await self.store.states_of([view.task_id for view, _ in plan]))
         handed: dict[str, list[dict[str, Any]]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:

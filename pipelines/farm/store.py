@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from typing import Any
@@ -72,13 +73,11 @@ class FarmStore:
                           per_job: int) -> list[dict[str, Any]]:
         """The first `per_job` ready tasks of each job: a round can place no more than the
         free slots, so reading a whole 10,000-task job every round would be waste."""
-        found: list[dict[str, Any]] = []
-        for job_id in job_ids:
-            found += await self.tasks.find(
-                {"job_id": job_id, "state": TaskState.READY.value,
-                 "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
-                per_job).to_list()
-        return found
+        batches = await asyncio.gather(*(self.tasks.find(
+            {"job_id": job_id, "state": TaskState.READY.value,
+             "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
+            per_job).to_list() for job_id in job_ids))
+        return [task for batch in batches for task in batch]
 
     async def active_tasks(self) -> list[dict[str, Any]]:
         return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
