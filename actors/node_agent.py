@@ -89,10 +89,11 @@ def _optional_runners(settings: Settings, work_dir: Path) -> dict:
     from pipelines.storage import ObjectStore, storage_config
 
     store = ObjectStore(storage_config(settings))
-    cache = InputCache(store, work_dir / "cache")  # one per node, shared by every runner
+    # One per node, shared by every runner.
+    cache = InputCache(store, work_dir / "cache", settings.node_cache_bytes)
     limits = PreviewLimits(ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe)
     renderers = {"blender": BlenderRenderer(settings.blender), "command": CommandRenderer()}
-    return {"preview": PreviewRunner(settings, work_dir / "cache", cache),
+    return {"preview": PreviewRunner(settings, cache),
             "render": RenderRunner(store, cache, renderers),
             "assemble": AssembleRunner(store, limits),
             "progressive": ProgressiveRunner(store, limits)}

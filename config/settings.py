@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         1.0, ge=0, le=4, description="Tasks leased to a node beyond its free slots, as a "
         "fraction of its slots; they wait on the node, hiding dispatch latency."
     )
+    node_cache_bytes: int = Field(
+        10 * 2**30, ge=0, description="Disk a farm node may keep for downloaded inputs "
+        "(scenes, media); least recently used go first, never one a running task holds."
+    )
     blender: str | None = Field(
         None, description="Blender executable for render tasks on farm nodes; unset: the "
         "bpy module of the node's Python (the `render` extra)."

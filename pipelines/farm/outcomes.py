@@ -13,6 +13,7 @@ from pipelines.events.log import EventLog
 from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.policy import BadNodes, CircuitBreakers, FailureClass, RetryPolicy
 from pipelines.farm.progress import JobTracker
+from pipelines.farm.runners import TaskFailed
 from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
@@ -90,23 +91,28 @@ class OutcomeHandler:
         await self._failed(payload)
 
     async def _succeeded(self, payload: dict[str, Any]) -> None:
+        """A kind with a hook (publishing) is marked succeeded only after its hook ran: a
+        dispatcher that dies in between leaves the task active, so it is requeued and run
+        again (hooks are idempotent) instead of ending complete without its publication."""
+        task = await self.store.tasks.find_one(self._fence(payload))
+        job = await self.store.job(payload["job_id"]) if task else None
+        if task is None or job is None:
+            return  # a stale attempt: its result is ignored
+        try:
+            await self.hooks[payload["kind"]](job, task, payload)
+        except TaskFailed as exc:  # e.g. the publication was refused, or storage is away
+            await self._failed(payload | {"ok": False, "failure_class": exc.failure_class,
+                                          "error": exc.message}, blame_node=False)
+            return
+        except Exception:  # noqa: BLE001 - the round's other reports must go on
+            log.exception("success hook failed", extra={"task_id": task["_id"]})
         result = await self.store.tasks.update_one(
             self._fence(payload), {"$set": self._success(payload, self.clock())})
-        if not result.modified_count:
-            return  # a stale attempt: its result is ignored
-        await self.store.record_attempt(self._entry(payload))
-        self._credit(payload)
-        hook = self.hooks.get(payload["kind"])
-        if hook is not None:
-            job = await self.store.job(payload["job_id"])
-            task = await self.store.tasks.find_one({"_id": payload["task_id"]})
-            if job and task:
-                try:
-                    await hook(job, task, payload)
-                except Exception:  # noqa: BLE001 - the round's other reports must go on
-                    log.exception("success hook failed", extra={"task_id": task["_id"]})
+        if result.modified_count:
+            await self.store.record_attempt(self._entry(payload))
+            self._credit(payload)
 
-    async def _failed(self, payload: dict[str, Any]) -> None:
+    async def _failed(self, payload: dict[str, Any], blame_node: bool = True) -> None:
         task = await self.store.tasks.find_one(self._fence(payload))
         job = await self.store.job(payload["job_id"]) if task else None
         if task is None or job is None:
@@ -129,7 +135,8 @@ class OutcomeHandler:
         if not result.modified_count:
             return
         await self.store.record_attempt(self._entry(payload))
-        await self._blame_node(payload, job, failure)
+        if blame_node:
+            await self._blame_node(payload, job, failure)
         kind = "task.retrying" if decision.retry else "task.failed"
         await self.events.append(job["studio_id"], kind, f"job:{job['_id']}", {
             "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],

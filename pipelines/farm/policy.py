@@ -40,7 +40,7 @@ class RetryPolicy:
 
     def __init__(self, initial_s: float = 2.0, max_s: float = 300.0, jitter_s: float | None = None):
         self.wait = wait_exponential_jitter(
-            initial=initial_s, max=max_s, exp_base=2,
+            multiplier=initial_s, max=max_s, exp_base=2,
             jitter=initial_s / 2 if jitter_s is None else jitter_s,
         )
 

@@ -3,36 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
 from pipelines.farm.runners import TaskContext
 from pipelines.media.previews import PreviewLimits, PreviewMaker
-from pipelines.storage import ObjectStore, storage_config
+from pipelines.storage import ObjectStore
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
 
 
 class InputCache:
     """Inputs downloaded once per node, keyed by content hash; concurrent asks share one
-    download, and a file appears under its final name only once complete."""
+    download, and a file appears under its final name only once complete.
 
-    def __init__(self, store: ObjectStore, directory: Path):
+    Bounded: after a download, the least recently used files beyond `max_bytes` are
+    removed, except those a running task holds (`use`). A single input larger than the
+    budget is kept while in use and goes at the next download.
+    """
+
+    def __init__(self, store: ObjectStore, directory: Path, max_bytes: int = 10 * 2**30):
         self.store = store
         self.directory = directory
+        self.max_bytes = max_bytes
         self.locks: dict[str, asyncio.Lock] = {}
+        self.in_use: Counter[str] = Counter()
+        # Order of use in this process (file times are too coarse to order uses a few
+        # milliseconds apart); files from before a restart rank by their time, below these.
+        self.used: dict[str, int] = {}
+        self._uses = itertools.count(1)
 
-    async def get(self, key: str, sha256: str) -> Path:
-        return (await self.fetch(key, sha256))[0]
+    @contextlib.asynccontextmanager
+    async def use(self, key: str, sha256: str) -> AsyncIterator[tuple[Path, bool]]:
+        """The local file while the block runs, and whether this call downloaded it."""
+        path, downloaded = await self.acquire(key, sha256)
+        try:
+            yield path, downloaded
+        finally:
+            self.release(sha256)
 
-    async def fetch(self, key: str, sha256: str) -> tuple[Path, bool]:
-        """The local file, and whether this call downloaded it."""
+    def release(self, sha256: str) -> None:
+        self.in_use[sha256] -= 1
+        if self.in_use[sha256] <= 0:
+            del self.in_use[sha256]
+
+    async def acquire(self, key: str, sha256: str) -> tuple[Path, bool]:
+        """The local file, held until `release`, and whether this call downloaded it."""
         path = self.directory / sha256
         async with self.locks.setdefault(sha256, asyncio.Lock()):
+            self.used[sha256] = next(self._uses)
             if path.exists():
+                os.utime(path)
+                self.in_use[sha256] += 1
                 return path, False
             self.directory.mkdir(parents=True, exist_ok=True)
             partial = self.directory / f".{sha256}.{uuid.uuid4().hex}"
@@ -42,7 +71,30 @@ class InputCache:
                 partial.unlink(missing_ok=True)
                 raise
             os.replace(partial, path)
+            self.in_use[sha256] += 1
+        self._evict()
         return path, True
+
+    def _evict(self) -> None:
+        entries = []
+        for path in self.directory.iterdir():
+            if path.name.startswith("."):
+                continue  # a download in progress
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                entries.append(((self.used.get(path.name, 0), stat.st_mtime), stat.st_size,
+                                path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries, key=lambda entry: entry[0]):
+            if total <= self.max_bytes:
+                break
+            lock = self.locks.get(path.name)
+            if path.name in self.in_use or (lock is not None and lock.locked()):
+                continue
+            path.unlink(missing_ok=True)
+            self.locks.pop(path.name, None)
+            self.used.pop(path.name, None)
+            total -= size
 
 
 def preview_key(payload: dict[str, Any], studio_id: str, name: str) -> str:
@@ -51,16 +103,16 @@ def preview_key(payload: dict[str, Any], studio_id: str, name: str) -> str:
 
 
 class PreviewRunner:
-    def __init__(self, settings: Settings, cache_dir: Path, cache: InputCache | None = None):
-        self.store = cache.store if cache else ObjectStore(storage_config(settings))
-        self.cache = cache or InputCache(self.store, cache_dir)
+    def __init__(self, settings: Settings, cache: InputCache):
+        self.store = cache.store
+        self.cache = cache
         self.maker = PreviewMaker(PreviewLimits(ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe))
 
     async def __call__(self, ctx: TaskContext) -> None:
         payload, studio_id = ctx.spec["payload"], ctx.spec["studio_id"]
-        source = await self.cache.get(payload["key"], payload["sha256"])
-        await ctx.progress(0.1)
-        made = await self.maker.make(source, ctx.workdir / "previews", payload["family"])
+        async with self.cache.use(payload["key"], payload["sha256"]) as (source, _):
+            await ctx.progress(0.1)
+            made = await self.maker.make(source, ctx.workdir / "previews", payload["family"])
         keys = {}
         for name, path in made.files().items():
             key = preview_key(payload, studio_id, path.name)

@@ -5,9 +5,10 @@
 - `assemble`: the movie becomes a new version of the target `render` asset through the
   same VersionRecorder every upload ends in (`asset.version_created`), with its previews
   already made (`asset.preview_ready`), and the asset goes `in_review`. If it cannot be
-  published (the asset was approved or deleted meanwhile, storage was down), the assembly
-  task is marked dead with the reason, so the job ends `failed` instead of completing
-  without a version; `retry` on the job assembles and publishes again.
+  published, the assembly task fails with the reason (`TaskFailed`), so the job never
+  completes without a version: refused (the asset was approved or deleted meanwhile) is
+  `bad_input`, dead at once; anything else (storage away) is a `crash`, retried with
+  backoff. `retry` on the job assembles and publishes again.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pipelines.assets.store import ASSETS, USAGE, VERSIONS
 from pipelines.assets.versions import VersionRecorder
 from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound
 from pipelines.events.log import EventLog
-from pipelines.farm.models import TaskState
 from pipelines.farm.policy import FailureClass
+from pipelines.farm.runners import TaskFailed
 from pipelines.farm.store import FarmStore
 from pipelines.storage import ObjectStore
 
@@ -74,12 +75,8 @@ class RenderPublisher:
             refused = isinstance(exc, InvalidInput | Conflict | NotFound)
             log.warning("render not published", extra={"job_id": job["_id"],
                                                         "error": message})
-            await self.farm.tasks.update_one(
-                {"_id": task["_id"], "state": TaskState.SUCCEEDED.value},
-                {"$set": {"state": TaskState.DEAD.value, "error": f"publish: {message}"[:2000],
-                          "error_class": (FailureClass.BAD_INPUT if refused
-                                          else FailureClass.CRASH).value}})
-            return
+            raise TaskFailed(f"publish: {message}", failure_class=(
+                FailureClass.BAD_INPUT if refused else FailureClass.CRASH).value) from exc
         await self.farm.set_job(job["_id"], {"render.published": {
             "asset_id": version["asset_id"], "version": version["number"]}})
         await self.events.append(job["studio_id"], "asset.preview_ready",

@@ -7,7 +7,9 @@ frames instead of adding copies, and every frame exists exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,11 @@ class RenderRunner:
         renderer = self.renderers.get(payload["renderer"])
         if renderer is None:
             raise RenderFailed(f"this node has no {payload['renderer']} renderer")
-        scene, downloaded = await self._scene(payload.get("scene"))
+        async with self._scene(payload.get("scene")) as (scene, downloaded):
+            await self._render(ctx, renderer, scene, downloaded)
+
+    async def _render(self, ctx: TaskContext, renderer: Renderer, scene: Path | None,
+                      downloaded: bool) -> None:
         request = self._request(ctx, scene)
         reports: list[FrameReport] = []
 
@@ -74,14 +80,22 @@ class RenderRunner:
         ctx.extra["metrics"] = frame_metrics(reports, result.peak_rss) | {
             "scene_downloaded": downloaded, "device": result.scene.get("device")}
 
-    async def _scene(self, scene: dict[str, Any] | None) -> tuple[Path | None, bool]:
+    @contextlib.asynccontextmanager
+    async def _scene(self, scene: dict[str, Any] | None
+                     ) -> AsyncIterator[tuple[Path | None, bool]]:
+        """The scene from the node's cache, held (not evicted) while the chunk renders."""
         if not scene:
-            return None, False
+            yield None, False
+            return
         try:
-            return await self.cache.fetch(scene["key"], scene["sha256"])
+            path, downloaded = await self.cache.acquire(scene["key"], scene["sha256"])
         except NotFound:
             raise RenderFailed(f"the scene {scene['filename']} is missing from storage",
                                failure_class="bad_input") from None
+        try:
+            yield path, downloaded
+        finally:
+            self.cache.release(scene["sha256"])
 
     @staticmethod
     def _request(ctx: TaskContext, scene: Path | None) -> RenderRequest:
