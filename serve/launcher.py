@@ -51,6 +51,8 @@ def up(settings: Settings) -> int:
         print(f"Studio Farm is up.\n  API:            {base}/api/v1\n"
               f"  Docs:           {base}/docs\n  Ready:          {base}/ready\n"
               f"  Uploads:        {settings.upload_url}/api/v1 (file bytes)\n"
+              f"  Live events:    {_ws(settings.upload_url)}/api/v1/ws (large rooms; also "
+              f"{_ws(base)}/api/v1/ws)\n"
               f"  Ray dashboard:  http://{dashboard}\n  Data:           {settings.data_dir}\n"
               "Ctrl-C stops everything.", flush=True)
         stop.wait()
@@ -61,6 +63,10 @@ def up(settings: Settings) -> int:
             _stop_ray(own_cluster=settings.ray_address is None)
         finally:
             services.stop()
+
+
+def _ws(url: str) -> str:
+    return "ws" + url.removeprefix("http") if url.startswith("http") else url
 
 
 def _stop_ray(own_cluster: bool) -> None:
