@@ -8,7 +8,14 @@ drift in machine load hits both alike. Prints the median wall time of each and b
 (target <= 1.15), and the same for the CPU time of the child processes, which other load
 on a shared machine disturbs less than wall time.
 
+`--farm` times (c), the whole preview job, instead of (b): the real stack with one farm
+node; the clip is uploaded as a new version, and the time runs from the upload's answer
+(version recorded, preview request filed) until the preview job is `completed`: the
+dispatcher's adoption, the lease, the node's download of the clip from storage, the same
+FFmpeg commands, the upload of the previews and their publication. Wall time only.
+
     .venv/bin/python -m bench.preview
+    .venv/bin/python -m bench.preview --farm
     .venv/bin/python -m bench.preview --runs 5 --seconds 30 --preset veryfast
 """
 
@@ -24,6 +31,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 from pipelines.media import PreviewMaker
 from pipelines.media.recipes import ProxyOptions
@@ -63,12 +72,72 @@ def run_maker(loop: asyncio.AbstractEventLoop, maker: PreviewMaker, source: Path
     return elapsed, used, made.timings
 
 
+def run_farm(base: str, upload_url: str, headers: dict, clip: bytes) -> float:
+    """(c): one upload's preview job, from the upload's answer until it is completed."""
+    with httpx.Client(base_url=base, headers=headers, timeout=600) as api:
+        asset = api.post("/api/v1/assets", json={"name": "bench clip", "kind": "plate"}).json()
+        uploaded = api.post(f"{upload_url}/api/v1/assets/{asset['id']}/file",
+                            files={"file": ("clip_1080p.mp4", clip, "video/mp4")})
+        uploaded.raise_for_status()
+        started = time.perf_counter()
+        while True:
+            jobs = api.get("/api/v1/jobs", params={"kind": "preview"}).json()["items"]
+            job = next((j for j in jobs if (j.get("target") or {}).get("asset_id")
+                        == asset["id"]), None)
+            if job and job["status"] in ("completed", "failed", "cancelled"):
+                elapsed = time.perf_counter() - started
+                assert job["status"] == "completed", job
+                return elapsed
+            time.sleep(0.1)
+
+
+def main_farm(args) -> None:
+    from bench._harness import register, start_stack
+
+    folder = Path(tempfile.mkdtemp(prefix="farm-bench-preview-"))
+    loop = asyncio.new_event_loop()
+    stack = start_stack(farm_nodes=1, farm_slots=2, simple_upload_limit_bytes=2**30)
+    try:
+        source = make_source(folder, args.seconds)
+        clip = source.read_bytes()
+        warm = loop.run_until_complete(PreviewMaker(proxy=ProxyOptions(
+            preset=args.preset)).make(source, folder / "warm", "video"))
+        headers = register(stack.base_url)
+        upload_url = stack.settings.upload_url
+        run_farm(stack.base_url, upload_url, headers, clip)  # warm the node's workers
+        direct, farm = [], []
+        for run in range(args.runs):
+            for which in ("a", "c") if run % 2 == 0 else ("c", "a"):
+                if which == "a":
+                    direct.append(run_direct(warm.commands)[0])
+                else:
+                    farm.append(run_farm(stack.base_url, upload_url, headers, clip))
+        a, c = statistics.median(direct), statistics.median(farm)
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; clip "
+              f"{len(clip) / 2**20:.1f} MiB, {args.seconds} s 1080p; 1 farm node x 2 slots")
+        print(f"wall time, (a) FFmpeg commands run directly: median {a:6.2f} s  runs "
+              f"{_list(direct)}")
+        print(f"wall time, (c) preview job through the farm: median {c:6.2f} s  runs "
+              f"{_list(farm)}")
+        verdict = "ok" if c / a <= TARGET else "OVER TARGET"
+        print(f"wall ratio c/a = {c / a:.3f} (target <= {TARGET}) {verdict}")
+    finally:
+        stack.stop()
+        loop.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each (default 3)")
     parser.add_argument("--seconds", type=int, default=30, help="clip length (default 30)")
     parser.add_argument("--preset", default=ProxyOptions().preset, help="x264 preset of the proxy")
+    parser.add_argument("--farm", action="store_true",
+                        help="time the whole preview job through the farm as (c)")
     args = parser.parse_args()
+    if args.farm:
+        main_farm(args)
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="farm-bench-preview-"))
     loop = asyncio.new_event_loop()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from config.settings import Settings
 from pipelines.assets.domain import AssetsDomain
+from pipelines.assets.previews import PreviewRequests
 from pipelines.db import Database
 from pipelines.errors import FarmError
 from pipelines.events.feed import Feed
@@ -79,7 +80,9 @@ class Platform:
 
     @functools.cached_property
     def assets(self) -> AssetsDomain:
-        return AssetsDomain.build(self.db, self.store, self.settings, self.events)
+        # A new version's preview request wakes the dispatcher, which adopts it at once.
+        requests = PreviewRequests(self.db, wake=self.link.wake_dispatcher)
+        return AssetsDomain.build(self.db, self.store, self.settings, self.events, requests)
 
     @functools.cached_property
     def jobs(self) -> JobService:

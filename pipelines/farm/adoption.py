@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from pipelines.assets.previews import PreviewRequests
 from pipelines.farm.jobs import JobService
 
 
 class PreviewAdopter:
-    def __init__(self, db, jobs: JobService, batch: int = 50):
-        self.queue = PreviewRequests(db)
-        self.requests = self.queue.requests
+    def __init__(self, db, jobs: JobService, batch: int = 50,
+                 clock: Callable[[], float] = time.time):
+        self.queue = PreviewRequests(db, clock)
         self.versions = db["asset_versions"]
         self.jobs = jobs
         self.batch = batch
 
     async def __call__(self) -> int:
+        """Claim, make the job, record it. A dispatcher dying after its claim leaves the
+        request without a job: after `CLAIM_S` the claim is void and it is adopted again."""
         adopted = 0
         for request in await self.queue.pending(self.batch):
-            claimed = await self.requests.find_one_and_update(
-                {"_id": request["_id"], "state": "pending"}, {"$set": {"state": "adopted"}})
-            if claimed is None:
+            if not await self.queue.claim(request["_id"]):
                 continue
             version = await self.versions.find_one({"_id": request["_id"]})
-            if version is None:
-                continue  # the asset was deleted meanwhile
+            if version is None:  # the asset was deleted meanwhile: nothing to make
+                await self.queue.adopted(request["_id"], None)
+                continue
             job, tasks = self.jobs.preview_job_for(version, version["uploaded_by"])
             public = await self.jobs.store_and_announce(job, tasks)
-            await self.requests.update_one({"_id": request["_id"]},
-                                           {"$set": {"job_id": public["id"]}})
+            await self.queue.adopted(request["_id"], public["id"])
             adopted += 1
         return adopted

@@ -102,6 +102,7 @@ class Dispatcher:
         self.quarantine: dict[str, float] = {}
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
+        self._adopt_due = False
 
     # -- called by agents and the API (through the actor) -------------------------------
     def report(self, kind: str, payload: dict[str, Any]) -> None:
@@ -112,6 +113,8 @@ class Dispatcher:
         self.report("heartbeat", {"node_id": node_id, "running": running})
 
     def wake(self) -> None:
+        """A submission or a preview request: look for new work, and adopt, right away."""
+        self._adopt_due = True
         self.wakeup.set()
 
     def node_table(self) -> list[dict[str, Any]]:
@@ -139,9 +142,10 @@ class Dispatcher:
         housekeeping = now - self._housekept_at >= self.config.tick_s
         if housekeeping:
             self._housekept_at = now
+        adopt_due, self._adopt_due = self._adopt_due, False
         phases = [*([self._refresh_nodes] if housekeeping else []), self._apply_reports,
                   *([self._expire_silent_nodes] if housekeeping else []),
-                  *([self.adopt] if self.adopt and housekeeping else []),
+                  *([self.adopt] if self.adopt and (housekeeping or adopt_due) else []),
                   self._enforce_cancellations,
                   *([self.jobs.promote_waiting] if housekeeping or
                     self.jobs.dependencies_may_have_changed else []), self._schedule,
@@ -237,11 +241,11 @@ class Dispatcher:
                     succeeded.append(payload)
                 else:
                     await self.outcomes.failed(payload)
-        # Batched (a busy farm reports hundreds of starts and successes a second), and the
-        # three batches at once: they touch different fields, and either order of a task's
-        # start and success ends the same (each is fenced on the state it expects).
-        await asyncio.gather(self.outcomes.started(started), self.outcomes.succeeded(succeeded),
-                             self.store.apply(renewals))
+        # Batched: a busy farm reports hundreds of starts and successes a second. Starts
+        # first, so a task that started and ended within one round keeps its start time.
+        await self.outcomes.started(started)
+        await self.outcomes.succeeded(succeeded)
+        await self.store.apply(renewals)
 
     async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
         reported = {(task_id, attempt) for task_id, attempt in running}
@@ -345,7 +349,10 @@ class Dispatcher:
             self.jobs.touch(view.job_id)
             handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
         # One call per node and round, to all nodes at once.
-        results = await asyncio.gather(*(self.directory.agent(node_id).run_many(specs)
+        async def hand(node_id: str, specs: list[dict[str, Any]]) -> None:
+            await self.directory.agent(node_id).run_many(specs)
+
+        results = await asyncio.gather(*(hand(node_id, specs)
                                          for node_id, specs in handed.items()),
                                        return_exceptions=True)
         for node_id, result in zip(handed, results, strict=True):

@@ -102,7 +102,8 @@ class OutcomeHandler:
             await self.hooks[payload["kind"]](job, task, payload)
         except TaskFailed as exc:  # e.g. the publication was refused, or storage is away
             await self._failed(payload | {"ok": False, "failure_class": exc.failure_class,
-                                          "error": exc.message}, blame_node=False)
+                                          "error": exc.message, "exit_code": None},
+                               blame_node=False)
             return
         except Exception:  # noqa: BLE001 - the round's other reports must go on
             log.exception("success hook failed", extra={"task_id": task["_id"]})

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
+import logging
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -16,6 +19,9 @@ from config.settings import Settings
 from pipelines.farm.runners import TaskContext
 from pipelines.media.previews import PreviewLimits, PreviewMaker
 from pipelines.storage import ObjectStore
+
+log = logging.getLogger("farm.agent")
+STALE_DOWNLOAD_S = 600.0  # a partial download untouched this long belongs to no one
 
 CONTENT_TYPES = {".jpg": "image/jpeg", ".png": "image/png", ".mp4": "video/mp4"}
 
@@ -65,21 +71,29 @@ class InputCache:
                 return path, False
             self.directory.mkdir(parents=True, exist_ok=True)
             partial = self.directory / f".{sha256}.{uuid.uuid4().hex}"
+            download = asyncio.ensure_future(self.store.download(key, str(partial)))
             try:
-                await self.store.download(key, str(partial))
+                await asyncio.shield(download)
             except BaseException:
-                partial.unlink(missing_ok=True)
+                # Cancelling does not stop the download's thread: its file goes when it ends.
+                download.add_done_callback(functools.partial(_discard, partial))
                 raise
             os.replace(partial, path)
             self.in_use[sha256] += 1
-        self._evict()
+        try:
+            self._evict()
+        except OSError:
+            log.warning("node cache not trimmed", exc_info=True)
         return path, True
 
     def _evict(self) -> None:
         entries = []
         for path in self.directory.iterdir():
-            if path.name.startswith("."):
-                continue  # a download in progress
+            if path.name.startswith("."):  # a download in progress, or one that died
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - path.stat().st_mtime > STALE_DOWNLOAD_S:
+                        path.unlink()
+                continue
             with contextlib.suppress(FileNotFoundError):
                 stat = path.stat()
                 entries.append(((self.used.get(path.name, 0), stat.st_mtime), stat.st_size,
@@ -95,6 +109,12 @@ class InputCache:
             self.locks.pop(path.name, None)
             self.used.pop(path.name, None)
             total -= size
+
+
+def _discard(partial: Path, download: asyncio.Future) -> None:
+    if not download.cancelled():
+        download.exception()  # retrieved: it was reported to the task that was cancelled
+    partial.unlink(missing_ok=True)
 
 
 def preview_key(payload: dict[str, Any], studio_id: str, name: str) -> str:

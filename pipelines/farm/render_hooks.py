@@ -86,27 +86,32 @@ class RenderPublisher:
                                      "previews": version["previews"]})
 
     async def _version(self, job: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-        """The version of this job's movie: recorded once, found again on a repeat."""
+        """The version of this job's movie: recorded once, found again on a repeat (the
+        hook runs again when a dispatcher died while publishing)."""
         upload_id, target = f"job:{job['_id']}", job["target"]["asset_id"]
-        found = await self.db[VERSIONS].find_one(
-            {"studio_id": job["studio_id"], "asset_id": target, "upload_id": upload_id})
-        if found is not None:
-            return found
         movie = outcome["movie"]
-        upload = {"_id": upload_id, "asset_id": target, "studio_id": job["studio_id"],
-                  "key": movie["key"], "filename": safe_filename(f"{job['name']}.mp4"),
-                  "size": movie["size"], "user_id": job["submitted_by"],
-                  "content_type": "video/mp4"}
-        media, sha256 = await self.recorder.verify(upload, movie["size"], movie["sha256"])
-        version = await self.recorder.record(upload, media, sha256)
+        version = await self.db[VERSIONS].find_one(
+            {"studio_id": job["studio_id"], "asset_id": target, "upload_id": upload_id})
+        if version is None:
+            upload = {"_id": upload_id, "asset_id": target, "studio_id": job["studio_id"],
+                      "key": movie["key"], "filename": safe_filename(f"{job['name']}.mp4"),
+                      "size": movie["size"], "user_id": job["submitted_by"],
+                      "content_type": "video/mp4"}
+            media, sha256 = await self.recorder.verify(upload, movie["size"], movie["sha256"])
+            version = await self.recorder.record(upload, media, sha256)
         version["previews"] = outcome.get("previews") or {}
-        await self.db[VERSIONS].update_one({"_id": version["_id"]}, {"$set": {
-            "previews": version["previews"], "render_job_id": job["_id"]}})
-        await self.db[ASSETS].update_one(
-            {"_id": target, "studio_id": job["studio_id"]},
-            {"$set": {"status": AssetStatus.IN_REVIEW.value, "updated_at": self.clock()}})
-        await self.db[USAGE].update_one({"_id": job["studio_id"]},
-                                        {"$inc": {"bytes": movie["size"]}}, upsert=True)
-        log.info("render published", extra={"job_id": job["_id"], "asset_id": target,
-                                             "version": public_version(version)["number"]})
+        # Whoever sets `render_job_id` finishes the publication, once: the asset goes in
+        # review and the bytes count against the quota. (A crash right after this update
+        # leaves the usage short by one movie, never counted twice.)
+        finished = await self.db[VERSIONS].update_one(
+            {"_id": version["_id"], "render_job_id": {"$exists": False}},
+            {"$set": {"previews": version["previews"], "render_job_id": job["_id"]}})
+        if finished.modified_count:
+            await self.db[ASSETS].update_one(
+                {"_id": target, "studio_id": job["studio_id"]},
+                {"$set": {"status": AssetStatus.IN_REVIEW.value, "updated_at": self.clock()}})
+            await self.db[USAGE].update_one({"_id": job["studio_id"]},
+                                            {"$inc": {"bytes": movie["size"]}}, upsert=True)
+            log.info("render published", extra={"job_id": job["_id"], "asset_id": target,
+                                                 "version": public_version(version)["number"]})
         return version

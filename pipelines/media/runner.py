@@ -84,6 +84,7 @@ async def run_tool(
         await _kill_group(proc)
         raise
     await _kill_group(proc)  # strays the tool may have left in its group
+    _refuse_failed_start(args, proc.returncode, tail)
     result = ToolResult(proc.returncode if proc.returncode is not None else -1, stdout, tail,
                         time.monotonic() - started, watch.peaks["VmHWM"], watch.peaks["VmPeak"])
     if check:
@@ -133,8 +134,8 @@ async def _spawn(args: list[str], cwd, limits,
     env = {key: os.environ[key] for key in _ENV_KEEP if key in os.environ} | _ENV_SET | dict(
         extra_env or {})
     relative = cwd is not None and "/" in args[0]  # "./tool" means the child's directory
-    executable = shutil.which(os.path.join(cwd, args[0]) if relative else args[0],
-                              path=env.get("PATH", os.defpath))
+    named = os.path.abspath(os.path.join(cwd, args[0])) if relative else args[0]  # noqa: ASYNC240
+    executable = shutil.which(named, path=env.get("PATH", os.defpath))
     if executable is None:
         raise MediaCrashed(f"cannot start {_tool(args)} on this node: not found or not "
                            "executable", details=[{"tool": _tool(args)}])
@@ -158,6 +159,15 @@ async def _spawn(args: list[str], cwd, limits,
     except OSError as exc:  # e.g. removed since it was found
         raise MediaCrashed(f"cannot start {_tool(args)} on this node: {exc.strerror}",
                            details=[{"tool": _tool(args)}]) from None
+
+
+def _refuse_failed_start(args: list[str], returncode: int | None, stderr_tail: str) -> None:
+    """`prlimit` could not exec the tool (126: not executable, 127: gone): like an OSError
+    from a direct spawn, that is this node's failure, not the input's."""
+    if _PRLIMIT and returncode in (126, 127) and stderr_tail.startswith("prlimit: "):
+        reason = stderr_tail.strip().splitlines()[-1].rsplit(": ", 1)[-1]
+        raise MediaCrashed(f"cannot start {_tool(args)} on this node: {reason}",
+                           details=[{"tool": _tool(args)}])
 
 
 def _prlimit_options(limits: list[tuple[int, tuple[int, int]]]) -> list[str]:
@@ -210,10 +220,14 @@ async def _kill_group(proc: Child) -> None:
     if proc.returncode is None:
         with contextlib.suppress(TimeoutError, ProcessLookupError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
-    for stream in (proc.stdout, proc.stderr):  # read to EOF so the pipes close now
-        if stream is not None and not stream.at_eof():
-            with contextlib.suppress(TimeoutError, OSError, ValueError, RuntimeError):
-                await asyncio.wait_for(stream.read(), 2)
+    # Read to EOF so the pipes close now; a stray that left the group (setsid) may still
+    # hold them: after 2 s they are closed on our side whatever it does.
+    open_streams = [s for s in (proc.stdout, proc.stderr) if s is not None and not s.at_eof()]
+    if open_streams:
+        with contextlib.suppress(TimeoutError, OSError, ValueError, RuntimeError):
+            await asyncio.wait_for(asyncio.gather(*(s.read() for s in open_streams)), 2)
+    if isinstance(proc, Child):
+        proc.close()
 
 
 class _RssWatch:

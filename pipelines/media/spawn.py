@@ -19,19 +19,64 @@ import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
-CAN_WATCH = hasattr(os, "pidfd_open")
+
+def _pidfd_works() -> bool:
+    """pidfd_open needs Linux 5.3 and may be refused by a seccomp profile: try it once."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+CAN_WATCH = _pidfd_works()
+
+
+class _Pipe:
+    """The read end of a child's pipe, fed into a StreamReader by the loop; closed once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int):
+        self.loop, self.fd = loop, fd
+        self.reader = asyncio.StreamReader(limit=2**16, loop=loop)
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 64 * 1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.reader.feed_data(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            self.reader.feed_eof()
 
 
 class Child:
     """The parts of `asyncio.subprocess.Process` the runner uses: pid, returncode, the two
-    output streams and `wait()`."""
+    output streams, `wait()`, and `close()`, which stops reading pipes that a stray
+    grandchild still holds open."""
 
-    def __init__(self, popen: subprocess.Popen, stdout: asyncio.StreamReader,
-                 stderr: asyncio.StreamReader, exited: asyncio.Future):
+    def __init__(self, popen: subprocess.Popen, stdout: _Pipe, stderr: _Pipe,
+                 exited: asyncio.Future):
         self._popen = popen
         self.pid = popen.pid
-        self.stdout, self.stderr = stdout, stderr
+        self._pipes = (stdout, stderr)
+        self.stdout, self.stderr = stdout.reader, stderr.reader
         self._exited = exited
+
+    def close(self) -> None:
+        for pipe in self._pipes:
+            pipe.close()
 
     @property
     def returncode(self) -> int | None:
@@ -78,26 +123,4 @@ async def spawn(argv: Sequence[str], *, cwd, env: Mapping[str, str],
             exited.set_result(None)
 
     loop.add_reader(pidfd, on_exit)
-    return Child(popen, _reader(loop, out_r), _reader(loop, err_r), exited)
-
-
-def _reader(loop: asyncio.AbstractEventLoop, fd: int) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader(limit=2**16, loop=loop)
-    os.set_blocking(fd, False)
-
-    def on_readable() -> None:
-        try:
-            data = os.read(fd, 64 * 1024)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            reader.feed_data(data)
-        else:
-            loop.remove_reader(fd)
-            os.close(fd)
-            reader.feed_eof()
-
-    loop.add_reader(fd, on_readable)
-    return reader
+    return Child(popen, _Pipe(loop, out_r), _Pipe(loop, err_r), exited)

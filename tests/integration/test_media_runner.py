@@ -215,3 +215,47 @@ def test_many_children_at_once_each_get_their_own_output_and_leak_nothing(loop_k
     outputs = run(burst)
     assert outputs == [f"child-{n}\n".encode() for n in range(200)]
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+async def test_a_tool_named_relative_to_a_relative_directory_runs_there(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    tool = work / "tool.sh"
+    tool.write_text("#!/bin/sh\necho ran-$1\n")
+    tool.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    result = await run_tool(["./tool.sh", "x"], cwd="work", **LIMITS)
+    assert result.stdout == b"ran-x\n"
+
+
+@pytest.mark.parametrize("prlimit", [True, False], ids=["prlimit", "preexec"])
+async def test_a_tool_that_cannot_be_executed_is_a_crash_of_this_node(tmp_path, monkeypatch,
+                                                                      prlimit):
+    if not prlimit:
+        monkeypatch.setattr(media_runner, "_PRLIMIT", None)
+    tool = tmp_path / "render-tool"
+    tool.write_text("#!/opt/nowhere/interpreter\n")  # found and executable, but exec fails
+    tool.chmod(0o755)
+    with pytest.raises(MediaCrashed, match="cannot start render-tool on this node") as caught:
+        await run_tool([str(tool)], **LIMITS)
+    assert caught.value.failure_class == "crash"
+
+
+async def test_a_stray_that_keeps_the_pipes_open_is_cut_loose(tmp_path):
+    """A tool that leaves a process in a session of its own, holding stdout: the run ends
+    at its timeout, and our ends of the pipes are closed at once rather than leaked."""
+    import os
+
+    pidfile = tmp_path / "stray.pid"
+    script = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 30' & echo started"
+    before = len(os.listdir("/proc/self/fd"))
+    started = time.monotonic()
+    try:
+        with pytest.raises(MediaTimeout):
+            await run_tool(["sh", "-c", script], timeout_s=1, memory_bytes=None,
+                           cpu_seconds=None)
+        assert time.monotonic() - started < 5
+        assert len(os.listdir("/proc/self/fd")) <= before
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)

@@ -80,8 +80,10 @@ async def test_an_asset_approved_meanwhile_refuses_the_publication(http, db, set
 
 async def running_assembly(db) -> tuple[dict, dict]:
     job_id, studio_id = uuid.uuid4().hex, uuid.uuid4().hex
-    job = {"_id": job_id, "studio_id": studio_id, "status": "running", "kind": "render",
-           "max_attempts": 3, "task_count": 1, "bad_nodes": []}
+    # Paused: the session's farm (cluster tests share the database) must not pick it up.
+    job = {"_id": job_id, "studio_id": studio_id, "status": "paused", "kind": "render",
+           "priority": 50, "created_s": time.time(), "max_attempts": 3, "task_count": 1,
+           "bad_nodes": []}
     task = {"_id": f"{job_id}-00000", "job_id": job_id, "studio_id": studio_id,
             "kind": "assemble", "index": 0, "state": "running", "attempt": 1, "failures": 0,
             "requirements": {"slots": 1.0, "gpus": 0, "memory_bytes": 0, "tags": []}}

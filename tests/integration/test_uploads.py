@@ -53,7 +53,9 @@ async def test_simple_upload_records_a_verified_version(http, studio, mp4_bytes,
                                       "type": "asset.version_created"}).to_list()
     assert [e["data"]["version"]["number"] for e in events] == [1]
     request = await db["preview_requests"].find_one({"asset_id": asset["id"]})
-    assert request["state"] == "pending" and request["family"] == "video"
+    # The upload woke the dispatcher, which may already have made the preview job.
+    assert request["state"] in ("pending", "claimed", "adopted")
+    assert request["family"] == "video"
 
 
 async def test_direct_multipart_upload(http, studio, mp4_bytes):
