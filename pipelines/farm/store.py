@@ -17,6 +17,7 @@ JOBS = "jobs"
 TASKS = "tasks"
 NODES = "farm_nodes"
 ATTEMPTS = "task_attempts"
+READS_AT_ONCE = 16  # per-job queries in flight in one round (the pool holds 100)
 
 declare_indexes(JOBS, [
     IndexModel([("studio_id", ASCENDING), ("created_s", DESCENDING)], name="studio_recent"),
@@ -73,10 +74,16 @@ class FarmStore:
                           per_job: int) -> list[dict[str, Any]]:
         """The first `per_job` ready tasks of each job: a round can place no more than the
         free slots, so reading a whole 10,000-task job every round would be waste."""
-        batches = await asyncio.gather(*(self.tasks.find(
-            {"job_id": job_id, "state": TaskState.READY.value,
-             "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
-            per_job).to_list() for job_id in job_ids))
+        gate = asyncio.Semaphore(READS_AT_ONCE)
+
+        async def ready_of(job_id: str) -> list[dict[str, Any]]:
+            async with gate:
+                return await self.tasks.find(
+                    {"job_id": job_id, "state": TaskState.READY.value,
+                     "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
+                    per_job).to_list()
+
+        batches = await asyncio.gather(*(ready_of(job_id) for job_id in job_ids))
         return [task for batch in batches for task in batch]
 
     async def active_tasks(self) -> list[dict[str, Any]]:
