@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     upload_ttl_s: int = Field(
         24 * 3600, ge=60, description="An upload left incomplete this long is aborted."
     )
+    upload_idle_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="A file body that sends nothing for this long is "
+        "refused (408) and its connection closed; nothing of it is kept."
+    )
     upload_url_ttl_s: int = Field(
         900, ge=10, le=7 * 24 * 3600, description="Lifetime of presigned part upload URLs."
     )

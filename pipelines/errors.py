@@ -68,6 +68,12 @@ class PayloadTooLarge(FarmError):
     code = "payload_too_large"
 
 
+class BodyTimeout(FarmError):
+    """The client stopped sending a request body part-way."""
+
+    code = "body_timeout"
+
+
 class UnsupportedMedia(FarmError):
     code = "unsupported_media_type"
 

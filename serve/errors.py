@@ -24,6 +24,7 @@ STATUS_BY_ERROR: dict[type[errors.FarmError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.BodyTimeout: 408,
     errors.UnsupportedMedia: 415,
     errors.RateLimited: 429,
     errors.DependencyUnavailable: 503,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from pipelines.assets.streams import IncomingFile
-from pipelines.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from pipelines.errors import BodyTimeout, InvalidInput, PayloadTooLarge, UnsupportedMedia
 
 # Form overhead (boundaries, part headers, small fields) allowed on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -24,7 +25,21 @@ def declared_length(request: Request) -> int | None:
     return int(declared) if declared is not None and declared.isdigit() else None
 
 
-def part_body(request: Request, expected: int) -> AsyncIterator[bytes]:
+async def idle_limited(chunks: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[bytes]:
+    """The body's chunks, refused (408) when none comes for `idle_s`: a client that stops
+    sending must not hold a connection to storage, and uvicorn has no such timeout."""
+    while True:
+        try:
+            async with asyncio.timeout(idle_s):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyTimeout(f"the request body sent nothing for {idle_s:g} s") from None
+        yield chunk
+
+
+def part_body(request: Request, expected: int, idle_s: float) -> AsyncIterator[bytes]:
     """The body of a proxied part, checked before reading: octet-stream, not over its size.
 
     The exact length is enforced while it streams (`pipelines.assets.streams.exact_length`).
@@ -34,7 +49,7 @@ def part_body(request: Request, expected: int) -> AsyncIterator[bytes]:
     declared = declared_length(request)
     if declared is not None and declared > expected:
         raise PayloadTooLarge(f"this part must be {expected} bytes")
-    return request.stream()
+    return idle_limited(request.stream().__aiter__(), idle_s)
 
 
 @dataclass
@@ -96,8 +111,8 @@ class _FileField:
 class _FormStream:
     """Feeds a request body to the multipart parser a chunk at a time."""
 
-    def __init__(self, request: Request, boundary: bytes, cap: int):
-        self.body = request.stream().__aiter__()
+    def __init__(self, request: Request, boundary: bytes, cap: int, idle_s: float):
+        self.body = idle_limited(request.stream().__aiter__(), idle_s).__aiter__()
         self.field = _FileField()
         self.parser = MultipartParser(boundary, self.field.callbacks())
         self.cap = cap
@@ -139,7 +154,7 @@ class _FormStream:
             more = await self.advance()
 
 
-async def form_file(request: Request, limit: int) -> IncomingFile:
+async def form_file(request: Request, limit: int, idle_s: float) -> IncomingFile:
     """The `file` field of a multipart/form-data body, as a stream of its bytes.
 
     Reads only as far as the field's headers; the bytes follow as the consumer pulls them.
@@ -151,7 +166,7 @@ async def form_file(request: Request, limit: int) -> IncomingFile:
     declared = declared_length(request)
     if declared is not None and declared > limit + FORM_OVERHEAD_BYTES:
         raise PayloadTooLarge(f"simple uploads stop at {limit} bytes; use a multipart upload")
-    form = _FormStream(request, options[b"boundary"], limit + FORM_OVERHEAD_BYTES)
+    form = _FormStream(request, options[b"boundary"], limit + FORM_OVERHEAD_BYTES, idle_s)
     while form.field.filename is None:
         if not await form.advance():
             raise InvalidInput("the form has no field named 'file'", code="file_missing")

@@ -28,7 +28,7 @@ PartNumber = Annotated[int, Path(ge=1, le=10000)]
 async def put_part(upload_id: str, number: PartNumber, request: Request, domain: AssetsDep,
                    who: Editor) -> dict[str, Any]:
     expected = await domain.uploads.open_for_part(who, upload_id, number)
-    body = part_body(request, expected)
+    body = part_body(request, expected, _idle_s(request))
     return await domain.uploads.put_part(who, upload_id, number, body)
 
 
@@ -37,6 +37,10 @@ async def put_part(upload_id: str, number: PartNumber, request: Request, domain:
 async def upload_simple(asset_id: str, request: Request, domain: AssetsDep,
                         who: Editor) -> dict[str, Any]:
     await domain.assets.editable_doc(who, asset_id)  # refuse before reading any bytes
-    incoming = await form_file(request, domain.uploads.limits.simple_limit)
+    incoming = await form_file(request, domain.uploads.limits.simple_limit, _idle_s(request))
     version = await domain.uploads.simple(who, asset_id, incoming)
     return public_version(version)
+
+
+def _idle_s(request: Request) -> float:
+    return request.app.state.platform.settings.upload_idle_timeout_s

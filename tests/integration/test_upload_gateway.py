@@ -184,3 +184,49 @@ async def test_an_interrupted_part_leaves_nothing_and_a_stalled_one_blocks_nobod
     await asyncio.sleep(0.5)  # the gateway sees the disconnect and drops its storage request
     status = (await http.get(f"/api/v1/uploads/{session['id']}", headers=headers)).json()
     assert status["parts"] == [] and status["missing_parts"] == [1, 2, 3]
+
+
+async def _stall(url: str, path: str, headers: dict, head: bytes, total: int,
+                 content_type: str) -> bytes:
+    """Send the request line, headers and `head` of a `total`-byte body, then nothing:
+    the answer the server gives while the client stalls (or b"" if it just closes)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [f"PUT {path} HTTP/1.1" if "parts" in path else f"POST {path} HTTP/1.1",
+             f"Host: {host}", f"Content-Type: {content_type}", f"Content-Length: {total}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + head)
+    await writer.drain()
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        return head + await asyncio.wait_for(reader.readexactly(length), 30)
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_stops_arriving_is_408_and_keeps_nothing(http, studio, mp4_bytes,
+                                                                   settings):
+    headers = studio.artist.headers
+    asset = await create_asset(http, headers)
+    data = padded(mp4_bytes, 6 * MIB)
+    session = await declare(http, headers, asset["id"], data)
+    path = part_url(session, 1).removeprefix(settings.upload_url)
+    answer = await _stall(settings.upload_url, path, headers, data[:MIB],
+                          session["part_size"], "application/octet-stream")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"body_timeout"' in answer
+    status = (await http.get(f"/api/v1/uploads/{session['id']}", headers=headers)).json()
+    assert status["parts"] == [] and status["missing_parts"] == [1, 2]
+    # A simple upload that stalls inside its form: refused the same way, no version.
+    boundary = "farmboundary"
+    form_head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                 f"filename=\"clip.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    answer = await _stall(settings.upload_url, f"/api/v1/assets/{asset['id']}/file", headers,
+                          form_head + mp4_bytes[:1000], len(form_head) + 10 * 1000,
+                          f"multipart/form-data; boundary={boundary}")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    versions = (await http.get(f"/api/v1/assets/{asset['id']}/versions",
+                               headers=headers)).json()["items"]
+    assert versions == []

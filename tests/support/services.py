@@ -27,6 +27,8 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "max_upload_bytes": 4 * 1024**3,
         "studio_quota_bytes": 1024**3,
         "studio_max_open_uploads": 40,
+        # A stalled upload body is refused after 3 s here (60 s by default).
+        "upload_idle_timeout_s": 3.0,
         # Sockets re-check their credential every second (4401 tests), not every 30 s.
         "ws_auth_recheck_s": 1.0,
         # A fast farm: quick retries, short cooldowns, nodes given up on quickly.

@@ -12,8 +12,8 @@ import pytest
 from starlette.requests import Request
 
 from pipelines.assets.streams import PartWriter, exact_length
-from pipelines.errors import InvalidInput, PayloadTooLarge
-from serve.streaming import form_file
+from pipelines.errors import BodyTimeout, InvalidInput, PayloadTooLarge
+from serve.streaming import form_file, idle_limited
 
 MIB = 1024 * 1024
 
@@ -172,7 +172,7 @@ async def test_form_file_streams_the_file_field_and_skips_the_others():
     payload = os.urandom(300_000)
     body, content_type = multipart({"file": ("shot 1.mov", payload, "video/quicktime")},
                                    {"note": "first", "other": "x" * 1000})
-    incoming = await form_file(form_request(body, content_type), limit=MIB)
+    incoming = await form_file(form_request(body, content_type), limit=MIB, idle_s=5)
     assert incoming.filename == "shot 1.mov" and incoming.content_type == "video/quicktime"
     assert incoming.size_hint == len(body)
     assert b"".join(await collect(incoming.chunks)) == payload
@@ -181,16 +181,37 @@ async def test_form_file_streams_the_file_field_and_skips_the_others():
 async def test_form_file_refusals():
     body, content_type = multipart({"other": ("a.txt", b"abc", "text/plain")})
     with pytest.raises(InvalidInput) as missing:
-        await form_file(form_request(body, content_type), limit=MIB)
+        await form_file(form_request(body, content_type), limit=MIB, idle_s=5)
     assert missing.value.code == "file_missing"
     with pytest.raises(InvalidInput) as not_a_form:
-        await form_file(form_request(b"{}", "application/json"), limit=MIB)
+        await form_file(form_request(b"{}", "application/json"), limit=MIB, idle_s=5)
     assert not_a_form.value.code == "form_expected"
     body, content_type = multipart({"file": ("a.bin", os.urandom(200_000), None)})
     with pytest.raises(PayloadTooLarge):  # declared too long: refused before reading
-        await form_file(form_request(body, content_type), limit=100_000)
+        await form_file(form_request(body, content_type), limit=100_000, idle_s=5)
     cut = body[: len(body) // 2]
-    incoming = await form_file(form_request(cut, content_type), limit=MIB)
+    incoming = await form_file(form_request(cut, content_type), limit=MIB, idle_s=5)
     with pytest.raises(InvalidInput) as malformed:
         await collect(incoming.chunks)
     assert malformed.value.code == "form_malformed"
+
+
+async def test_a_body_is_refused_once_it_sends_nothing_for_the_idle_limit():
+    async def stalls():
+        yield b"a"
+        yield b"b"
+        await asyncio.sleep(5)
+        yield b"never"
+
+    received = []
+    with pytest.raises(BodyTimeout, match="sent nothing for 0.05 s"):
+        async for chunk in idle_limited(stalls(), idle_s=0.05):
+            received.append(chunk)
+    assert received == [b"a", b"b"]
+
+    async def steady():
+        for piece in (b"x", b"y", b"z"):
+            await asyncio.sleep(0.02)  # each gap under the limit, the whole body over it
+            yield piece
+
+    assert [c async for c in idle_limited(steady(), idle_s=0.05)] == [b"x", b"y", b"z"]
