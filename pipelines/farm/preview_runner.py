@@ -56,6 +56,7 @@ class InputCache:
             self.release(sha256)
 
     def release(self, sha256: str) -> None:
+        self.used[sha256] = next(self._uses)  # a long render used its scene until now
         self.in_use[sha256] -= 1
         if self.in_use[sha256] <= 0:
             del self.in_use[sha256]

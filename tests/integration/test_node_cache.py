@@ -69,3 +69,13 @@ async def test_an_input_a_task_holds_is_never_removed(inputs, tmp_path):
     assert cached(cache, found, "a", "c") and not cached(cache, found, "b")
     await use_once(cache, found, "b")  # a is free now: it goes
     assert not cached(cache, found, "a")
+
+
+async def test_an_input_counts_as_used_until_its_task_lets_go_of_it(inputs, tmp_path):
+    """A scene held by a long render is recent when the render ends, not when it began."""
+    store, found = inputs
+    cache = InputCache(store, tmp_path, max_bytes=2 * KIB)
+    async with cache.use(*found["a"]):
+        await use_once(cache, found, "b")
+    await use_once(cache, found, "c")
+    assert cached(cache, found, "a", "c") and not cached(cache, found, "b")
