@@ -94,10 +94,10 @@ class OutcomeHandler:
         """A kind with a hook (publishing) is marked succeeded only after its hook ran: a
         dispatcher that dies in between leaves the task active, so it is requeued and run
         again (hooks are idempotent) instead of ending complete without its publication."""
-        task = await self.store.tasks.find_one(self._fence(payload))
-        job = await self.store.job(payload["job_id"]) if task else None
-        if task is None or job is None:
+        found = await self._active(payload)
+        if found is None:
             return  # a stale attempt: its result is ignored
+        task, job = found
         try:
             await self.hooks[payload["kind"]](job, task, payload)
         except TaskFailed as exc:  # e.g. the publication was refused, or storage is away
@@ -113,11 +113,17 @@ class OutcomeHandler:
             await self.store.record_attempt(self._entry(payload))
             self._credit(payload)
 
-    async def _failed(self, payload: dict[str, Any], blame_node: bool = True) -> None:
+    async def _active(self, payload: dict[str, Any]) -> tuple[dict, dict] | None:
+        """The task, if this attempt of it is still active, and its job."""
         task = await self.store.tasks.find_one(self._fence(payload))
         job = await self.store.job(payload["job_id"]) if task else None
-        if task is None or job is None:
+        return (task, job) if task is not None and job is not None else None
+
+    async def _failed(self, payload: dict[str, Any], blame_node: bool = True) -> None:
+        found = await self._active(payload)
+        if found is None:
             return
+        task, job = found
         failure = payload.get("failure_class") or FailureClass.CRASH.value
         decision = self.retry.decide(failure, task["failures"] + 1, job["max_attempts"])
         now = self.clock()
