@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import ray
+from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 
 from actors.broadcaster import RayEventPublisher
 from actors.node_agent import start_agent
@@ -23,7 +24,7 @@ from pipelines.farm.adoption import PreviewAdopter
 from pipelines.farm.dispatcher import DispatchConfig, Dispatcher
 from pipelines.farm.hooks import PreviewPublisher
 from pipelines.farm.jobs import JobService
-from pipelines.farm.ports import NodeInfo
+from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX, NodeInfo
 from pipelines.farm.render_hooks import ProgressivePublisher, RenderPublisher
 from pipelines.farm.store import FarmStore
 from pipelines.logs import configure_logging
@@ -43,11 +44,13 @@ class RayNodeDirectory:
 
     async def discover(self) -> list[NodeInfo]:
         nodes = await asyncio.to_thread(ray.nodes)
-        return [NodeInfo(n["NodeID"], float(n["Resources"]["farm"]),
+        return [NodeInfo(n["NodeID"], float(n["Resources"][FARM_RESOURCE]),
                          int(n["Resources"].get("GPU", 0)), int(n["Resources"].get("memory", 0)),
-                         frozenset(t for t in n.get("Labels", {}).get("farm-tags", "").split(",")
-                                   if t))
-                for n in nodes if n.get("Alive") and n.get("Resources", {}).get("farm")]
+                         frozenset(key.removeprefix(TAG_LABEL_PREFIX)
+                                   for key in (n.get("Labels") or {})
+                                   if key.startswith(TAG_LABEL_PREFIX)),
+                         n.get("NodeName") or n.get("NodeManagerAddress", ""))
+                for n in nodes if n.get("Alive") and n.get("Resources", {}).get(FARM_RESOURCE)]
 
     def agent(self, node_id: str):
         if node_id not in self.agents:
@@ -118,6 +121,14 @@ class DispatcherActor:
     async def heartbeat(self, node_id: str, running: list[list]) -> None:
         self._ensure_started().heartbeat(node_id, running)
 
+    async def leave(self, node_id: str) -> None:
+        self._ensure_started().leave(node_id)
+
+    async def ping(self) -> bool:
+        """Readiness: answers once the loop runs (and starts it after a restart)."""
+        self._ensure_started()
+        return True
+
 
 
 async def _no_wake() -> None:
@@ -127,6 +138,8 @@ async def _no_wake() -> None:
 def ensure_dispatcher(settings: Settings, config: DispatchConfig | None = None):
     handle = DispatcherActor.options(
         name=NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        # On the head, which lives as long as the cluster; render nodes come and go.
+        resources={HEAD_NODE_RESOURCE_NAME: 0.001},
     ).remote(settings, config)
     ray.get(handle.start.remote())
     return handle

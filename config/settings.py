@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -85,6 +86,10 @@ class Settings(BaseSettings):
     )
     ray_dashboard_port: int = Field(
         8265, ge=1, le=65535, description="Port of the Ray dashboard when Ray is started locally."
+    )
+    local_slots: float | None = Field(
+        None, ge=0, le=1024, description="Farm slots of this machine when `farm up` starts "
+        "Ray itself; unset: half its CPUs (at least 1); 0: a head that renders nothing."
     )
     dependency_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency."
@@ -233,6 +238,12 @@ class Settings(BaseSettings):
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.upload_port}"
+
+    @property
+    def farm_local_slots(self) -> float:
+        if self.local_slots is not None:
+            return self.local_slots
+        return float(max(1, (os.cpu_count() or 2) // 2))
 
     @property
     def embedded_mongo(self) -> bool:

@@ -46,13 +46,13 @@ def find_executable(name: str) -> str:
     return found
 
 
-def _child_setup() -> None:
+def child_setup(death_signal: int = signal.SIGKILL) -> None:
     # Own session: a terminal's Ctrl-C reaches `farm up`, which stops the API before the
     # database and storage it depends on. PDEATHSIG: die with us even if we are SIGKILLed.
     os.setsid()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        libc.prctl(_PR_SET_PDEATHSIG, death_signal)
 
 
 def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
@@ -88,7 +88,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup if sys.platform == "linux" else None,
+                preexec_fn=child_setup if sys.platform == "linux" else None,
             )
         self.started_at = time.monotonic()
 

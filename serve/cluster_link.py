@@ -19,6 +19,8 @@ class ClusterLink(Protocol):
 
     async def wake_dispatcher(self) -> None: ...
 
+    async def ping_dispatcher(self, timeout_s: float) -> None: ...
+
     def event_publisher(self) -> EventPublisher: ...
 
     def event_source(self) -> EventSource: ...
@@ -42,6 +44,9 @@ class LocalLink:
 
     async def wake_dispatcher(self) -> None:
         return None  # no farm without a cluster
+
+    async def ping_dispatcher(self, timeout_s: float) -> None:
+        return None  # nothing to dispatch in one process
 
     def event_publisher(self) -> EventPublisher:
         return self.broadcaster

@@ -6,6 +6,8 @@ from ray import serve
 from ray.serve import Application
 
 from actors import dispatcher
+from actors.broadcaster import broadcaster
+from actors.metrics_hub import metrics_hub
 from config.loader import load_settings
 from config.settings import Settings
 from serve import gateway
@@ -36,21 +38,32 @@ def build_app(settings: Settings) -> Application:
     ).bind(settings)
 
 
+def launch_farm(settings: Settings):
+    """The cluster's long-lived parts beside the Api: upload gateway, metrics hub,
+    broadcaster and dispatcher. The one start path of `farm up` (`start`) and of `serve
+    deploy` (`app_from_env`), so neither can start a backend without a farm. Returns the
+    gateway's handle without waiting for it to serve."""
+    upload_gateway = gateway.launch_gateway(settings)  # the byte routes' server
+    metrics_hub()
+    broadcaster()
+    dispatcher.ensure_dispatcher(settings)
+    return upload_gateway
+
+
 def app_from_env(args: dict[str, str] | None = None) -> Application:
     """Application builder for `serve deploy config/serve.yaml`: settings come from FARM_*."""
     settings = load_settings(**(args or {}))
-    gateway.launch_gateway(settings)  # the byte routes' server, beside Serve's proxy
+    launch_farm(settings)
     return build_app(settings)
 
 
 def start(settings: Settings) -> None:
     """Start Serve's HTTP proxy on the configured address and deploy the application,
-    and the upload gateway beside it (docs/assets.md, "Where bytes go")."""
-    upload_gateway = gateway.launch_gateway(settings)
+    with everything `launch_farm` starts beside it (docs/assets.md, "Where bytes go")."""
+    upload_gateway = launch_farm(settings)
     serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
     gateway.wait_gateway(upload_gateway)
-    dispatcher.ensure_dispatcher(settings)
 
 
 def stop_app() -> None:

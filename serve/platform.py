@@ -96,6 +96,7 @@ class Platform:
                 "database": self.db.ping,
                 "storage": self.store.ping,
                 "ray": self.link.ping,
+                "dispatcher": self.link.ping_dispatcher,
                 "ffmpeg": self.ffmpeg_check,
             },
             timeout_s=timeout,

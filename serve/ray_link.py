@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import ray
 from ray.exceptions import RayError
@@ -11,6 +12,8 @@ from actors.broadcaster import RayEventPublisher, RayEventSource
 from actors.metrics_hub import metrics_hub
 from pipelines.errors import DependencyUnavailable
 from pipelines.telemetry import Family
+
+log = logging.getLogger("farm.cluster")
 
 
 class RayLink:
@@ -36,16 +39,31 @@ class RayLink:
             self._hub = None
             raise DependencyUnavailable("metrics hub unavailable") from exc
 
-    async def wake_dispatcher(self) -> None:
-        """Fire and forget: the dispatcher also looks for new work every second."""
+    async def _dispatcher_handle(self):
         from actors.dispatcher import NAME, NAMESPACE
 
+        if self._dispatcher is None:
+            self._dispatcher = await asyncio.to_thread(ray.get_actor, NAME, NAMESPACE)
+        return self._dispatcher
+
+    async def wake_dispatcher(self) -> None:
+        """Fire and forget: the dispatcher also looks for new work every second. Work
+        submitted while it is away waits in MongoDB; `/ready` names it as down meanwhile."""
         try:
-            if self._dispatcher is None:
-                self._dispatcher = await asyncio.to_thread(ray.get_actor, NAME, NAMESPACE)
-            self._dispatcher.wake.remote()
+            (await self._dispatcher_handle()).wake.remote()
         except (RayError, ValueError):
             self._dispatcher = None
+            log.warning("farm dispatcher not running: new work waits until it is back")
+
+    async def ping_dispatcher(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for((await self._dispatcher_handle()).ping.remote(), timeout_s)
+        except ValueError:
+            self._dispatcher = None
+            raise DependencyUnavailable("the farm dispatcher is not running") from None
+        except (RayError, TimeoutError) as exc:
+            self._dispatcher = None
+            raise DependencyUnavailable("the farm dispatcher does not answer") from exc
 
     async def ping(self, timeout_s: float) -> None:
         try:

@@ -31,6 +31,7 @@ from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
 
+LEFT_NODE_QUARANTINE_S = 300.0
 SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
 Adopter = Callable[[], Awaitable[int]]
 
@@ -111,6 +112,11 @@ class Dispatcher:
 
     def heartbeat(self, node_id: str, running: list[list]) -> None:
         self.report("heartbeat", {"node_id": node_id, "running": running})
+
+    def leave(self, node_id: str) -> None:
+        """A node is leaving on purpose (`farm join` stopping): its tasks go back to the
+        queue at once, without costing an attempt, and it is given nothing new."""
+        self.report("leaving", {"node_id": node_id})
 
     def wake(self) -> None:
         """A submission or a preview request: look for new work, and adopt, right away."""
@@ -205,7 +211,20 @@ class Dispatcher:
         log.warning("node lost: %s", why, extra={"node_id": node_id,
                                                   "tasks": len(state.running)})
         for task_id, lease in state.running.items():
-            await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id)
+            await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id, why)
+
+    async def _node_left(self, node_id: str) -> None:
+        # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
+        self.quarantine[node_id] = self.clock() + LEFT_NODE_QUARANTINE_S
+        state = self.nodes.get(node_id)
+        if state is None:
+            return
+        agent = self.directory.agent(node_id)
+        # Requeued first: the reports of the stopped attempts then change nothing.
+        running = list(state.running.items())
+        await self._lose_node(node_id, "it left the farm")
+        for task_id, lease in running:
+            await agent.cancel(task_id, lease.attempt)
 
     async def _expire_silent_nodes(self) -> None:
         now = self.clock()
@@ -228,7 +247,9 @@ class Dispatcher:
             node = self.nodes.get(payload.get("node_id", ""))
             if node is not None:
                 node.last_seen = self.clock()
-            if kind == "heartbeat" and node is not None:
+            if kind == "leaving":
+                await self._node_left(payload["node_id"])
+            elif kind == "heartbeat" and node is not None:
                 renewals += await self._on_heartbeat(node, payload["running"])
             elif kind == "started":
                 started.append(payload)
@@ -267,7 +288,9 @@ class Dispatcher:
         for task_id, state in states.items():
             if state not in ACTIVE:
                 node_id, attempt = running[task_id]
-                self.nodes[node_id].running.pop(task_id, None)
+                lease = self.nodes[node_id].running.pop(task_id, None)
+                # The stopped attempt's own report is stale: recount the job now.
+                self.jobs.touch(lease.job_id if lease else None)
                 await self.directory.agent(node_id).cancel(task_id, attempt)
 
     def _bigger_node(self, node_id: str, requirements: dict[str, Any]) -> int | None:
@@ -371,7 +394,7 @@ class Dispatcher:
 
     def _node_doc(self, state: NodeState) -> dict[str, Any]:
         node_id = state.info.node_id
-        return {"_id": node_id, "slots": state.info.slots,
+        return {"_id": node_id, "name": state.info.name, "slots": state.info.slots,
                 "slots_used": sum(lease.slots for lease in state.running.values()),
                 "running_tasks": sorted(state.running), "gpus": state.info.gpus,
                 "tags": sorted(state.info.tags), "circuit": self.circuits.state(node_id).value,

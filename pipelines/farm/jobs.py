@@ -12,7 +12,6 @@ from pipelines.events.log import EventLog
 from pipelines.farm.frames import chunk, parse_frames
 from pipelines.farm.models import (
     ACTIVE,
-    FINAL_JOB,
     JobKind,
     JobStatus,
     JobSubmit,
@@ -23,11 +22,20 @@ from pipelines.farm.models import (
 from pipelines.farm.records import check_template, new_job, new_task
 from pipelines.farm.render_jobs import RenderJobs, render_totals
 from pipelines.farm.store import FarmStore
+from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
+from pipelines.identity.records import AUDIT
 from pipelines.paging import fetch_page
 
 Wake = Callable[[], Awaitable[None]]
+
+# action: (job statuses it applies to, the status it leaves), and the event it is.
+STEERING = {"pause": (["queued", "running"], JobStatus.PAUSED),
+            "resume": (["paused"], JobStatus.QUEUED),
+            "cancel": (["queued", "running", "paused", "failed"], JobStatus.CANCELLED),
+            "retry": (["failed", "running", "queued"], JobStatus.QUEUED)}
+STEERED = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried"}
 
 
 class JobNotFound(NotFound):
@@ -47,6 +55,7 @@ class JobService:
         self.events = events
         self.wake = wake
         self.clock = clock
+        self.audit = AuditLog(db[AUDIT], clock)
 
     async def submit(self, principal: Principal, body: JobSubmit) -> dict[str, Any]:
         if body.kind == JobKind.COMMAND:
@@ -145,31 +154,40 @@ class JobService:
             raise Forbidden("only the submitter, a supervisor, producer or admin may steer "
                             "this job")
 
-    async def steer(self, principal: Principal, job_id: str, action: str) -> dict[str, Any]:
+    async def steer(self, principal: Principal, job_id: str, action: str, *,
+                    requeue: bool = False) -> dict[str, Any]:
+        """Pause, resume, cancel or retry a job (docs/farm.md, "Steering a job")."""
         job = await self.get_doc(principal, job_id)
         self._may_steer(principal, job)
         now = self.clock()
-        moves = {"pause": (["queued", "running"], JobStatus.PAUSED),
-                 "resume": (["paused"], JobStatus.QUEUED),
-                 "cancel": (["queued", "running", "paused", "failed"], JobStatus.CANCELLED),
-                 "retry": (["failed", "running", "queued"], JobStatus.QUEUED)}
-        allowed, target = moves[action]
+        allowed, target = STEERING[action]
         if job["status"] not in allowed:
             raise Conflict(f"a {job['status']} job cannot be {action}d", code="job_state")
         if action == "retry":
             await self._retry_tasks(job_id)
         fields: dict[str, Any] = {"status": target.value, "updated_s": now, "reason": None}
         if action == "cancel":
-            await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": ["waiting", "ready", "failed"]}},
-                {"$set": {"state": TaskState.CANCELLED.value}})
             fields["finished_s"] = now
+        # The job first: once it reads cancelled (or paused) no hook publishes for it and
+        # no new lease is made; then its tasks, which the dispatcher stops on their nodes.
         if not await self.store.set_job(job_id, fields, only_if_status=allowed):
             raise Conflict("the job changed meanwhile; try again", code="job_state")
+        if action == "cancel":
+            await self.store.tasks.update_many(
+                {"job_id": job_id, "state": {"$in": [*ACTIVE, "waiting", "ready", "failed"]}},
+                {"$set": {"state": TaskState.CANCELLED.value, "finished_s": now}})
+        elif action == "pause" and requeue:  # running tasks go back to the queue, uncharged
+            await self.store.tasks.update_many(
+                {"job_id": job_id, "state": {"$in": list(ACTIVE)}},
+                {"$set": {"state": TaskState.READY.value, "node_id": None,
+                          "not_before_s": 0.0}})
         await self.wake()
-        if target.value in FINAL_JOB:
-            await self.events.append(job["studio_id"], f"job.{target.value}", f"job:{job_id}",
-                                     {"job_id": job_id, "by": principal.user_id})
+        await self.events.append(job["studio_id"], f"job.{STEERED[action]}", f"job:{job_id}",
+                                 {"job_id": job_id, "by": principal.user_id,
+                                  **({"requeue": True} if requeue else {})})
+        await self.audit.record(job["studio_id"], f"job.{STEERED[action]}",
+                                actor=principal.actor(), target={"job_id": job_id},
+                                details={"requeue": True} if requeue else None)
         return await self.public(principal, job_id)
 
     async def _retry_tasks(self, job_id: str) -> None:
@@ -213,6 +231,11 @@ class JobService:
         if not result.modified_count:
             raise Conflict(f"the task is {task['state']}, not running", code="task_not_running")
         await self.wake()
+        await self.events.append(job["studio_id"], "task.killed", f"job:{job['_id']}",
+                                 {"job_id": job["_id"], "task_id": task_id,
+                                  "attempt": task["attempt"], "by": principal.user_id})
+        await self.audit.record(job["studio_id"], "task.killed", actor=principal.actor(),
+                                target={"job_id": job["_id"], "task_id": task_id})
         task = await self.task_doc(principal, task_id)
         return public_task(task, (await self.store.history([task_id]))[task_id])
 
@@ -222,7 +245,8 @@ class JobService:
         mine = {t["_id"] for t in await self.store.tasks.find(
             {"studio_id": principal.studio_id, "state": {"$in": list(ACTIVE)}},
             {"_id": 1}).to_list()}
-        return [{"node_id": d["_id"], "slots": d["slots"], "slots_used": d["slots_used"],
+        return [{"node_id": d["_id"], "name": d.get("name", ""), "slots": d["slots"],
+                 "slots_used": d["slots_used"],
                  "gpus": d.get("gpus", 0), "tags": d.get("tags", []), "circuit": d["circuit"],
                  "running_tasks": len(d["running_tasks"]),
                  "my_tasks": [t for t in d["running_tasks"] if t in mine],

@@ -95,8 +95,8 @@ class OutcomeHandler:
         dispatcher that dies in between leaves the task active, so it is requeued and run
         again (hooks are idempotent) instead of ending complete without its publication."""
         found = await self._active(payload)
-        if found is None:
-            return  # a stale attempt: its result is ignored
+        if found is None or found[1]["status"] == "cancelled":
+            return  # a stale attempt, or a cancelled job: nothing is published
         task, job = found
         try:
             await self.hooks[payload["kind"]](job, task, payload)
@@ -177,13 +177,13 @@ class OutcomeHandler:
                 "bad_nodes": sorted({*job.get("bad_nodes", []), node_id})})
 
     async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,
-                           job_id: str | None) -> None:
+                           job_id: str | None, why: str = "it was lost") -> None:
         """The node is gone: the task goes back to the queue; no attempt is charged."""
         result = await self.store.tasks.update_one(
             {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
             {"$set": {"state": TaskState.READY.value, "node_id": None, "not_before_s": 0.0,
                       "error_class": FailureClass.NODE_LOST.value,
-                      "error": f"node {node_id} was lost"}})
+                      "error": f"node {node_id}: {why}"}})
         if result.modified_count:
             task = await self.store.tasks.find_one({"_id": task_id})
             if task:

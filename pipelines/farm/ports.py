@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+# What marks a cluster node as a farm node: a resource whose amount is its slots, and one
+# label per tag (`farm-tag/<tag>`), as `farm up` and `farm join` start them.
+FARM_RESOURCE = "farm"
+TAG_LABEL_PREFIX = "farm-tag/"
+
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -13,6 +18,7 @@ class NodeInfo:
     gpus: int = 0
     memory_bytes: int = 0
     tags: frozenset[str] = field(default_factory=frozenset)
+    name: str = ""  # what the operator called it (`farm join --name`), for people
 
 
 class AgentPort(Protocol):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from pipelines.errors import InvalidInput
 from pipelines.farm.jobs import JobService, TaskNotFound
 from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit
 from pipelines.identity.models import Principal
@@ -66,10 +67,18 @@ async def patch_job(job_id: str, body: JobPatch, jobs: JobsDep, who: Reader) -> 
 
 
 @router.post("/jobs/{job_id}/{action}",
-             summary="pause, resume, cancel, or retry (failed and dead tasks again)")
+             summary="pause, resume, cancel, or retry (failed and dead tasks again)",
+             description="cancel stops leased and running tasks on their nodes; pause lets "
+             "them finish, or with `requeue=true` stops them and queues them again without "
+             "costing an attempt (docs/farm.md, \"Steering a job\").")
 async def steer_job(job_id: str, action: Literal["pause", "resume", "cancel", "retry"],
-                    jobs: JobsDep, who: Reader) -> dict[str, Any]:
-    return await jobs.steer(who, job_id, action)
+                    jobs: JobsDep, who: Reader,
+                    requeue: Annotated[bool, Query(description="pause only: stop running "
+                                                   "tasks and queue them again")] = False,
+                    ) -> dict[str, Any]:
+    if requeue and action != "pause":
+        raise InvalidInput("`requeue` applies to pause only", code="requeue_not_pause")
+    return await jobs.steer(who, job_id, action, requeue=requeue)
 
 
 @router.get("/jobs/{job_id}/tasks", summary="A job's tasks in order")

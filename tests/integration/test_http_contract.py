@@ -30,7 +30,7 @@ async def test_ready_lists_every_dependency_without_secrets(http, settings):
     response = await http.get("/ready")
     assert response.status_code == 200, response.text
     checks = response.json()["checks"]
-    assert set(checks) == {"database", "storage", "ray", "ffmpeg"}
+    assert set(checks) == {"database", "storage", "ray", "dispatcher", "ffmpeg"}
     assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in checks.values())
     for secret in (settings.s3_secret_key, settings.s3_access_key, settings.jwt_secret):
         assert secret.get_secret_value() not in response.text

@@ -1,0 +1,39 @@
+"""One `farm up` for the system tests, started as a user starts it (tests/support/system.py).
+
+Package-scoped: it is stopped, and checked to leave nothing behind, before other suites
+build their own clusters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from tests.support.system import FarmUp, farm_up, processes_with
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FarmUp]:
+    tmp = tmp_path_factory.mktemp("farm-up")
+    up = farm_up(tmp)
+    try:
+        yield up
+    finally:
+        code = up.launched.stop()
+        assert code == 0, up.launched.output()[-3000:]
+        assert processes_with(str(up.data_dir)) == [], "embedded services left running"
+
+
+@pytest.fixture
+async def api(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.api, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+async def gateway(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
+    """The upload gateway, where a frontend sends file bytes (docs/assets.md)."""
+    async with httpx.AsyncClient(base_url=stack.uploads, timeout=60) as client:
+        yield client
