@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -130,10 +131,13 @@ def _start_node(request: JoinRequest, address: str, join_id: str,
             f"--labels={','.join(f'{k}={v}' for k, v in labels.items())}",
             *([f"--num-gpus={request.gpus}"] if request.gpus is not None else []),
             *([f"--num-cpus={request.cpus}"] if request.cpus is not None else [])]
+    # Ray's own drain on SIGTERM waits for worker leases, and a node agent holds one for
+    # good: it would only add 30 s. `_leave` drained the node already.
+    env = os.environ | {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
     with open(log_path, "wb") as log:
         # Own session (Ctrl-C reaches us first, and we leave before the node stops); told
         # to stop (SIGTERM) should we die without stopping it.
-        node = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+        node = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 preexec_fn=functools.partial(child_setup, signal.SIGTERM))
     deadline = time.monotonic() + request.start_timeout_s
     while time.monotonic() < deadline:
