@@ -176,9 +176,12 @@ class JobService:
             await self.store.tasks.update_many(
                 {"job_id": job_id, "state": {"$in": [*ACTIVE, "waiting", "ready", "failed"]}},
                 {"$set": {"state": TaskState.CANCELLED.value, "finished_s": now}})
-        elif action == "pause" and requeue:  # running tasks go back to the queue, uncharged
+        elif action == "pause":
+            # Leased but not started (waiting on a node, dispatched ahead) goes back to the
+            # queue, uncharged; so does running, when asked to.
+            stopped = list(ACTIVE) if requeue else [TaskState.LEASED.value]
             await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": list(ACTIVE)}},
+                {"job_id": job_id, "state": {"$in": stopped}},
                 {"$set": {"state": TaskState.READY.value, "node_id": None,
                           "not_before_s": 0.0}})
         await self.wake()
