@@ -11,7 +11,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FARM_NODE = "--resources='{\"farm\": 2}'"
 
 
 def _console_scripts() -> set[str]:
@@ -26,7 +25,7 @@ def test_compose_has_the_promised_services_and_commands_that_exist():
     assert services["mongo"]["image"] == "mongo:7"
     for node in ("farm-node-1", "farm-node-2"):
         command = services[node]["command"]
-        assert FARM_NODE in command and "--address=ray-head:6379" in command
+        assert command.startswith("farm join ray-head:6379 --slots 2")
         assert services[node]["environment"]["RAY_AUTH_TOKEN"]  # nodes need the cluster token
     head = services["ray-head"]["command"]
     assert "farm up" in head and "farm" in _console_scripts()
@@ -51,7 +50,7 @@ def test_cluster_yaml_passes_rays_own_validation():
     config = yaml.safe_load((ROOT / "ray-cluster.yaml").read_text())
     validate_config(prepare_config(config))
     workers = " ".join(config["worker_start_ray_commands"])
-    assert FARM_NODE in workers and "RAY_AUTH_TOKEN_PATH" in workers
+    assert "farm join $RAY_HEAD_IP:6379 --slots 2" in workers and "--token-file" in workers
     head = " ".join(config["head_start_ray_commands"])
     assert "serve deploy config/serve.yaml" in head
     assert any("make setup" in c for c in config["setup_commands"])
