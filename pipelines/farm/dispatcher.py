@@ -216,15 +216,12 @@ class Dispatcher:
     async def _node_left(self, node_id: str) -> None:
         # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
         self.quarantine[node_id] = self.clock() + LEFT_NODE_QUARANTINE_S
-        state = self.nodes.get(node_id)
-        if state is None:
-            return
-        agent = self.directory.agent(node_id)
-        # Requeued first: the reports of the stopped attempts then change nothing.
-        running = list(state.running.items())
-        await self._lose_node(node_id, "it left the farm")
-        for task_id, lease in running:
-            await agent.cancel(task_id, lease.attempt)
+        if (state := self.nodes.get(node_id)) is not None:
+            agent = self.directory.agent(node_id)
+            # Requeued first: the reports of the stopped attempts then change nothing.
+            await self._lose_node(node_id, "it left the farm")
+            for task_id, lease in state.running.items():
+                await agent.cancel(task_id, lease.attempt)
 
     async def _expire_silent_nodes(self) -> None:
         now = self.clock()
