@@ -102,5 +102,13 @@ def _stop_ray(own_cluster: bool) -> None:
         from serve import deployments
 
         deployments.stop_app()
-    # A cluster we started goes as a whole; Serve's state lived in it.
+    else:
+        # A cluster we started goes as a whole; Serve's state lived in it. Tasks still
+        # running are stopped first (their processes would outlive the node) and are
+        # requeued, uncharged, by the next start's dispatcher.
+        from actors import dispatcher
+        from actors.node_agent import stop_agents
+
+        dispatcher.stop_dispatcher()
+        stop_agents()
     ray.shutdown()

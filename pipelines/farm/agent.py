@@ -45,7 +45,14 @@ class ReportQueue:
         self.attempts, self.first_delay_s, self.max_delay_s = (attempts, first_delay_s,
                                                                max_delay_s)
         self.pending: list[tuple[str, dict[str, Any], bool]] = []
+        self.in_flight: list[tuple[str, dict[str, Any], bool]] = []
         self.flushing: asyncio.Task | None = None
+
+    def undelivered_results(self) -> list[list]:
+        """[[task_id, attempt], ...] of tasks that ended but whose result has not reached
+        the dispatcher yet: a restarted dispatcher must not take them for lost."""
+        return [[p["task_id"], p["attempt"]] for kind, p, _ in (*self.in_flight, *self.pending)
+                if kind == "finished"]
 
     def put(self, kind: str, payload: dict[str, Any], required: bool = True) -> None:
         if kind == "progress":  # only the latest progress of a task is worth sending
@@ -57,8 +64,11 @@ class ReportQueue:
 
     async def _flush(self) -> None:
         while self.pending:
-            batch, self.pending = self.pending, []
-            await self._deliver(batch)
+            self.in_flight, self.pending = self.pending, []
+            try:
+                await self._deliver(self.in_flight)
+            finally:
+                self.in_flight = []
 
     async def _deliver(self, batch: list[tuple[str, dict[str, Any], bool]]) -> None:
         delay = self.first_delay_s
@@ -118,7 +128,11 @@ class NodeAgent:
         self.reports = ReportQueue(reporter.report_many)
 
     def running(self) -> list[list]:
-        return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()]
+        """What this node holds: running or waiting tasks, and ended ones whose result is
+        still on its way (so a dispatcher restarted meanwhile keeps their leases until the
+        result arrives, rather than requeueing work that is done)."""
+        return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()
+                ] + self.reports.undelivered_results()
 
     async def run_many(self, specs: list[dict[str, Any]]) -> None:
         for spec in specs:
@@ -138,6 +152,16 @@ class NodeAgent:
         current = self.tasks.get(task_id)
         if current and current[0] == attempt:
             current[1].cancel()
+
+    async def stop_all(self, timeout_s: float = 10.0) -> int:
+        """Stop every task (their process groups with them) before the node goes away:
+        processes run in sessions of their own and would outlive the agent otherwise."""
+        running = [task for _, task in self.tasks.values()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=timeout_s)
+        return len(running)
 
     async def heartbeat_forever(self, every_s: float = 2.0) -> None:
         while True:

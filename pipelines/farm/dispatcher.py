@@ -123,9 +123,6 @@ class Dispatcher:
         self._adopt_due = True
         self.wakeup.set()
 
-    def node_table(self) -> list[dict[str, Any]]:
-        return [self._node_doc(state) for state in self.nodes.values()]
-
     # -- the loop -------------------------------------------------------------------------
     async def run_forever(self) -> None:
         while True:
@@ -160,18 +157,20 @@ class Dispatcher:
             try:  # a failing phase must not starve the others (job counts, heartbeats)
                 await phase()
             except Exception:  # noqa: BLE001
-                log.exception("dispatch phase %s failed", getattr(phase, "__name__", phase))
+                log.exception("dispatch phase %s failed",
+                              getattr(phase, "__name__", type(phase).__name__))
 
     async def _save_nodes(self) -> None:
         """At most once a second: the table is for people, not for scheduling."""
         if self.clock() - self._nodes_saved_at >= 1.0:
             self._nodes_saved_at = self.clock()
-            await self.store.save_nodes(self.node_table())
+            await self.store.save_nodes([self._node_doc(s) for s in self.nodes.values()])
 
     async def _recover(self) -> None:
         """After a (re)start: what MongoDB says is leased or running is checked with the
-        agents; what no agent runs any more is requeued without charging an attempt."""
-        active = await self.store.active_tasks()
+        agents; what no agent runs any more is requeued without charging an attempt.
+        Agents first, then results that arrived, then MongoDB: a task that ended while no
+        dispatcher ran is claimed (result on its way) or recorded, never run again."""
         infos = {i.node_id: i for i in await self.directory.discover()}
         claimed: dict[str, set[tuple[str, int]]] = {}
         for node_id in infos:
@@ -180,6 +179,8 @@ class Dispatcher:
                 claimed[node_id] = {(t, a) for t, a in running}
             except Exception:  # noqa: BLE001 - an unreachable agent runs nothing
                 claimed[node_id] = set()
+        await self._apply_reports()
+        active = await self.store.active_tasks()
         for task in active:
             holder = task.get("node_id") or ""
             if holder in infos and (task["_id"], task["attempt"]) in claimed[holder]:

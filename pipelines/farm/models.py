@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
+from pipelines.numbers import VersionNumber
 
 
 class JobKind(StrEnum):
@@ -53,7 +54,7 @@ class Requirements(BaseModel):
 class VersionRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     asset_id: Annotated[str, StringConstraints(max_length=64)]
-    version: int = Field(ge=1)
+    version: VersionNumber
 
 
 class RenderOptions(BaseModel):
@@ -90,7 +91,7 @@ class JobSubmit(BaseModel):
     chunk_size: int = Field(1, ge=1, le=10_000)
     # preview jobs
     asset_id: Annotated[str, StringConstraints(max_length=64)] | None = None
-    version: int | None = Field(None, ge=1)
+    version: VersionNumber | None = None
     # render jobs (frames, chunk_size and, for the command renderer, command as above)
     render: RenderOptions | None = None
 
@@ -131,7 +132,8 @@ def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[
         "error_class": doc.get("error_class"),
         "error": doc.get("error"), "log_key": doc.get("log_key"),
         "outputs": doc.get("outputs", []), "started_at": iso(doc.get("started_s")),
-        "finished_at": iso(doc.get("finished_s")), "retry_at": iso(doc.get("not_before_s")),
+        "finished_at": iso(doc.get("finished_s")),
+        "retry_at": iso(doc.get("not_before_s") or None),  # 0: no retry is waiting
         "metrics": doc.get("metrics", {}),
         "history": [public_attempt(h) for h in history or []],
     }

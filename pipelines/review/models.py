@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pipelines.clock import iso
+from pipelines.numbers import VersionNumber
 
 MAX_BODY = 10_000
 MAX_MENTIONS = 20
@@ -69,7 +70,7 @@ def _frames(timecode: str) -> tuple[int, ...]:
 
 class CommentCreate(Strict):
     body: Body
-    version: int | None = Field(None, ge=1, description="Defaults to the current version.")
+    version: VersionNumber | None = Field(None, description="Defaults to the current version.")
     frame: int | None = Field(None, ge=0, le=10_000_000)
     timecode: TimecodeRange | None = None
     annotation: Annotation | None = None
@@ -106,7 +107,7 @@ class DecisionKind(StrEnum):
 class DecisionCreate(Strict):
     decision: DecisionKind
     note: str = Field("", max_length=MAX_BODY)
-    version: int | None = Field(None, ge=1, description="Defaults to the current version; "
+    version: VersionNumber | None = Field(None, description="Defaults to the current version; "
                                 "deciding on an older one is a conflict.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from pipelines.assets.domain import AssetsDomain
 from pipelines.assets.models import (
@@ -16,11 +16,13 @@ from pipelines.assets.models import (
 )
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
+from pipelines.numbers import MAX_INT64
 from serve.deps import require
 
 router = APIRouter(prefix="/assets", tags=["assets"])
 
 Reader = Annotated[Principal, require(Action.ASSET_READ)]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_INT64, description="A version number, from 1.")]
 Creator = Annotated[Principal, require(Action.ASSET_CREATE)]
 Editor = Annotated[Principal, require(Action.ASSET_EDIT_OWN)]
 Sort = Literal["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at"]
@@ -77,7 +79,7 @@ async def list_versions(asset_id: str, domain: AssetsDep, who: Reader) -> dict[s
 
 @router.get("/{asset_id}/versions/{number}/download",
             summary="A short-lived presigned URL to download a version")
-async def download_version(asset_id: str, number: int, request: Request, domain: AssetsDep,
+async def download_version(asset_id: str, number: VersionPath, request: Request, domain: AssetsDep,
                            who: Reader) -> dict[str, Any]:
     ttl = request.app.state.platform.settings.download_url_ttl_s
     return await domain.versions.download_url(who, asset_id, number, ttl)
@@ -85,7 +87,7 @@ async def download_version(asset_id: str, number: int, request: Request, domain:
 
 @router.get("/{asset_id}/versions/{number}/previews",
             summary="Presigned URLs of a version's previews (poster, proxy, filmstrip...)")
-async def version_previews(asset_id: str, number: int, request: Request, domain: AssetsDep,
+async def version_previews(asset_id: str, number: VersionPath, request: Request, domain: AssetsDep,
                            who: Reader) -> dict[str, Any]:
     ttl = request.app.state.platform.settings.download_url_ttl_s
     return await domain.versions.preview_urls(who, asset_id, number, ttl)

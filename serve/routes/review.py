@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
+from pipelines.numbers import MAX_INT64
 from pipelines.review.models import CommentCreate, CommentPatch, DecisionCreate
 from pipelines.review.service import ReviewService
 from serve.deps import PageParams, require
@@ -28,7 +29,8 @@ ReviewDep = Annotated[ReviewService, Depends(get_review)]
 
 @router.get("/assets/{asset_id}/comments", summary="Comments of an asset, oldest first")
 async def list_comments(asset_id: str, review: ReviewDep, who: Reader, page: PageParams,
-                        version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+                        version: Annotated[int | None, Query(ge=1, le=MAX_INT64)] = None,
+                        ) -> dict[str, Any]:
     return await review.list_comments(who, asset_id, limit=page.limit, cursor=page.cursor,
                                       version=version)
 

@@ -122,11 +122,13 @@ async def test_an_always_crashing_task_dies_after_growing_delays_and_can_be_retr
     assert again["status"] == "failed" and len(task["history"]) == 6
 
 
-async def test_the_dispatcher_killed_mid_job_is_replaced_and_the_job_completes(
-    http, studio, settings
+async def test_the_dispatcher_killed_mid_job_is_replaced_and_no_finished_task_runs_again(
+    http, studio, settings, tmp_path
 ):
-    job = await submit(http, studio.td.headers, frames="1-16", chunk_size=1,
-                       command=frame_writer(0.8))
+    runs = tmp_path / "runs.txt"  # every node of this cluster shares this machine's disk
+    job = await submit(http, studio.td.headers, frames="1-16", chunk_size=1, command=[
+        "/bin/sh", "-c", f"sleep 0.8; echo {{frame}} >> {runs}; "
+        "echo {frame} > {output}/frame_{frame:04d}.txt"])
     await wait_job(http, studio.td.headers, job["id"], statuses={"running"})
     await asyncio.sleep(1.0)
     ray.kill(ray.get_actor("farm-dispatcher", namespace="studio-farm"), no_restart=False)
@@ -135,3 +137,5 @@ async def test_the_dispatcher_killed_mid_job_is_replaced_and_the_job_completes(
     tasks = await tasks_of(http, studio.td.headers, job["id"])
     assert {t["state"] for t in tasks} == {"succeeded"}
     assert outputs(settings, studio.studio_id, job["id"]) == expected_frames(range(1, 17))
+    # Results that reached no dispatcher while it was away were kept, not run again.
+    assert sorted(int(line) for line in runs.read_text().split()) == list(range(1, 17))

@@ -12,7 +12,7 @@ import pytest
 from actors import dispatcher
 from tests.support.farm import submit, tasks_of, wait_job, wait_nodes
 from tests.support.identity import register_studio
-from tests.support.system import gone, processes_with
+from tests.support.system import appears, gone, processes_with
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +43,7 @@ def states(tasks: list[dict]) -> list[str]:
 async def test_kill_stops_the_process_group_and_the_job_fails_retryably(http, studio):
     headers = studio.td.headers
     job = await submit(http, headers, command=["/bin/sh", "-c", "sleep 123.25 & wait"])
-    await until(lambda: processes_with("sleep 123.25"))
+    assert await appears("sleep 123.25", timeout_s=30)
     [task] = await until(lambda: _running(http, headers, job["id"], 1))
     killed = await http.post(f"/api/v1/tasks/{task['id']}/kill", headers=headers)
     assert killed.status_code == 200 and killed.json()["state"] == "failed"
@@ -60,7 +60,7 @@ async def test_kill_stops_the_process_group_and_the_job_fails_retryably(http, st
     assert audit[0]["target"] == {"job_id": job["id"], "task_id": task["id"]}
     retried = await http.post(f"/api/v1/jobs/{job['id']}/retry", headers=headers)
     assert retried.status_code == 200
-    await until(lambda: processes_with("sleep 123.25"))
+    assert await appears("sleep 123.25", timeout_s=30)
     assert (await http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=headers)).status_code == 200
     assert await gone("sleep 123.25", timeout_s=10)
 

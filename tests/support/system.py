@@ -24,8 +24,17 @@ BIN = Path(sys.executable).parent
 
 async def gone(fragment: str, timeout_s: float) -> bool:
     """Wait until no process's command line holds `fragment`; False if one still does."""
+    return await _until(fragment, False, timeout_s)
+
+
+async def appears(fragment: str, timeout_s: float) -> bool:
+    """Wait until some process's command line holds `fragment`."""
+    return await _until(fragment, True, timeout_s)
+
+
+async def _until(fragment: str, present: bool, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
-    while processes_with(fragment):
+    while bool(processes_with(fragment)) != present:
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
@@ -102,6 +111,12 @@ class FarmUp:
     cluster: str
     token_file: str
     data_dir: Path
+    env: dict[str, str]
+
+    def start_again(self, log_path: Path) -> Launched:
+        """`farm up` once more with the same data dir and ports (a restart)."""
+        return launch([str(BIN / "farm"), "up"], log_path, self.env,
+                      cwd=self.data_dir.parent)
 
 
 def farm_up(tmp: Path) -> FarmUp:
@@ -114,7 +129,7 @@ def farm_up(tmp: Path) -> FarmUp:
     launched = launch([str(BIN / "farm"), "up"], tmp / "farm-up.log", env, cwd=tmp)
     banner = launched.wait_for(r"Cluster:\s+(\S+)\n\s+Token file:\s+(\S+)", timeout_s=240)
     return FarmUp(launched, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{upload_port}",
-                  banner.group(1), banner.group(2), tmp / "data")
+                  banner.group(1), banner.group(2), tmp / "data", env)
 
 
 def farm_join(tmp: Path, cluster: str, *args: str, name: str = "render-node-1",

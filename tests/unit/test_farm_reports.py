@@ -93,3 +93,19 @@ async def test_a_dispatcher_that_never_answers_is_given_up_on_after_the_attempts
     queue.put("finished", report("t1", ok=True))
     await settle(queue)
     assert dispatcher.batches == [] and queue.pending == []
+
+
+async def test_a_result_counts_as_undelivered_until_the_dispatcher_took_it():
+    dispatcher = Dispatcher(failures=3)
+    dispatcher.gate.clear()
+    queue = ReportQueue(dispatcher.report_many, first_delay_s=0.01)
+    queue.put("started", report("t1", attempt=1))
+    queue.put("finished", report("t1", attempt=1, ok=True))
+    await asyncio.sleep(0)
+    assert queue.undelivered_results() == [["t1", 1]]  # in flight
+    dispatcher.gate.set()
+    await asyncio.sleep(0.015)
+    assert queue.undelivered_results() == [["t1", 1]]  # refused, waiting to be sent again
+    await settle(queue)
+    assert queue.undelivered_results() == []
+    assert dispatcher.batches[0][-1] == ("finished", report("t1", attempt=1, ok=True))
