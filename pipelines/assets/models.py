@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pipelines.clock import iso
+from pipelines.text import AssetName
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -38,7 +39,7 @@ DECISION_STATUSES = {AssetStatus.APPROVED, AssetStatus.CHANGES_REQUESTED}
 
 class AssetCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: AssetName
     kind: AssetKind
     description: str = Field("", max_length=5000)
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
@@ -51,8 +52,7 @@ class AssetCreate(BaseModel):
 
 class AssetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                           max_length=200)] | None = None
+    name: AssetName | None = None
     description: str | None = Field(None, max_length=5000)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
     status: AssetStatus | None = None

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
 from pipelines.numbers import VersionNumber
+from pipelines.text import JobName
 
 
 class JobKind(StrEnum):
@@ -79,8 +80,7 @@ class RenderOptions(BaseModel):
 class JobSubmit(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["preview", "command", "render"]
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                           max_length=200)] = "job"
+    name: JobName = "job"
     priority: int = Field(50, ge=0, le=100)
     requirements: Requirements = Field(default_factory=Requirements)  # type: ignore[arg-type]
     max_attempts: int = Field(3, ge=1, le=10)

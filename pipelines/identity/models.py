@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pipelines.identity.passwords import MAX_LOGIN_PASSWORD_CHARS, check_password_rules
 from pipelines.identity.permissions import Role
 from pipelines.identity.records import as_datetime, maybe_datetime
+from pipelines.text import PersonName
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
@@ -31,7 +32,7 @@ def normalise_email(value: str) -> str:
 Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
 NewPassword = Annotated[str, Field(max_length=MAX_LOGIN_PASSWORD_CHARS),
                         AfterValidator(check_password_rules)]
-Name = Annotated[str, Field(min_length=1, max_length=120)]
+Name = PersonName
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Secret = Annotated[str, Field(min_length=1, max_length=512)]
 

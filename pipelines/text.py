@@ -1,0 +1,21 @@
+"""Names people type and other people read (assets, jobs, users, studios): at least one
+visible character, and none of the characters that hide or disguise text in a list or a
+log line (control characters such as NUL, CR and LF; zero-width and bidirectional-override
+characters, which make `exe.mov` display as `vom.exe`). A pattern, so that the rule is in
+the OpenAPI document, not only in code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+_HIDDEN = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+NAME_PATTERN = rf"^[^{_HIDDEN}]*[^\s{_HIDDEN}][^{_HIDDEN}]*$"
+
+
+AssetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                             max_length=200, pattern=NAME_PATTERN)]
+JobName = AssetName
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                              max_length=120, pattern=NAME_PATTERN)]
