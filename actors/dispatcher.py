@@ -110,8 +110,8 @@ class DispatcherActor:
         self._ensure_started()
         return True
 
-    async def wake(self) -> None:
-        self._ensure_started().wake()
+    async def wake(self, job_id: str | None = None) -> None:
+        self._ensure_started().wake(job_id)
 
     async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
         dispatcher = self._ensure_started()
@@ -131,7 +131,7 @@ class DispatcherActor:
 
 
 
-async def _no_wake() -> None:
+async def _no_wake(job_id: str | None = None) -> None:
     return None  # inside the dispatcher the next round picks new jobs up
 
 

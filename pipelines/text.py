@@ -10,7 +10,8 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-_HIDDEN = r"\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+# Zero-width joiner and non-joiner (U+200C, U+200D) stay: Persian names and emoji use them.
+_HIDDEN = r"\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff"
 NAME_PATTERN = rf"^[^{_HIDDEN}]*[^\s{_HIDDEN}][^{_HIDDEN}]*$"
 
 

@@ -17,7 +17,7 @@ class ClusterLink(Protocol):
 
     async def ping(self, timeout_s: float) -> None: ...
 
-    async def wake_dispatcher(self) -> None: ...
+    async def wake_dispatcher(self, job_id: str | None = None) -> None: ...
 
     async def ping_dispatcher(self, timeout_s: float) -> None: ...
 
@@ -42,7 +42,7 @@ class LocalLink:
     async def ping(self, timeout_s: float) -> None:
         return None
 
-    async def wake_dispatcher(self) -> None:
+    async def wake_dispatcher(self, job_id: str | None = None) -> None:
         return None  # no farm without a cluster
 
     async def ping_dispatcher(self, timeout_s: float) -> None:

@@ -9,6 +9,7 @@ token variables are set (it reads them at import).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -21,16 +22,19 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pipelines.embedded import child_setup, find_executable
+from pipelines.farm.models import TAG_PATTERN
 from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX
 from serve.cluster_auth import TokenMissing, use_join_token
 
 DEFAULT_PORT = 6379
 JOIN_LABEL = "farm-join"  # a unique value per `farm join`, to find our node among others
-_TAG = re.compile(r"^[a-z0-9]([a-z0-9_.-]{0,38}[a-z0-9])?$")  # a farm tag that is a label too
+_TAG = re.compile(TAG_PATTERN)
 STARTED_MARK = "Ray runtime started"
 
 
@@ -75,10 +79,9 @@ def _join(request: JoinRequest) -> int:
     _on_stop_signals(stop)
     join_id = uuid.uuid4().hex[:12]
     log_path = Path(tempfile.gettempdir()) / f"farm-join-{join_id}.log"
-    node = _start_node(request, address, join_id, log_path)
+    node = _start_node(request, address, join_id, log_path, stop)
     try:
-        node_id = _node_id(address, join_id)
-        _on_stop_signals(stop)  # ray.init installs its own SIGTERM handler; ours wins
+        node_id = _node_id(address, join_id, stop)
         gpus = request.gpus if request.gpus is not None else "detected"
         print(f"Joined the farm at {address} as {request.name} (node {node_id}): "
               f"{request.slots:g} slot(s), GPUs: {gpus}, "
@@ -89,8 +92,7 @@ def _join(request: JoinRequest) -> int:
                 raise JoinFailed(f"the node stopped (exit {node.returncode}): the head may be "
                                  f"gone; see {log_path}")
         print("leaving the farm: requeueing this node's tasks…", flush=True)
-        _leave(address, node_id)
-        _on_stop_signals(stop)
+        _leave(address, node_id, stop)
         print("left the farm; stopping the node", flush=True)
         return 0
     finally:
@@ -122,8 +124,8 @@ def reachable(address: str, timeout_s: float = 5.0) -> None:
                          f"{exc.strerror or type(exc).__name__}") from None
 
 
-def _start_node(request: JoinRequest, address: str, join_id: str,
-                log_path: Path) -> subprocess.Popen:
+def _start_node(request: JoinRequest, address: str, join_id: str, log_path: Path,
+                stop: threading.Event) -> subprocess.Popen:
     labels = {JOIN_LABEL: join_id} | {f"{TAG_LABEL_PREFIX}{t}": "yes" for t in request.tags}
     argv = [find_executable("ray"), "start", f"--address={address}", "--block",
             "--disable-usage-stats", f"--node-name={request.name}",
@@ -146,7 +148,9 @@ def _start_node(request: JoinRequest, address: str, join_id: str,
             return node
         if node.poll() is not None:
             raise JoinFailed(_start_error(text, log_path))
-        time.sleep(0.2)
+        if stop.wait(0.2):
+            _stop_node(node)
+            raise JoinFailed("stopped before the node had joined")
     _stop_node(node)
     raise JoinFailed(f"the node did not start within {request.start_timeout_s:g} s; "
                      f"see {log_path}")
@@ -159,49 +163,58 @@ def _start_error(text: str, log_path: Path) -> str:
     return f"ray start failed: {lines[-1][:300] if lines else 'no output'} (log: {log_path})"
 
 
-def _connect(address: str):
+@contextlib.contextmanager
+def _connected(address: str, stop: threading.Event) -> Iterator[Any]:
+    """A short driver connection; our Ctrl-C/SIGTERM handlers hold throughout and after
+    (ray.init and ray.shutdown each install their own)."""
     import ray  # after the token variables are set
 
     ray.init(address=address, namespace="studio-farm", logging_level=logging.WARNING,
              log_to_driver=False, configure_logging=False)
-    return ray
-
-
-def _node_id(address: str, join_id: str) -> str:
-    ray = _connect(address)
+    _on_stop_signals(stop)
     try:
+        yield ray
+    finally:
+        ray.shutdown()
+        _on_stop_signals(stop)
+
+
+def _node_id(address: str, join_id: str, stop: threading.Event) -> str:
+    with _connected(address, stop) as ray:
         for node in ray.nodes():
             if node.get("Alive") and (node.get("Labels") or {}).get(JOIN_LABEL) == join_id:
                 return node["NodeID"]
-        raise JoinFailed("the node started but the cluster does not list it")
-    finally:
-        ray.shutdown()
+    raise JoinFailed("the node started but the cluster does not list it")
 
 
-def _leave(address: str, node_id: str, timeout_s: float = 30.0) -> None:
-    """Tell the dispatcher, then wait until this node's agent runs nothing."""
+def _leave(address: str, node_id: str, stop: threading.Event,
+           timeout_s: float = 30.0) -> None:
+    """Tell the dispatcher (it requeues and stops this node's tasks), wait until the agent
+    runs nothing, then stop whatever is left there and the agent itself."""
     from actors.dispatcher import NAME, NAMESPACE
     from actors.node_agent import agent_name
 
-    ray = _connect(address)
-    try:
+    with _connected(address, stop) as ray:
         try:
             ray.get(ray.get_actor(NAME, NAMESPACE).leave.remote(node_id), timeout=10)
-        except Exception as exc:  # noqa: BLE001 - the node stops anyway; its tasks requeue
-            print(f"the dispatcher did not answer ({type(exc).__name__}); its tasks are "
-                  "requeued when the cluster notices the node is gone", flush=True)
-            return
+        except Exception as exc:  # noqa: BLE001 - its tasks requeue once the node is gone
+            print(f"the dispatcher did not answer ({type(exc).__name__}); this node's tasks "
+                  "are requeued when the cluster notices it is gone", flush=True)
+            timeout_s = 0.0
         try:
             agent = ray.get_actor(agent_name(node_id), NAMESPACE)
         except ValueError:
             return  # no agent: this node never ran anything
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and ray.get(agent.running.remote(), timeout=10):
-            time.sleep(0.3)
-        # Idle now; gone at once, so Ray's own drain of the node does not wait on it.
-        ray.kill(agent, no_restart=True)
-    finally:
-        ray.shutdown()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline and ray.get(agent.running.remote(), timeout=10):
+                time.sleep(0.3)
+            # What is still there (no dispatcher to stop it, or a lease that crossed our
+            # leave) is stopped with its process group: it would outlive the node.
+            ray.get(agent.stop_all.remote(), timeout=30)
+            ray.kill(agent, no_restart=True)  # at once: Ray's drain must not wait on it
+        except Exception as exc:  # noqa: BLE001 - the node is stopped next whatever happened
+            print(f"leaving: {type(exc).__name__}: {exc}", flush=True)
 
 
 def _stop_node(node: subprocess.Popen) -> None:

@@ -46,11 +46,11 @@ class RayLink:
             self._dispatcher = await asyncio.to_thread(ray.get_actor, NAME, NAMESPACE)
         return self._dispatcher
 
-    async def wake_dispatcher(self) -> None:
+    async def wake_dispatcher(self, job_id: str | None = None) -> None:
         """Fire and forget: the dispatcher also looks for new work every second. Work
         submitted while it is away waits in MongoDB; `/ready` names it as down meanwhile."""
         try:
-            (await self._dispatcher_handle()).wake.remote()
+            (await self._dispatcher_handle()).wake.remote(job_id)
         except (RayError, ValueError):
             self._dispatcher = None
             log.warning("farm dispatcher not running: new work waits until it is back")

@@ -170,6 +170,15 @@ class NodeAgent:
             await asyncio.sleep(every_s)
 
     async def _execute(self, spec: dict[str, Any]) -> None:
+        try:
+            await self._run(spec)
+        finally:
+            # Ended, killed while queued or cancelled mid-report: this attempt holds nothing
+            # any more (its result, if any, is counted by `running` until delivered).
+            if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
+                del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
+
+    async def _run(self, spec: dict[str, Any]) -> None:
         base = {k: spec[k] for k in ("task_id", "job_id", "studio_id", "attempt", "kind")} | {
             "node_id": self.node_id}
         need = float(spec.get("slots", 1.0))
@@ -198,8 +207,6 @@ class NodeAgent:
         outcome["metrics"] = (outcome.get("metrics") or {}) | {
             "wall_s": round(time.monotonic() - started, 3)}
         outcome["log_key"] = await self._upload_log(spec, lines, outcome)
-        if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
-            del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
         shutil.rmtree(workdir, ignore_errors=True)
         self.reports.put("finished", base | outcome)
 

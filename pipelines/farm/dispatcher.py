@@ -118,8 +118,9 @@ class Dispatcher:
         queue at once, without costing an attempt, and it is given nothing new."""
         self.report("leaving", {"node_id": node_id})
 
-    def wake(self) -> None:
-        """A submission or a preview request: look for new work, and adopt, right away."""
+    def wake(self, job_id: str | None = None) -> None:
+        """New work or a steered job (recounted: its tasks may have ended while paused)."""
+        self.jobs.touch(job_id)
         self._adopt_due = True
         self.wakeup.set()
 
@@ -218,11 +219,10 @@ class Dispatcher:
         # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
         self.quarantine[node_id] = self.clock() + LEFT_NODE_QUARANTINE_S
         if (state := self.nodes.get(node_id)) is not None:
-            agent = self.directory.agent(node_id)
             # Requeued first: the reports of the stopped attempts then change nothing.
             await self._lose_node(node_id, "it left the farm")
-            for task_id, lease in state.running.items():
-                await agent.cancel(task_id, lease.attempt)
+            for task_id, lease in state.running.items():  # (no agent is started for none)
+                await self.directory.agent(node_id).cancel(task_id, lease.attempt)
 
     async def _expire_silent_nodes(self) -> None:
         now = self.clock()

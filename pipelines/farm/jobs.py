@@ -28,7 +28,7 @@ from pipelines.identity.permissions import Action, can
 from pipelines.identity.records import AUDIT
 from pipelines.paging import fetch_page
 
-Wake = Callable[[], Awaitable[None]]
+Wake = Callable[..., Awaitable[None]]  # wake(job_id=None): the job is recounted too
 
 # action: (job statuses it applies to, the status it leaves), and the event it is.
 STEERING = {"pause": (["queued", "running"], JobStatus.PAUSED),
@@ -184,7 +184,7 @@ class JobService:
                 {"job_id": job_id, "state": {"$in": stopped}},
                 {"$set": {"state": TaskState.READY.value, "node_id": None,
                           "not_before_s": 0.0}})
-        await self.wake()
+        await self.wake(job_id)
         await self.events.append(job["studio_id"], f"job.{STEERED[action]}", f"job:{job_id}",
                                  {"job_id": job_id, "by": principal.user_id,
                                   **({"requeue": True} if requeue else {})})
@@ -233,7 +233,7 @@ class JobService:
                       "error": f"killed by {principal.user_id}", "finished_s": self.clock()}})
         if not result.modified_count:
             raise Conflict(f"the task is {task['state']}, not running", code="task_not_running")
-        await self.wake()
+        await self.wake(task["job_id"])
         await self.events.append(job["studio_id"], "task.killed", f"job:{job['_id']}",
                                  {"job_id": job["_id"], "task_id": task_id,
                                   "attempt": task["attempt"], "by": principal.user_id})

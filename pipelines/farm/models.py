@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
-from pipelines.numbers import VersionNumber
+from pipelines.numbers import MAX_INT64, VersionNumber
 from pipelines.text import JobName
 
 
@@ -40,7 +40,9 @@ class TaskState(StrEnum):
 
 ACTIVE = (TaskState.LEASED.value, TaskState.RUNNING.value)
 FINAL_JOB = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
-Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
+# A tag is also a node's Ray label name (`farm join --tag`), which ends with a letter or digit.
+TAG_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,38}[a-z0-9])?$"
+Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Arg = Annotated[str, StringConstraints(max_length=4096)]
 
 
@@ -48,7 +50,7 @@ class Requirements(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slots: float = Field(1.0, gt=0, le=64, description="Farm slots (CPU share) per task.")
     gpus: int = Field(0, ge=0, le=8)
-    memory_bytes: int = Field(0, ge=0)
+    memory_bytes: int = Field(0, ge=0, le=MAX_INT64)
     tags: list[Tag] = Field(default_factory=list, max_length=10)
 
 

@@ -100,7 +100,11 @@ class JobTracker:
                 fields["finished_s"] = now
         if status == JobStatus.FAILED.value and status != job["status"]:
             fields["reason"] = await self._reason(job_id)
-        await self.store.set_job(job_id, fields)
+        # Only over the status it read: a steer (cancel, pause, resume) made meanwhile wins,
+        # and the job is counted again next round.
+        if not await self.store.set_job(job_id, fields, only_if_status=[job["status"]]):
+            self.touched.add(job_id)
+            return
         await self._announce(job, status, counts, fields.get("reason"))
 
     async def _reason(self, job_id: str) -> str:

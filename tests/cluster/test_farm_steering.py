@@ -83,6 +83,25 @@ async def test_pause_lets_running_tasks_finish_and_leases_nothing_new(http, stud
     assert (await wait_job(http, headers, job["id"], timeout_s=120))["status"] == "completed"
 
 
+async def test_a_job_whose_tasks_all_ended_while_paused_completes_on_resume(http, studio):
+    headers = studio.td.headers
+    job = await submit(http, headers, command=["sleep", "1.5"])
+    await until(lambda: _running(http, headers, job["id"], 1))
+    assert (await http.post(f"/api/v1/jobs/{job['id']}/pause", headers=headers)
+            ).status_code == 200
+    await until(lambda: _states_are(http, headers, job["id"], ["succeeded"]))
+    await asyncio.sleep(1.5)
+    assert (await http.get(f"/api/v1/jobs/{job['id']}", headers=headers)
+            ).json()["status"] == "paused"
+    assert (await http.post(f"/api/v1/jobs/{job['id']}/resume", headers=headers)
+            ).status_code == 200
+    assert (await wait_job(http, headers, job["id"], timeout_s=15))["status"] == "completed"
+
+
+async def _states_are(http, headers, job_id: str, expected: list[str]) -> bool:
+    return states(await tasks_of(http, headers, job_id)) == expected
+
+
 async def test_pause_with_requeue_stops_running_tasks_without_costing_an_attempt(http, studio):
     headers = studio.td.headers
     job = await submit(http, headers, command=["sleep", "97.75"], frames="1-2",

@@ -109,3 +109,34 @@ async def test_a_result_counts_as_undelivered_until_the_dispatcher_took_it():
     await settle(queue)
     assert queue.undelivered_results() == []
     assert dispatcher.batches[0][-1] == ("finished", report("t1", attempt=1, ok=True))
+
+
+class _Store:
+    async def put_bytes(self, *args, **kwargs) -> None:
+        return None
+
+    async def put_file(self, *args, **kwargs) -> None:
+        return None
+
+
+async def test_a_task_killed_while_it_waits_for_a_slot_is_no_longer_held(tmp_path):
+    from pipelines.farm.agent import NodeAgent
+
+    dispatcher = Dispatcher()
+
+    async def slow(ctx) -> None:
+        await asyncio.sleep(30)
+
+    agent = NodeAgent("n1", dispatcher, _Store(), tmp_path, {"command": slow})
+    spec = {"job_id": "j", "studio_id": "s", "kind": "command", "frames": [], "payload": {},
+            "timeout_s": 60, "slots": 1.0, "node_slots": 1.0}
+    await agent.run_many([spec | {"task_id": "a", "attempt": 1},
+                          spec | {"task_id": "b", "attempt": 1}])
+    await asyncio.sleep(0.05)
+    await agent.cancel("b", 1)  # queued behind `a`: killed before it started
+    await asyncio.sleep(0.05)
+    await settle(agent.reports)
+    assert agent.running() == [["a", 1]]
+    assert await agent.stop_all() == 1
+    await settle(agent.reports)
+    assert agent.running() == [] and agent.tasks == {}

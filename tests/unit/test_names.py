@@ -10,7 +10,7 @@ from pipelines.farm.models import JobSubmit
 from pipelines.identity.models import UserCreate
 
 HIDDEN = ["a\x00b", "a\r\nb", "tab\there", "shot\u202evom.exe", "\u200b", "x\u2066y", "\ufeffx",
-          "\x7f", "   "]
+          "\x7f", "   ", "a\u061cb", "a\u200fb"]
 
 
 @pytest.mark.parametrize("name", HIDDEN)
@@ -26,3 +26,6 @@ def test_hidden_characters_are_refused_in_every_name(name):
 
 def test_names_in_any_script_with_inner_spaces_are_kept_trimmed():
     assert AssetCreate(name="  Shot 010 – café 第一 ", kind="shot").name == "Shot 010 – café 第一"
+    # Joiners are part of ordinary writing: a Persian name, an emoji sequence.
+    for name in ("می\u200cخواهم", "crew \U0001F469\u200d\U0001F4BB"):
+        assert AssetCreate(name=name, kind="shot").name == name
