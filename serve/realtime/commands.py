@@ -15,20 +15,16 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from pipelines.context import request_id_var
-from pipelines.errors import FarmError, InvalidInput, NotFound, RateLimited
+from pipelines.errors import FarmError, InvalidInput, RateLimited
 from pipelines.events import protocol
-from pipelines.events.rooms import check_own
 from serve.realtime.connection import Closed
+from serve.room_access import check_room
 
 if TYPE_CHECKING:
     from serve.realtime.connection import Connection
 
 TOO_BIG = (1009, "message too big")
 TEXT_ONLY = (1003, "text messages only")
-
-
-class RoomNotFound(NotFound):
-    code = "room_not_found"
 
 
 def error_frame(ref: Any, exc: FarmError) -> dict[str, Any]:
@@ -107,28 +103,11 @@ async def _auth(conn: Connection, message: protocol.Auth) -> None:
 
 async def _rooms(conn: Connection, message: protocol.RoomChange) -> None:
     if message.type == "subscribe":
-        await check_room(conn, message.room)
+        await check_room(conn.platform, conn.principal, message.room)
         conn.rooms.add(message.room)
     else:
         conn.rooms.discard(message.room)
     conn.send({"type": "ack", "id": message.id, "rooms": sorted(conn.rooms)})
-
-
-async def check_room(conn: Connection, room: str) -> None:
-    """A room of the caller's own studio that exists; another studio's is 'not found'."""
-    kind, ident = check_own(room, conn.studio_id, conn.principal.user_id)
-    if kind == "asset":
-        try:
-            await conn.platform.assets.assets.get_doc(conn.principal, ident)
-        except NotFound:
-            raise RoomNotFound("no such room") from None
-    elif kind == "job":
-        from pipelines.farm.store import JOBS
-
-        job = await conn.platform.db[JOBS].find_one(
-            {"_id": ident, "studio_id": conn.studio_id}, {"_id": 1})
-        if job is None:
-            raise RoomNotFound("no such room")
 
 
 async def _comment(conn: Connection, message: protocol.Comment) -> None:

@@ -10,6 +10,7 @@ from pipelines.events.replay import MAX_PAGE, replay_page
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
 from serve.deps import require
+from serve.room_access import check_room
 
 router = APIRouter(prefix="/events", tags=["live"])
 
@@ -27,5 +28,7 @@ async def list_events(
 ) -> dict[str, Any]:
     if after is None and cursor is not None:
         after = int(cursor)
-    return await replay_page(request.app.state.platform.events, who, after=after, room=room,
-                             limit=limit)
+    platform = request.app.state.platform
+    if room:
+        await check_room(platform, who, room)
+    return await replay_page(platform.events, who, after=after, room=room, limit=limit)

@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.support.assets import create_asset
+from tests.support.farm import submit
 from tests.support.identity import create_key, register_studio
 from tests.support.live import ORIGIN, LiveClient, is_event, ws_url
 
@@ -84,6 +85,18 @@ async def test_studio_b_sees_nothing_of_studio_a_and_cannot_join_its_rooms(api, 
         await b.send({"type": "subscribe", "id": room, "room": room})
         reply = await b.reply(room)
         assert (reply["type"], reply["error"]["code"]) == ("error", code), reply
+    job = await submit(http, studio.admin.headers, command=["true"])
+    # Replay over HTTP answers the same as the socket.
+    for room, status, code in ((f"asset:{asset['id']}", 404, "room_not_found"),
+                               (f"job:{job['id']}", 404, "room_not_found"),
+                               (f"studio:{studio.studio_id}", 403, "room_forbidden"),
+                               (f"user:{studio.director.user_id}", 403, "room_forbidden")):
+        replay = await http.get("/api/v1/events", params={"room": room},
+                                headers=other.admin.headers)
+        assert (replay.status_code, replay.json()["error"]["code"]) == (status, code), room
+    mine = await http.get("/api/v1/events", params={"room": f"job:{job['id']}"},
+                          headers=studio.admin.headers)
+    assert mine.status_code == 200 and mine.json()["items"]
     await b.send({"type": "asset.comment", "id": "c", "asset_id": asset["id"], "body": "hi"})
     assert (await b.reply("c"))["error"]["code"] == "asset_not_found"
     await a.send({"type": "asset.comment", "id": "c", "asset_id": asset["id"], "body": "A only"})
