@@ -21,7 +21,8 @@ from config.settings import Settings
 from pipelines.db import Database
 from pipelines.events.log import EventLog
 from pipelines.farm.adoption import PreviewAdopter
-from pipelines.farm.dispatcher import DispatchConfig, Dispatcher
+from pipelines.farm.config import DispatchConfig
+from pipelines.farm.dispatcher import Dispatcher
 from pipelines.farm.hooks import PreviewPublisher
 from pipelines.farm.jobs import JobService
 from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX, NodeInfo

@@ -19,8 +19,8 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from config.settings import Settings
 from pipelines.events.log import EventLog
+from pipelines.farm.config import DispatchConfig
 from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.outcomes import OutcomeHandler
 from pipelines.farm.policy import BadNodes, CircuitBreakers, RetryPolicy
@@ -34,30 +34,6 @@ log = logging.getLogger("farm.dispatcher")
 LEFT_NODE_QUARANTINE_S = 300.0
 SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
 Adopter = Callable[[], Awaitable[int]]
-
-
-@dataclass(frozen=True)
-class DispatchConfig:
-    tick_s: float = 1.0
-    coalesce_s: float = 0.005
-    dispatch_ahead: float = 1.0        # extra leases per node, as a fraction of its slots
-    lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
-    node_silence_s: float = 15.0       # a node not heard from for this long is lost
-    circuit_threshold: int = 3
-    circuit_cooldown_s: float = 60.0
-    bad_node_threshold: int = 3
-    retry_initial_s: float = 2.0
-    retry_max_s: float = 300.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DispatchConfig:
-        return cls(lease_s=settings.task_lease_s, node_silence_s=settings.node_silence_s,
-                   circuit_threshold=settings.circuit_threshold,
-                   circuit_cooldown_s=settings.circuit_cooldown_s,
-                   bad_node_threshold=settings.bad_node_threshold,
-                   retry_initial_s=settings.retry_initial_s,
-                   retry_max_s=settings.retry_max_s,
-                   dispatch_ahead=settings.dispatch_ahead)
 
 
 @dataclass(frozen=True)
@@ -354,6 +330,16 @@ class Dispatcher:
         leased = ({view.task_id: TaskState.LEASED.value for view, _ in plan}
                   if held == len(updates) else
                   await self.store.states_of([view.task_id for view, _ in plan]))
+        # A job paused while this round ran (its tasks requeued after we had read it as
+        # running): what was just leased of it goes back, unstarted and uncharged.
+        stopped = await self.store.stopped_jobs({view.job_id for view, _ in plan})
+        if stopped:
+            back = [view for view, _ in plan if view.job_id in stopped]
+            await self.store.apply([UpdateOne(
+                {"_id": v.task_id, "attempt": tasks[v.task_id]["attempt"] + 1,
+                 "state": TaskState.LEASED.value},
+                {"$set": {"state": TaskState.READY.value, "node_id": None}}) for v in back])
+            leased = leased | {view.task_id: TaskState.READY.value for view in back}
         handed: dict[str, list[dict[str, Any]]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:

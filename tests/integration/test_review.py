@@ -136,6 +136,6 @@ async def test_events_replay_over_http_with_pages_and_rooms(http, studio):
                             headers=headers)).json()
     assert ahead["resync"] is True
     outsider = await register_studio(http, roles=())
-    theirs = (await http.get("/api/v1/events", params={"room": room},
-                             headers=outsider.admin.headers)).json()
-    assert theirs["items"] == []
+    theirs = await http.get("/api/v1/events", params={"room": room},
+                            headers=outsider.admin.headers)
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "room_not_found"

@@ -1,0 +1,31 @@
+"""The dispatcher's knobs, read from the one Settings object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    tick_s: float = 1.0
+    coalesce_s: float = 0.005
+    dispatch_ahead: float = 1.0        # extra leases per node, as a fraction of its slots
+    lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
+    node_silence_s: float = 15.0       # a node not heard from for this long is lost
+    circuit_threshold: int = 3
+    circuit_cooldown_s: float = 60.0
+    bad_node_threshold: int = 3
+    retry_initial_s: float = 2.0
+    retry_max_s: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DispatchConfig:
+        return cls(lease_s=settings.task_lease_s, node_silence_s=settings.node_silence_s,
+                   circuit_threshold=settings.circuit_threshold,
+                   circuit_cooldown_s=settings.circuit_cooldown_s,
+                   bad_node_threshold=settings.bad_node_threshold,
+                   retry_initial_s=settings.retry_initial_s,
+                   retry_max_s=settings.retry_max_s,
+                   dispatch_ahead=settings.dispatch_ahead)
