@@ -330,16 +330,6 @@ class Dispatcher:
         leased = ({view.task_id: TaskState.LEASED.value for view, _ in plan}
                   if held == len(updates) else
                   await self.store.states_of([view.task_id for view, _ in plan]))
-        # A job paused while this round ran (its tasks requeued after we had read it as
-        # running): what was just leased of it goes back, unstarted and uncharged.
-        stopped = await self.store.stopped_jobs({view.job_id for view, _ in plan})
-        if stopped:
-            back = [view for view, _ in plan if view.job_id in stopped]
-            await self.store.apply([UpdateOne(
-                {"_id": v.task_id, "attempt": tasks[v.task_id]["attempt"] + 1,
-                 "state": TaskState.LEASED.value},
-                {"$set": {"state": TaskState.READY.value, "node_id": None}}) for v in back])
-            leased = leased | {view.task_id: TaskState.READY.value for view in back}
         handed: dict[str, list[dict[str, Any]]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:

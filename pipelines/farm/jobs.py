@@ -174,16 +174,21 @@ class JobService:
             raise Conflict("the job changed meanwhile; try again", code="job_state")
         if action == "cancel":
             await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": [*ACTIVE, "waiting", "ready", "failed"]}},
+                {"job_id": job_id, "state": {"$in": [*ACTIVE, "waiting", "ready", "paused",
+                                                     "failed"]}},
                 {"$set": {"state": TaskState.CANCELLED.value, "finished_s": now}})
         elif action == "pause":
-            # Leased but not started (waiting on a node, dispatched ahead) goes back to the
-            # queue, uncharged; so does running, when asked to.
-            stopped = list(ACTIVE) if requeue else [TaskState.LEASED.value]
+            # Ready and leased-but-not-started tasks (and running ones, when asked to) are
+            # held, uncharged: a state no round leases, whatever it read of the job.
+            held = ["ready", *(ACTIVE if requeue else [TaskState.LEASED.value])]
             await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": stopped}},
-                {"$set": {"state": TaskState.READY.value, "node_id": None,
+                {"job_id": job_id, "state": {"$in": held}},
+                {"$set": {"state": TaskState.PAUSED.value, "node_id": None,
                           "not_before_s": 0.0}})
+        elif action == "resume":
+            await self.store.tasks.update_many(
+                {"job_id": job_id, "state": TaskState.PAUSED.value},
+                {"$set": {"state": TaskState.READY.value}})
         await self.wake(job_id)
         await self.events.append(job["studio_id"], f"job.{STEERED[action]}", f"job:{job_id}",
                                  {"job_id": job_id, "by": principal.user_id,

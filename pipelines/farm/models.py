@@ -30,6 +30,7 @@ class JobStatus(StrEnum):
 class TaskState(StrEnum):
     WAITING = "waiting"
     READY = "ready"
+    PAUSED = "paused"  # its job is paused: never leased, whatever a round read of the job
     LEASED = "leased"
     RUNNING = "running"
     SUCCEEDED = "succeeded"

@@ -25,7 +25,7 @@ def job_status(current: str, counts: Counter, total: int) -> str:
         return JobStatus.COMPLETED.value
     if counts[TaskState.DEAD.value]:
         return JobStatus.FAILED.value
-    runnable = sum(counts[s] for s in (*ACTIVE, "ready", "waiting"))
+    runnable = sum(counts[s] for s in (*ACTIVE, "ready", "waiting", "paused"))
     if counts[TaskState.FAILED.value] and not runnable:
         return JobStatus.FAILED.value
     if any(counts[s] for s in ACTIVE) or counts[TaskState.SUCCEEDED.value]:

@@ -99,12 +99,6 @@ class FarmStore:
         return await self.tasks.find(
             {"state": TaskState.WAITING.value, "job_id": {"$in": job_ids}}).to_list()
 
-    async def stopped_jobs(self, job_ids: set[str]) -> set[str]:
-        """Those of `job_ids` that may not run now (paused, cancelled, ended)."""
-        docs = await self.jobs.find({"_id": {"$in": sorted(job_ids)}, "status": {
-            "$in": ["paused", "cancelled", "completed", "failed"]}}, {"_id": 1}).to_list()
-        return {d["_id"] for d in docs}
-
     async def states_of(self, task_ids: list[str]) -> dict[str, str]:
         docs = await self.tasks.find({"_id": {"$in": task_ids}}, {"state": 1}).to_list()
         return {d["_id"]: d["state"] for d in docs}

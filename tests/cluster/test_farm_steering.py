@@ -77,7 +77,8 @@ async def test_pause_lets_running_tasks_finish_and_leases_nothing_new(http, stud
     await asyncio.sleep(4)  # the running ones end; nothing else starts
     after = states(await tasks_of(http, headers, job["id"]))
     assert after.count("succeeded") == before.count("succeeded") + busy
-    assert after.count("ready") == before.count("ready") and "running" not in after
+    assert after.count("paused") == before.count("paused") and "running" not in after
+    assert "ready" not in after and "leased" not in after  # held until resumed
     assert (await http.post(f"/api/v1/jobs/{job['id']}/resume", headers=headers)
             ).status_code == 200
     assert (await wait_job(http, headers, job["id"], timeout_s=120))["status"] == "completed"
@@ -111,7 +112,7 @@ async def test_pause_with_requeue_stops_running_tasks_without_costing_an_attempt
                              headers=headers)
     assert paused.status_code == 200
     assert await gone("sleep 97.75", timeout_s=10)
-    assert states(await tasks_of(http, headers, job["id"])) == ["ready", "ready"]
+    assert states(await tasks_of(http, headers, job["id"])) == ["paused", "paused"]
     await asyncio.sleep(2)
     assert processes_with("sleep 97.75") == []  # paused: nothing was leased again
     await http.post(f"/api/v1/jobs/{job['id']}/resume", headers=headers)
