@@ -107,7 +107,7 @@ def stop_agents(timeout_s: float = 15.0) -> None:
     """Before a cluster goes down: every node's agent stops its tasks' processes."""
     agents = [ray.get_actor(a["name"], namespace=NAMESPACE)
               for a in ray.util.list_named_actors(all_namespaces=True)
-              if a["namespace"] == NAMESPACE and a["name"].startswith("farm-agent-")]
+              if a["namespace"] == NAMESPACE and a["name"].startswith(agent_name(""))]
     with contextlib.suppress(ray.exceptions.RayError, ValueError):
         ray.get([agent.stop_all.remote() for agent in agents], timeout=timeout_s)
 

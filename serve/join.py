@@ -31,6 +31,7 @@ from pipelines.embedded import child_setup, find_executable
 from pipelines.farm.models import TAG_PATTERN
 from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX
 from serve.cluster_auth import TokenMissing, use_join_token
+from serve.launcher import on_stop_signals
 
 DEFAULT_PORT = 6379
 JOIN_LABEL = "farm-join"  # a unique value per `farm join`, to find our node among others
@@ -76,7 +77,7 @@ def _join(request: JoinRequest) -> int:
         raise JoinFailed(str(exc)) from None
     reachable(address)
     stop = threading.Event()
-    _on_stop_signals(stop)
+    on_stop_signals(stop)
     join_id = uuid.uuid4().hex[:12]
     log_path = Path(tempfile.gettempdir()) / f"farm-join-{join_id}.log"
     node = _start_node(request, address, join_id, log_path, stop)
@@ -97,11 +98,6 @@ def _join(request: JoinRequest) -> int:
         return 0
     finally:
         _stop_node(node)
-
-
-def _on_stop_signals(stop: threading.Event) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
 
 
 def head_address(head: str) -> str:
@@ -171,12 +167,12 @@ def _connected(address: str, stop: threading.Event) -> Iterator[Any]:
 
     ray.init(address=address, namespace="studio-farm", logging_level=logging.WARNING,
              log_to_driver=False, configure_logging=False)
-    _on_stop_signals(stop)
+    on_stop_signals(stop)
     try:
         yield ray
     finally:
         ray.shutdown()
-        _on_stop_signals(stop)
+        on_stop_signals(stop)
 
 
 def _node_id(address: str, join_id: str, stop: threading.Event) -> str:

@@ -17,7 +17,7 @@ from serve.cluster_auth import prepare_local_token
 log = logging.getLogger("farm.up")
 
 
-def _on_stop_signals(stop: threading.Event) -> None:
+def on_stop_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
 
@@ -31,7 +31,7 @@ def resolve(settings: Settings, services: EmbeddedServices) -> Settings:
 def up(settings: Settings) -> int:
     configure_logging(settings.log_level)
     stop = threading.Event()
-    _on_stop_signals(stop)
+    on_stop_signals(stop)
     services = EmbeddedServices(settings.data_dir.resolve())
     own_cluster = settings.ray_address is None
     # Before Ray is imported: it reads its auth variables then.
@@ -51,7 +51,7 @@ def up(settings: Settings) -> int:
             # This machine is a farm node too, unless told otherwise (FARM_LOCAL_SLOTS=0).
             **({"resources": {FARM_RESOURCE: slots}} if slots > 0 else {}),
         )
-        _on_stop_signals(stop)  # ray.init installs its own SIGTERM handler; ours wins
+        on_stop_signals(stop)  # ray.init installs its own SIGTERM handler; ours wins
         from serve import deployments  # imports ray.serve, only needed here
 
         deployments.start(settings)
