@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -69,3 +70,54 @@ def register(base_url: str) -> dict[str, str]:
     response = httpx.post(f"{base_url}/api/v1/auth/register", json=body, timeout=30)
     response.raise_for_status()
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+# --- machine-readable results (`--json PATH`), collected by `python -m bench.all` ---------
+
+
+@dataclass
+class Row:
+    """One compared figure: the baseline, ours, and ours / baseline."""
+
+    measures: str
+    unit: str
+    baseline: str
+    baseline_value: float
+    ours: str
+    ours_value: float
+    better: str = "higher"  # which way `ours / baseline` should go
+    target: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_value / self.baseline_value if self.baseline_value else float("nan")
+
+
+@dataclass
+class Table:
+    """Further figures a benchmark wants shown (e.g. the Serve tuning variants)."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[object]]
+
+
+def add_json_option(parser) -> None:
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the result as JSON (read by `python -m bench.all`)")
+
+
+def write_json(path: str | None, benchmark: str, rows: list[Row], *,
+               tables: list[Table] | None = None, notes: list[str] | None = None,
+               details: dict | None = None) -> None:
+    """The benchmark's figures as one JSON record; nothing happens without a path."""
+    if not path:
+        return
+    record = {
+        "benchmark": benchmark,
+        "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+        "tables": [asdict(table) for table in tables or []],
+        "notes": notes or [],
+        "details": details or {},
+    }
+    Path(path).write_text(json.dumps(record, indent=2, default=str) + "\n")

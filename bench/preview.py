@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from bench._harness import Row, add_json_option, write_json
 from pipelines.media import PreviewMaker
 from pipelines.media.recipes import ProxyOptions
 
@@ -121,6 +122,11 @@ def main_farm(args) -> None:
               f"{_list(farm)}")
         verdict = "ok" if c / a <= TARGET else "OVER TARGET"
         print(f"wall ratio c/a = {c / a:.3f} (target <= {TARGET}) {verdict}")
+        write_json(args.json, "preview_farm", [Row(
+            f"a {args.seconds} s 1080p clip's whole preview job through the farm "
+            f"(median of {args.runs})", "s wall", "the same FFmpeg commands run directly", a,
+            "preview job, upload answer to completed", c, better="lower",
+            target=f"<= {TARGET}")], details={"direct_s": direct, "farm_s": farm})
     finally:
         stack.stop()
         loop.close()
@@ -134,6 +140,7 @@ def main() -> None:
     parser.add_argument("--preset", default=ProxyOptions().preset, help="x264 preset of the proxy")
     parser.add_argument("--farm", action="store_true",
                         help="time the whole preview job through the farm as (c)")
+    add_json_option(parser)
     args = parser.parse_args()
     if args.farm:
         main_farm(args)
@@ -177,15 +184,23 @@ def report(args, source: Path, probe: dict, commands: list[list[str]],
           f"({', '.join(os.path.basename(argv[0]) for argv in commands)})")
     for name in ("probe", "poster", "filmstrip", "proxy", "proxy_check"):
         print(f"  {name:<12} median {statistics.median(s[name] for s in steps):6.2f} s")
+    rows = []
     for index, what in ((0, "wall"), (1, "CPU")):
         a = statistics.median(run[index] for run in direct)
         b = statistics.median(run[index] for run in wrapped)
+        rows.append(Row(f"a {args.seconds} s 1080p clip's previews, {what} time "
+                        f"(median of {args.runs})", f"s {what}",
+                        "the same FFmpeg commands run directly", a, "PreviewMaker.make", b,
+                        better="lower", target=f"<= {TARGET}"))
         print(f"{what} time, (a) FFmpeg commands run directly: median {a:6.2f} s  runs "
               f"{_list([run[index] for run in direct])}")
         print(f"{what} time, (b) PreviewMaker.make:            median {b:6.2f} s  runs "
               f"{_list([run[index] for run in wrapped])}")
         verdict = "ok" if b / a <= TARGET else "OVER TARGET"
         print(f"{what} ratio b/a = {b / a:.3f} (target <= {TARGET}) {verdict}")
+    write_json(args.json, "preview", rows, details={
+        "steps_median_s": {name: statistics.median(s[name] for s in steps)
+                           for name in steps[0]}})
 
 
 def _list(values: list[float]) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._harness import register, start_stack
+from bench._harness import Row, add_json_option, register, start_stack, write_json
 from pipelines.render.sample_scene import write_in_subprocess
 
 
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--task-slots", type=float, default=1.0,
                         help="slots per render task (Cycles threads = its ceiling)")
     parser.add_argument("--samples", type=int, default=8)
+    add_json_option(parser)
     args = parser.parse_args()
     scene_path = Path(tempfile.mkdtemp(prefix="farm-bench-")) / "sample.blend"
     done = write_in_subprocess(str(scene_path), frames=max(48, args.frames))
@@ -111,6 +112,14 @@ def main() -> None:
     one, two = runs
     print(f"scaling efficiency: {two.rate / (2 * one.rate):.2f}  "
           f"(2-node rate / (2 x 1-node rate))")
+    write_json(args.json, "render_scaling", [Row(
+        f"{args.frames} Blender frames (320x180, {args.samples} samples), "
+        f"{args.slots} slots per node; ratio = scaling efficiency",
+        "frames/s", "2 x the 1-node rate", 2 * one.rate, "2 farm nodes", two.rate)],
+        details={f"{r.nodes}_nodes": {"render_s": r.render_s, "job_s": r.total_s,
+                                     "frames_per_s": r.rate} for r in runs},
+        notes=[f"farm nodes share this machine's {os.cpu_count()} cores, which bound "
+               "the efficiency when the farm has more slots than the machine has cores"])
 
 
 if __name__ == "__main__":

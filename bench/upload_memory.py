@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 from minio import Minio
 
-from bench._harness import register, start_stack
+from bench._harness import Row, add_json_option, register, start_stack, write_json
 from tests.support.media import make_mp4
 
 MIB = 1024 * 1024
@@ -147,6 +147,7 @@ def main() -> None:
                         help="where the bytes go: the upload gateway or the Serve proxy")
     parser.add_argument("--rounds", type=int, default=1,
                         help="repeat all three, interleaved; report medians (busy machines)")
+    add_json_option(parser)
     args = parser.parse_args()
     size, part = args.size_mib * MIB, args.part_mib * MIB
     stack = start_stack(upload_part_size_bytes=part, simple_upload_limit_bytes=size + MIB,
@@ -158,6 +159,9 @@ def main() -> None:
         path = make_file(work / "plate.mp4", size)
         results = measure(stack, path, args)
         report(results, size, part, args.parallel)
+        write_json(args.json, "upload_memory", rows(results, size, part, args.parallel),
+                   details={"size_mib": args.size_mib, "part_mib": args.part_mib,
+                            "parallel": args.parallel, "via": args.via})
     finally:
         stack.stop()
         shutil.rmtree(stack.settings.data_dir, ignore_errors=True)  # GiBs of objects
@@ -208,6 +212,26 @@ def report(results: dict, size: int, part: int, parallel: int) -> None:
                 f"{s:.1f} s ({d / s:.2f})" for s, d in zip(seconds, direct, strict=True)))
         for (proc, pid), grew in sorted(peaks.items(), key=lambda item: -item[1])[:5]:
             print(f"   peak RSS growth {grew / MIB:8.1f} MiB  {proc} (pid {pid})")
+
+
+def rows(results: dict, size: int, part: int, parallel: int) -> list[Row]:
+    """Throughput of each way against the direct upload; the largest per-process peak RSS
+    growth against the bound the design allows (2 x part size per part in flight)."""
+    direct_s = statistics.median(results["direct (minio client)"][0])
+    out = []
+    for name, (seconds, peaks) in results.items():
+        if name.startswith("direct"):
+            continue
+        middle = statistics.median(seconds)
+        out.append(Row(f"{size / MIB:.0f} MiB upload, {name}: throughput", "MiB/s",
+                       "minio client straight to storage", size / MIB / direct_s, name,
+                       size / MIB / middle, target=">= 0.7"))
+        bound = 2 * part * (parallel if name.startswith("proxied") else 1)
+        (proc, _), grew = max(peaks.items(), key=lambda item: item[1])
+        out.append(Row(f"{name}: largest peak RSS growth of one process ({proc})", "MiB",
+                       "bound: 2 x part size per part in flight", bound / MIB, name,
+                       grew / MIB, better="lower", target="<= 1"))
+    return out
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from bench._harness import register, start_stack
+from bench._harness import Row, Table, add_json_option, register, start_stack, write_json
 
 
 @dataclass
@@ -223,21 +223,55 @@ def main() -> None:
                         help="processes the clients are spread over")
     parser.add_argument("--no-compression", action="store_true",
                         help="clients decline permessage-deflate (browsers always offer it)")
+    add_json_option(parser)
     args = parser.parse_args()
     compression = None if args.no_compression else "deflate"
     # A socket is one ongoing request: leave room for every client on either replica.
     stack = start_stack(api_replicas=args.replicas,
                         api_max_ongoing_requests=max(args.clients) + 100)
+    results: dict[tuple[str, int], dict] = {}
     try:
         for path in args.paths:
             ws_base = stack.settings.upload_url if path == "gateway" else None
             for n in args.clients:
                 result = asyncio.run(run(stack.base_url, n, args.events, args.rate,
                                          compression, ws_base, args.client_procs))
+                results[(path, n)] = result
                 print(json.dumps({"path": path, **result, "compression": compression}),
                       flush=True)
     finally:
         stack.stop()
+    write_json(args.json, "ws_fanout", _rows(results, args),
+               tables=[_table(results)], details={"compression": compression})
+
+
+def _rows(results: dict[tuple[str, int], dict], args: argparse.Namespace) -> list[Row]:
+    """The gateway's figures against Serve's proxy, per room size (both paths measured)."""
+    rows = []
+    for n in args.clients:
+        serve, gateway = results.get(("serve", n)), results.get(("gateway", n))
+        if not (serve and gateway and serve["p99_ms"] and gateway["p99_ms"]):
+            continue
+        rows.append(Row(f"{n} sockets in one room, {args.events} events at {args.rate:g}/s: "
+                        "p99 latency from state change to receipt", "ms",
+                        "sockets through Serve's proxy", serve["p99_ms"],
+                        "sockets through the gateway", gateway["p99_ms"], better="lower",
+                        target="gateway p99 <= 100 ms at 500"))
+        serve_cpu = sum(serve["cpu_us_per_delivery"][k] for k in ("proxy", "replicas"))
+        rows.append(Row(f"{n} sockets: CPU per delivered event", "µs",
+                        "Serve proxy + replicas", serve_cpu, "gateway",
+                        gateway["cpu_us_per_delivery"]["gateway"], better="lower"))
+    return rows
+
+
+def _table(results: dict[tuple[str, int], dict]) -> Table:
+    columns = ["path", "sockets", "delivered / expected", "in order", "p50 ms", "p99 ms",
+               "max ms", "CPU µs per delivery (proxy, replicas, gateway)"]
+    return Table("Every run", columns, [
+        [path, n, f"{r['delivered']} / {r['expected']}", r["clients_in_order_no_dupes"],
+         r["p50_ms"], r["p99_ms"], r["max_ms"],
+         ", ".join(str(r["cpu_us_per_delivery"][k]) for k in ("proxy", "replicas", "gateway"))]
+        for (path, n), r in results.items()])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,330 @@
+"""HTTP API overhead: the same app behind Ray Serve and behind plain uvicorn, one run.
+
+One set of embedded services (MongoDB-wire and S3 servers) and one seeded studio (a user,
+a bearer token, 60 assets, created through the HTTP API) serve every side:
+
+- baseline: `serve.app.create_app` in one plain uvicorn process (no Ray);
+- ours: the Serve application as `farm up` starts it (`serve.deployments.start`: Serve's
+  proxy, the Api replicas, and beside them the gateway, dispatcher, broadcaster and
+  metrics hub), in a fresh local Ray cluster per variant, because Serve's tuning knobs
+  are environment variables read when Ray and Serve start.
+
+Each side gets `--concurrency` clients (one `httpx.AsyncClient` in this process, one
+keep-alive connection per client) for `--duration` seconds per endpoint, after a warm-up:
+`GET /health` and `GET /api/v1/assets?limit=50`. Printed: requests/s, p50 and p99 per side,
+the Serve/uvicorn ratio for the default variant, and each tuned variant against it.
+
+    .venv/bin/python -m bench.api
+    .venv/bin/python -m bench.api --variants default throughput --duration 5
+
+The clients share the machine with the servers (on 2 cores they take a good part of one),
+as they would in any single-machine run; every side pays the same client cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench._harness import Row, Table, add_json_option, register, write_json
+from pipelines.embedded import EmbeddedServices, child_setup, free_port
+from tests.support.services import wait_ready
+
+ENDPOINTS = {"health": "/health", "assets": "/api/v1/assets?limit=50"}
+ASSETS = 60
+
+# name: (environment for Ray and Serve, Settings overrides, what it changes)
+VARIANTS: dict[str, tuple[dict[str, str], dict[str, object], str]] = {
+    "default": ({}, {}, "Settings defaults: 2 replicas, max_ongoing_requests 200"),
+    "throughput": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {},
+                   "RAY_SERVE_THROUGHPUT_OPTIMIZED=1"),
+    "no-thread": ({"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}, {},
+                  "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0"),
+    "1-replica": ({}, {"api_replicas": 1}, "api_replicas=1"),
+    "4-replicas": ({}, {"api_replicas": 4}, "api_replicas=4"),
+    "ongoing-5": ({}, {"api_max_ongoing_requests": 5},
+                  "max_ongoing_requests=5 (Serve's own default)"),
+    "throughput-1-replica": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {"api_replicas": 1},
+                             "RAY_SERVE_THROUGHPUT_OPTIMIZED=1, api_replicas=1"),
+}
+DEFAULT_VARIANTS = ["default", "throughput", "no-thread", "1-replica"]
+
+
+@dataclass
+class Load:
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+    def summary(self) -> dict:
+        return {"req_per_s": round(self.rate, 1), "p50_ms": round(self.percentile(50), 2),
+                "p99_ms": round(self.percentile(99), 2), "requests": self.requests,
+                "errors": self.errors}
+
+
+async def _load(base: str, path: str, headers: dict, concurrency: int, warmup_s: float,
+                duration_s: float) -> Load:
+    """`concurrency` clients in a closed loop; only requests that start and end inside
+    the timed window count."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = [0]
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
+                                 timeout=30) as client:
+        begin = time.perf_counter() + warmup_s
+        end = begin + duration_s
+
+        async def worker() -> None:
+            while True:
+                started = time.perf_counter()
+                if started >= end:
+                    return
+                try:
+                    response = await client.get(path)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                finished = time.perf_counter()
+                if started >= begin and finished <= end:
+                    if ok:
+                        latencies.append((finished - started) * 1000)
+                    else:
+                        errors[0] += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Load(len(latencies), errors[0], duration_s, latencies)
+
+
+def measure(base: str, headers: dict, args: argparse.Namespace) -> dict[str, Load]:
+    check = httpx.get(f"{base}{ENDPOINTS['assets']}", headers=headers, timeout=30)
+    check.raise_for_status()
+    assert len(check.json()["items"]) == 50, check.text
+    return {name: asyncio.run(_load(base, path, headers, args.concurrency, args.warmup,
+                                    args.duration))
+            for name, path in ENDPOINTS.items()}
+
+
+def seed(base: str) -> dict[str, str]:
+    """A studio with its admin (the bearer token's user) and ASSETS assets, over HTTP."""
+    headers = register(base)
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        for i in range(ASSETS):
+            client.post("/api/v1/assets", json={"name": f"shot {i:03d}",
+                                                "kind": "shot"}).raise_for_status()
+    return headers
+
+
+# --- the servers, each in its own process ---------------------------------------------
+
+
+def _child(kind: str, settings_file: Path, env: dict[str, str], port: int,
+           log: Path) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "bench.api", "--child", kind,
+            "--settings-file", str(settings_file), "--port", str(port)]
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, **env},
+                                preexec_fn=lambda: child_setup(signal.SIGTERM))
+
+
+def _stop(child: subprocess.Popen, kind: str) -> None:
+    if kind == "uvicorn":
+        child.terminate()  # uvicorn's own graceful shutdown
+    if child.stdin:
+        child.stdin.close()  # the Serve child's cue to shut its cluster down
+    try:
+        child.wait(60)
+    except subprocess.TimeoutExpired:
+        child.terminate()
+        child.wait(30)
+
+
+def _settings(values: dict, port: int):
+    from config.settings import Settings
+
+    return Settings(**{**values, "api_port": port})
+
+
+def run_uvicorn_child(values: dict, port: int) -> None:
+    import uvicorn
+
+    from serve.app import create_app
+    from serve.cluster_link import LocalLink
+
+    app = create_app(_settings(values, port), LocalLink())
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
+                server_header=False, timeout_keep_alive=30)
+
+
+def run_serve_child(values: dict, port: int) -> None:
+    import ray
+
+    from serve import deployments
+
+    ray.init(address="local", namespace="studio-farm", include_dashboard=False,
+             logging_level=logging.WARNING)
+    try:
+        deployments.start(_settings(values, port))
+        sys.stdin.read()  # serve until the parent closes our stdin
+    finally:
+        ray.shutdown()
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def side(kind: str, settings_file: Path, env: dict[str, str], args: argparse.Namespace,
+         headers: dict | None, log: Path) -> tuple[dict[str, Load], dict, float]:
+    """Start one server, seed if asked, measure, stop it; returns loads, headers, start s."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    child = _child(kind, settings_file, env, port, log)
+    try:
+        wait_ready(base, timeout_s=180)
+        start_s = time.perf_counter() - started
+        headers = headers or seed(base)
+        time.sleep(args.settle)  # let the start's own work (workers, imports) die down
+        return measure(base, headers, args), headers, start_s
+    finally:
+        _stop(child, kind)
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        values = json.loads(Path(args.settings_file).read_text())
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        (run_uvicorn_child if args.child == "uvicorn" else run_serve_child)(values, args.port)
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="farm-bench-api-"))
+    services = EmbeddedServices(data_dir)
+    try:
+        values = {"env": "test", "data_dir": str(data_dir), "upload_port": free_port(),
+                  "bcrypt_rounds": 4, "rate_limit_requests": 10**9, **services.start()}
+        values = {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
+                  for k, v in values.items()}
+        settings_file = data_dir / "bench-settings.json"
+        settings_file.write_text(json.dumps(values))
+        log = data_dir / "servers.log"
+        results = run_all(settings_file, args, log)
+    except BaseException:
+        print(f"server log: {data_dir / 'servers.log'}", file=sys.stderr)
+        raise
+    finally:
+        services.stop()
+    report(results, args)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_all(settings_file: Path, args: argparse.Namespace, log: Path) -> dict:
+    base_loads, headers, base_start = side("uvicorn", settings_file, {}, args, None, log)
+    results = {"uvicorn": (base_loads, base_start)}
+    print(f"uvicorn: {_line(base_loads)}", flush=True)
+    for name in args.variants:
+        env, overrides, _ = VARIANTS[name]
+        if overrides:  # Settings overrides travel in a settings file of their own
+            values = json.loads(settings_file.read_text()) | overrides
+            file = settings_file.with_name(f"bench-settings-{name}.json")
+            file.write_text(json.dumps(values))
+        else:
+            file = settings_file
+        loads, _, start_s = side("serve", file, env, args, headers, log)
+        results[name] = (loads, start_s)
+        print(f"serve {name}: {_line(loads)}", flush=True)
+    return results
+
+
+def _line(loads: dict[str, Load]) -> str:
+    return "; ".join(f"{name} {load.rate:7.1f} req/s p50 {load.percentile(50):6.2f} ms "
+                     f"p99 {load.percentile(99):6.2f} ms errors {load.errors}"
+                     for name, load in loads.items())
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    base = results["uvicorn"][0]
+    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"{args.concurrency} concurrent clients, {args.duration:g} s per endpoint")
+    rows: list[Row] = []
+    reference = "default" if "default" in results else args.variants[0]
+    serve = results[reference][0]
+    for name, path in ENDPOINTS.items():
+        b, s = base[name], serve[name]
+        print(f"GET {path}: Serve/uvicorn req/s {s.rate / b.rate:.2f}, "
+              f"p50 {s.percentile(50):.2f} vs {b.percentile(50):.2f} ms, "
+              f"p99 {s.percentile(99):.2f} vs {b.percentile(99):.2f} ms")
+        what = f"`GET {path}`, {args.concurrency} concurrent clients"
+        rows.append(Row(f"{what}: throughput", "req/s", "plain uvicorn", b.rate,
+                        f"Ray Serve ({reference})", s.rate))
+        rows.append(Row(f"{what}: p99 latency", "ms", "plain uvicorn", b.percentile(99),
+                        f"Ray Serve ({reference})", s.percentile(99), better="lower"))
+    table = _variants_table(results, reference)
+    for line in table.rows:
+        print("  ".join(str(cell) for cell in line))
+    write_json(args.json, "api", rows, tables=[table], details={
+        "concurrency": args.concurrency, "duration_s": args.duration,
+        "sides": {name: {"start_s": round(start, 1),
+                         **{e: load.summary() for e, load in loads.items()}}
+                  for name, (loads, start) in results.items()}})
+
+
+def _variants_table(results: dict, reference: str) -> Table:
+    columns = ["side", "what changes", "start s"]
+    for name in ENDPOINTS:
+        columns += [f"{name} req/s", f"{name} p50 ms", f"{name} p99 ms",
+                    f"{name} req/s vs Serve {reference}"]
+    rows = []
+    for side_name, (loads, start_s) in results.items():
+        what = "plain uvicorn, one process" if side_name == "uvicorn" else VARIANTS[side_name][2]
+        row: list[object] = [side_name, what, f"{start_s:.0f}"]
+        for name in ENDPOINTS:
+            load, ref = loads[name], results[reference][0][name]
+            row += [f"{load.rate:.0f}", f"{load.percentile(50):.1f}",
+                    f"{load.percentile(99):.1f}", f"{load.rate / ref.rate:.2f}"]
+        rows.append(row)
+    return Table("Every side (Serve variants each in a fresh Ray cluster)", columns, rows)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=8.0,
+                        help="timed seconds per endpoint and side (default 8)")
+    parser.add_argument("--warmup", type=float, default=2.0,
+                        help="seconds of load before the timed window (default 2)")
+    parser.add_argument("--settle", type=float, default=3.0,
+                        help="idle seconds after a server is ready, before the load")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
+                        default=DEFAULT_VARIANTS,
+                        help=f"Serve variants to run (default: {' '.join(DEFAULT_VARIANTS)})")
+    parser.add_argument("--child", choices=("uvicorn", "serve"), help=argparse.SUPPRESS)
+    parser.add_argument("--settings-file", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    add_json_option(parser)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
