@@ -6,10 +6,15 @@ TOOLS     := .tools
 UV        := $(TOOLS)/bin/uv
 UV_VERSION := 0.13.9
 PYTEST_ARGS ?=
+# The dependency audit: AUDIT=skip on an offline machine; AUDIT_SERVICE=pypi|osv;
+# AUDIT_IGNORE="--ignore-vuln ID ..." for an accepted, written-down exception.
+AUDIT ?= run
+AUDIT_SERVICE ?= pypi
+AUDIT_IGNORE ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: setup run test lint bench ffmpeg clean
+.PHONY: setup run test audit lint bench ffmpeg clean
 
 setup: $(VENV)/.synced ffmpeg
 
@@ -34,8 +39,23 @@ ffmpeg:
 run: setup
 	$(VENV)/bin/farm up
 
-test: setup
+test: setup audit
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Known vulnerabilities with a fixed release in any locked package (every extra and group)
+# fail the build; ops/audit_lock.py also fails when the service could not really answer.
+audit: $(VENV)/.synced
+ifeq ($(AUDIT),skip)
+	@echo "audit: skipped (AUDIT=skip)"
+else
+	$(UV) export --quiet --frozen --all-extras --all-groups --no-hashes --no-emit-project \
+	  > $(VENV)/requirements.lock.txt
+	@rm -f $(VENV)/audit.json
+	-@$(VENV)/bin/pip-audit --no-deps --disable-pip --progress-spinner off --timeout 30 \
+	  --vulnerability-service $(AUDIT_SERVICE) $(AUDIT_IGNORE) --format json \
+	  --output $(VENV)/audit.json -r $(VENV)/requirements.lock.txt > $(VENV)/audit.log 2>&1
+	$(VENV)/bin/python ops/audit_lock.py $(VENV)/audit.json $(VENV)/audit.log
+endif
 
 lint: setup
 	$(VENV)/bin/ruff check .
