@@ -15,6 +15,7 @@ from config.settings import Settings
 from pipelines.farm.agent import NodeAgent
 from pipelines.farm.runners import run_command
 from pipelines.logs import configure_logging
+from pipelines.media.reaper import guard_tool_groups
 from pipelines.storage import ObjectStore
 
 NAMESPACE = "studio-farm"
@@ -53,6 +54,7 @@ class NodeAgentActor:
         from serve.platform import storage_config
 
         configure_logging(settings.log_level)
+        guard_tool_groups()  # tasks die with this agent, so no lost agent's task runs twice
         work_dir = Path(tempfile.gettempdir()) / "farm-agent" / node_id
         work_dir.mkdir(parents=True, exist_ok=True)
         runners = {"command": run_command, **_optional_runners(settings, work_dir)}

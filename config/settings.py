@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     s3_access_key: SecretStr | None = Field(None, description="S3 access key.")
     s3_secret_key: SecretStr | None = Field(None, description="S3 secret key.")
     s3_secure: bool = Field(False, description="Use https to reach S3.")
+    s3_public_url: str | None = Field(
+        None, pattern=r"^https?://[^/?#\s]+/?$",
+        description="Base URL (scheme://host[:port]) that presigned download and upload URLs "
+        "carry, when clients reach storage at another address than the farm does (a proxy, "
+        "a DNS name); unset: the S3 endpoint as the farm reaches it.",
+    )
     s3_region: str = Field("us-east-1", description="S3 region (skips a region lookup).")
     s3_bucket: str = Field("studio-farm", min_length=3, description="Bucket for all objects.")
     ffmpeg: str = Field("ffmpeg", description="FFmpeg executable (name on PATH or full path).")
@@ -92,7 +98,8 @@ class Settings(BaseSettings):
         "Ray itself; unset: half its CPUs (at least 1); 0: a head that renders nothing."
     )
     dependency_timeout_s: float = Field(
-        2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency."
+        2.0, gt=0, le=30, description="Timeout of one readiness probe of a dependency, and the "
+        "time within which a request answers 503 while the database does not answer."
     )
 
     # Assets and uploads

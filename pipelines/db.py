@@ -27,13 +27,21 @@ def declared_indexes() -> dict[str, list[IndexModel]]:
 class Database:
     """Owns the client; hands out the database; translates transport failures."""
 
-    def __init__(self, url: str, name: str, timeout_s: float = 3.0):
+    def __init__(self, url: str, name: str, timeout_s: float = 3.0, *,
+                 bound_operations: bool = False):
+        # A stalled server (not a refused connection) otherwise holds an operation until
+        # the driver's monitor gives up (~5 s here). Request handlers bound every operation
+        # so a request answers 503 within `timeout_s`: the driver may overrun its budget by
+        # one heartbeat (0.5 s), hence three quarters of it. Long-running loops (the
+        # dispatcher) keep unbounded operations and rely on server selection alone.
+        options: dict = {"timeoutMS": int(timeout_s * 750)} if bound_operations else {}
         self._client: AsyncMongoClient = AsyncMongoClient(
             url,
-            serverSelectionTimeoutMS=int(timeout_s * 1000),
+            serverSelectionTimeoutMS=int(timeout_s * (750 if bound_operations else 1000)),
             connectTimeoutMS=int(timeout_s * 1000),
             tz_aware=True,
             appname="studio-farm",
+            **options,
         )
         self.db: AsyncDatabase = self._client[name]
 
@@ -53,7 +61,8 @@ class Database:
         try:
             await asyncio.wait_for(self.db.command("ping"), timeout_s)
         except (PyMongoError, TimeoutError) as exc:
-            raise DependencyUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+            raise DependencyUnavailable(f"the database did not answer within {timeout_s:g} s"
+                                        ) from exc
         return time.perf_counter() - started
 
     async def close(self) -> None:

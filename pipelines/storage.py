@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import re
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import urllib3
@@ -28,9 +30,16 @@ from config.settings import Settings
 from pipelines.errors import DependencyUnavailable, NotFound
 
 T = TypeVar("T")
+log = logging.getLogger("farm.storage")
 _READ_CHUNK = 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
 _STREAMED_URL_TTL_S = 3600
+
+
+def _unreachable(exc: Exception) -> DependencyUnavailable:
+    # Clients get plain words; the transport's class name is for the log.
+    log.warning("storage call failed: %s", type(exc).__name__)
+    return DependencyUnavailable("storage is unreachable; retry")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class StorageConfig:
     region: str = "us-east-1"
     secure: bool = False
     timeout_s: float = 5.0
+    public_url: str | None = None  # what presigned URLs for clients carry
 
 
 def storage_config(settings: Settings) -> StorageConfig:
@@ -55,6 +65,7 @@ def storage_config(settings: Settings) -> StorageConfig:
         region=settings.s3_region,
         secure=settings.s3_secure,
         timeout_s=settings.dependency_timeout_s,
+        public_url=settings.s3_public_url,
     )
 
 
@@ -75,7 +86,19 @@ class ObjectStore:
             region=config.region,
             http_client=http,
         )
+        self._signer = self._public_signer(config) or self.client
         self._stream_client: httpx.AsyncClient | None = None
+
+    @staticmethod
+    def _public_signer(config: StorageConfig) -> Minio | None:
+        """A client that only signs: a presigned URL's signature covers its host, so URLs
+        for clients are signed for the address they use. With the region given, signing
+        makes no request."""
+        if not config.public_url:
+            return None
+        parts = urlsplit(config.public_url)
+        return Minio(parts.netloc, access_key=config.access_key, secret_key=config.secret_key,
+                     secure=parts.scheme == "https", region=config.region)
 
     @property
     def _streams(self) -> httpx.AsyncClient:
@@ -102,7 +125,7 @@ class ObjectStore:
                 raise NotFound(f"object not found: {exc.object_name or exc.bucket_name}") from exc
             raise DependencyUnavailable(f"storage error: {exc.code}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise DependencyUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+            raise _unreachable(exc) from exc
 
     async def ensure_bucket(self) -> None:
         if not await self._call(self.client.bucket_exists, self.bucket):
@@ -148,14 +171,17 @@ class ObjectStore:
         await self._call(self.client.remove_object, self.bucket, key)
 
     async def presigned_get(self, key: str, expires_s: int = 300) -> str:
+        """A download URL for clients (at FARM_S3_PUBLIC_URL when set)."""
         return await self._call(
-            self.client.presigned_get_object, self.bucket, key, expires=timedelta(seconds=expires_s)
+            self._signer.presigned_get_object, self.bucket, key,
+            expires=timedelta(seconds=expires_s),
         )
 
     async def presigned_part_url(self, key: str, upload_id: str, part: int,
-                                 expires_s: int) -> str:
+                                 expires_s: int, *, for_clients: bool = True) -> str:
+        signer = self._signer if for_clients else self.client
         return await self._call(
-            self.client.get_presigned_url, "PUT", self.bucket, key,
+            signer.get_presigned_url, "PUT", self.bucket, key,
             expires=timedelta(seconds=expires_s),
             extra_query_params={"partNumber": str(part), "uploadId": upload_id},
         )
@@ -181,12 +207,13 @@ class ObjectStore:
         is held. An error raised by `chunks` ends the request before its last byte, and
         storage keeps nothing of the part.
         """
-        url = await self.presigned_part_url(key, upload_id, part, _STREAMED_URL_TTL_S)
+        url = await self.presigned_part_url(key, upload_id, part, _STREAMED_URL_TTL_S,
+                                            for_clients=False)
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
         try:
             response = await self._streams.put(url, content=chunks, headers=headers)
         except httpx.HTTPError as exc:
-            raise DependencyUnavailable(f"storage unreachable: {type(exc).__name__}") from exc
+            raise _unreachable(exc) from exc
         if response.status_code >= 300:
             found = re.search(r"<Code>([^<]+)</Code>", response.text)
             code = found.group(1) if found else f"HTTP {response.status_code}"

@@ -10,6 +10,7 @@ behave the same on that server and on MongoDB. Only `purge_at`, written once at 
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ USERS = "users"
 FAMILIES = "token_families"
 REFRESH_TOKENS = "refresh_tokens"
 API_KEYS = "api_keys"
+log = logging.getLogger("farm.identity")
+
 AUDIT = "audit_log"
 
 P = ParamSpec("P")
@@ -55,6 +58,8 @@ def db_errors(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await func(*args, **kwargs)
         except PyMongoError as exc:
-            raise DependencyUnavailable(f"database: {type(exc).__name__}") from exc
+            # The driver's class names mean nothing to a client; the log keeps them.
+            log.warning("database call failed: %s", type(exc).__name__)
+            raise DependencyUnavailable("the database is unavailable; retry") from exc
 
     return wrapper

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.media import reaper
 from pipelines.media.errors import BadMedia, MediaCrashed, MediaTimeout
 from pipelines.media.spawn import CAN_WATCH, Child, spawn
 
@@ -70,6 +71,7 @@ async def run_tool(
     args = _checked(argv)
     started = time.monotonic()
     proc = await _spawn(args, cwd, _limits(memory_bytes, cpu_seconds, nofile), env)
+    reaper.watch(proc.pid)  # its session leader's pid is the group's id
     if on_start is not None:
         on_start(proc.pid)
     watch = _RssWatch(proc.pid)
@@ -218,6 +220,7 @@ async def _read_tail(stream: asyncio.StreamReader) -> bytes:
 async def _kill_group(proc: Child) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    reaper.forget(proc.pid)
     if proc.returncode is None:
         with contextlib.suppress(TimeoutError, ProcessLookupError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
