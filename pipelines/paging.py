@@ -19,6 +19,11 @@ from pipelines.errors import InvalidInput
 _BAD = "the cursor is not valid"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# The shape of every cursor this module makes (unpadded base64url), stated in the OpenAPI
+# document: anything else is refused by the schema, and what fits it but was not made here
+# is refused as `invalid_cursor`.
+CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+MAX_CURSOR_CHARS = 1024
 
 
 def _encode_value(value: Any) -> list:
@@ -47,7 +52,9 @@ def encode_cursor(sort_field: str, value: Any, doc_id: str) -> str:
 
 def decode_cursor(cursor: str, sort_field: str) -> tuple[Any, str]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        # validate=True: characters outside the alphabet are refused, not skipped.
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
+                               validate=True)
         field, tagged, doc_id = json.loads(raw)
         value = _decode_value(tagged)
     except (binascii.Error, ValueError, TypeError) as exc:

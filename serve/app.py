@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from config.settings import Settings
 from pipelines.logs import configure_logging
 from serve.cluster_link import ClusterLink, LocalLink
+from serve.contract import finish_openapi
 from serve.errors import install_error_handlers
 from serve.metrics import HttpMetrics
 from serve.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
@@ -47,6 +48,7 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)
+    finish_openapi(app)
     return app
 
 

@@ -16,7 +16,7 @@ from pipelines.errors import Forbidden
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import SESSION_ONLY, Action, can
 from pipelines.identity.service import Identity
-from pipelines.paging import DEFAULT_LIMIT, MAX_LIMIT
+from pipelines.paging import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -63,6 +63,11 @@ def client_address(request: Request) -> str:
 ClientAddress = Annotated[str, Depends(client_address)]
 
 
+Cursor = Annotated[str | None, Query(
+    min_length=2, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN,
+    description="`next_cursor` of the previous page, unchanged (opaque).")]
+
+
 @dataclass(frozen=True)
 class PageQuery:
     limit: int
@@ -71,7 +76,7 @@ class PageQuery:
 
 def page_query(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Cursor = None,
 ) -> PageQuery:
     return PageQuery(limit, cursor)
 

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipelines import errors
@@ -30,6 +30,8 @@ STATUS_BY_ERROR: dict[type[errors.FarmError], int] = {
     errors.DependencyUnavailable: 503,
     errors.RenderFailed: 422,
 }
+
+_PARAM_CODES = {("query", "cursor"): "invalid_cursor", ("query", "room"): "invalid_room"}
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
@@ -67,8 +69,16 @@ async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 
+# FastAPI's answer when a body is JSON it cannot decode for another reason than syntax
+# (invalid UTF-8, nesting past the recursion limit, an integer past Python's digit limit).
+_UNPARSEABLE_BODY = "There was an error parsing the body"
+MALFORMED_JSON = "the body is not valid JSON (syntax, UTF-8, nesting or number size)"
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+        return error_response(400, "malformed_json", MALFORMED_JSON)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
@@ -76,27 +86,46 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=exc.headers)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _sent_other_than_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return bool(media) and media != "application/json" and not media.endswith("+json")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        # A syntax error is one of the ways a body is not JSON: the same answer as the rest.
+        return error_response(400, "malformed_json", MALFORMED_JSON)
+    if _sent_other_than_json(request) and any(
+            tuple(err.get("loc", ()))[:1] == ("body",) for err in exc.errors()):
+        return error_response(415, "unsupported_media_type", "send the body as application/json")
     # Never echo the input back: it may hold a password or a token.
     details = [
         {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
          "type": err.get("type", "")}
         for err in exc.errors()
     ]
-    return error_response(422, "validation_failed", "the request is not valid", details)
+    # A cursor or room of the wrong shape is refused by its pattern; the answer names it
+    # as the service names one it cannot use, so clients see one code for each.
+    places = {tuple(d["loc"]) for d in details}
+    code = _PARAM_CODES.get(places.pop()) if len(places) == 1 else None
+    return error_response(422, code or "validation_failed", "the request is not valid", details)
 
 
 async def _database_unreachable(_: Request, exc: Exception) -> JSONResponse:
-    # Safety net for calls that did not translate a lost connection themselves (for
-    # example the first use of a pooled connection after a database restart).
+    # Safety net for calls that did not translate a lost connection or an operation out
+    # of time themselves (for example the first use of a pooled connection after a
+    # database restart). Any other driver error is a bug, and stays a 500.
+    assert isinstance(exc, PyMongoError)
+    if not (isinstance(exc, ConnectionFailure) or exc.timeout):
+        raise exc
     log.warning("database connection failure: %s", type(exc).__name__)
     return error_response(503, "dependency_unavailable", "the database is unavailable; retry",
                           headers={"Retry-After": "1"})
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ConnectionFailure, _database_unreachable)
+    app.add_exception_handler(PyMongoError, _database_unreachable)
     app.add_exception_handler(errors.FarmError, _farm_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

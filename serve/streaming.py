@@ -18,6 +18,13 @@ from pipelines.errors import BodyTimeout, InvalidInput, PayloadTooLarge, Unsuppo
 FORM_OVERHEAD_BYTES = 64 * 1024
 # Headers of one form part; anything longer is not a browser's or an HTTP client's form.
 PART_HEADER_LIMIT_BYTES = 16 * 1024
+# As for a declared upload (UploadDeclare.filename): what file systems keep.
+MAX_FILENAME_CHARS = 255
+
+
+def _name_too_long() -> InvalidInput:
+    return InvalidInput(f"the file name is over {MAX_FILENAME_CHARS} characters",
+                        code="file_name_too_long")
 
 
 def declared_length(request: Request) -> int | None:
@@ -74,7 +81,13 @@ class _FileField:
     def _count(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > PART_HEADER_LIMIT_BYTES:
+            if self.in_disposition():
+                raise _name_too_long()
             raise InvalidInput("a form part's headers are too long", code="form_malformed")
+
+    def in_disposition(self) -> bool:
+        """The header being read is Content-Disposition: where a (long) file name is."""
+        return self._header.strip().lower() == b"content-disposition"
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self._count(end - start)
@@ -92,6 +105,8 @@ class _FileField:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         if options.get(b"name") == b"file" and self.filename is None:
             self.filename = options.get(b"filename", b"upload").decode("utf-8", "replace")
+            if len(self.filename) > MAX_FILENAME_CHARS:
+                raise _name_too_long()
             declared = self._headers.get(b"content-type", b"").decode("latin-1").strip()
             self.content_type = declared or None
             self._in_file = True
@@ -139,6 +154,10 @@ class _FormStream:
             else:
                 self.parser.write(chunk)
         except MultipartParseError as exc:
+            # The parser's own limit on one header line: in Content-Disposition, that is
+            # a file name thousands of characters long, and the client should hear so.
+            if self.field.in_disposition():
+                raise _name_too_long() from exc
             raise InvalidInput("the form body is malformed", code="form_malformed") from exc
         if chunk is None and not self.field.ended:  # a cut body must not become a version
             raise InvalidInput("the form body ends before its closing boundary",

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pipelines.clock import iso
+from pipelines.schema import at_least_one
 from pipelines.text import AssetName
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
@@ -38,7 +39,9 @@ DECISION_STATUSES = {AssetStatus.APPROVED, AssetStatus.CHANGES_REQUESTED}
 
 
 class AssetCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Hero ship", "kind": "prop", "description": "The ship of act 2.",
+        "tags": ["act2", "hero"]}]})
     name: AssetName
     kind: AssetKind
     description: str = Field("", max_length=5000)
@@ -51,11 +54,15 @@ class AssetCreate(BaseModel):
 
 
 class AssetPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=at_least_one(
+        "name", "description", "tags", "status") | {"examples": [{"status": "in_review"}]})
     name: AssetName | None = None
     description: str | None = Field(None, max_length=5000)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
-    status: AssetStatus | None = None
+    # approved and changes_requested come from review decisions (422 status_needs_decision).
+    status: AssetStatus | None = Field(None, json_schema_extra={"anyOf": [
+        {"enum": sorted(set(AssetStatus) - DECISION_STATUSES), "type": "string"},
+        {"type": "null"}]})
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -69,7 +76,9 @@ def safe_filename(name: str) -> str:
 
 
 class UploadDeclare(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "filename": "sh010_plate_v3.mov", "size": 734003200, "content_type": "video/quicktime",
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]})
     filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
     size: int = Field(gt=0)
     sha256: Sha256 | None = None

@@ -13,7 +13,8 @@ from typing import Any
 from pipelines.errors import Forbidden, InvalidInput
 
 KINDS = ("studio", "asset", "job", "user")
-_ROOM = re.compile(r"^(studio|asset|job|user):([A-Za-z0-9_-]{1,64})$")
+ROOM_PATTERN = r"^(studio|asset|job|user):([A-Za-z0-9_-]{1,64})$"  # also in the OpenAPI doc
+_ROOM = re.compile(ROOM_PATTERN)
 
 
 def studio_room(studio_id: str) -> str:
@@ -40,7 +41,7 @@ def reaches(event: dict[str, Any], rooms: set[str] | frozenset[str]) -> bool:
 
 
 def parse(room: str) -> tuple[str, str]:
-    match = _ROOM.match(room) if isinstance(room, str) else None
+    match = _ROOM.fullmatch(room) if isinstance(room, str) else None  # no trailing newline
     if match is None:
         raise InvalidInput("a room is studio:<id>, asset:<id>, job:<id> or user:<id>",
                            code="invalid_room")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
 from pipelines.numbers import MAX_INT64, VersionNumber
+from pipelines.schema import given, when
 from pipelines.text import JobName
 
 
@@ -45,6 +46,12 @@ FINAL_JOB = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCEL
 TAG_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,38}[a-z0-9])?$"
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 Arg = Annotated[str, StringConstraints(max_length=4096)]
+# `1-100x2,120`: frames, ranges and stepped ranges (pipelines.farm.frames); that ranges go
+# upwards and hold at most 100,000 frames is checked in code (422 invalid_frame_range).
+_FRAME_PART = r"\s*-?\d+(?:--?\d+(?:x\d+)?)?\s*"
+FRAMES_PATTERN = rf"^{_FRAME_PART}(?:,{_FRAME_PART})*$"
+Frames = Annotated[str, StringConstraints(max_length=2000),
+                   Field(json_schema_extra={"pattern": FRAMES_PATTERN}, examples=["1-48"])]
 
 
 class Requirements(BaseModel):
@@ -64,7 +71,10 @@ class VersionRef(BaseModel):
 class RenderOptions(BaseModel):
     """What a render job renders and how; frames and chunk size are the job's own fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Blender (the default renderer) needs a scene; the command renderer brings its own.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "if": {"required": ["renderer"], "properties": {"renderer": {"const": "command"}}},
+        "else": given("scene")})
     renderer: Literal["blender", "command"] = "blender"
     scene: VersionRef | None = Field(None, description="The scene, an asset version.")
     target_asset_id: Annotated[str, StringConstraints(max_length=64)] = Field(
@@ -80,8 +90,31 @@ class RenderOptions(BaseModel):
     progressive: bool = Field(True, description="Low-resolution previews while rendering.")
 
 
+_COMMAND_RENDER = {"properties": {"render": {"required": ["renderer"], "properties": {
+    "renderer": {"const": "command"}}}}}
+_JOB_EXAMPLES = [
+    {"kind": "preview", "asset_id": "5f0c2d9a", "version": 3},
+    {"kind": "render", "name": "sh010 lighting", "frames": "1-48", "chunk_size": 8,
+     "render": {"scene": {"asset_id": "a31be0f7", "version": 2},
+                "target_asset_id": "c7d1e2f3", "samples": 64}},
+    {"kind": "command", "name": "cache sim", "command": ["simtool", "--frame", "{frame}"],
+     "frames": "1-10"},
+]
+
+
 class JobSubmit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One body for every kind; what each kind needs is stated per kind (if/then)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "allOf": [
+            when("kind", "preview", given("asset_id", "version")),
+            when("kind", "command", given("command")),
+            when("kind", "render", given("render", "frames")),
+            {"if": {"required": ["kind", "render"], "properties": {
+                "kind": {"const": "render"}} | _COMMAND_RENDER["properties"]},
+             "then": given("command")},
+        ],
+        "examples": _JOB_EXAMPLES})
     kind: Literal["preview", "command", "render"]
     name: JobName = "job"
     priority: int = Field(50, ge=0, le=100)
@@ -90,10 +123,10 @@ class JobSubmit(BaseModel):
     task_timeout_s: float = Field(3600, gt=0, le=7 * 24 * 3600)
     # command jobs
     command: list[Arg] | None = Field(None, min_length=1, max_length=256)
-    frames: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    frames: Frames | None = None
     chunk_size: int = Field(1, ge=1, le=10_000)
     # preview jobs
-    asset_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    asset_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     version: VersionNumber | None = None
     # render jobs (frames, chunk_size and, for the command renderer, command as above)
     render: RenderOptions | None = None

@@ -13,12 +13,19 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.identity.passwords import MAX_LOGIN_PASSWORD_CHARS, check_password_rules
+from pipelines.identity.passwords import (
+    MAX_LOGIN_PASSWORD_CHARS,
+    MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_BYTES,
+    check_password_rules,
+)
 from pipelines.identity.permissions import Role
 from pipelines.identity.records import as_datetime, maybe_datetime
+from pipelines.schema import at_least_one
 from pipelines.text import PersonName
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 
 
@@ -29,9 +36,16 @@ def normalise_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
-NewPassword = Annotated[str, Field(max_length=MAX_LOGIN_PASSWORD_CHARS),
-                        AfterValidator(check_password_rules)]
+Email = Annotated[str, Field(max_length=320, json_schema_extra={
+    "format": "email", "pattern": EMAIL_PATTERN, "maxLength": 254}),
+    AfterValidator(normalise_email)]
+# The rule is in UTF-8 bytes (bcrypt reads 72); the schema states it in characters, which
+# every ASCII password meets exactly. Longer input is still read, to be refused clearly.
+NewPassword = Annotated[str, Field(
+    max_length=MAX_LOGIN_PASSWORD_CHARS,
+    description=f"{MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes of UTF-8 (after NFKC).",
+    json_schema_extra={"minLength": MIN_PASSWORD_BYTES, "maxLength": MAX_PASSWORD_BYTES}),
+    AfterValidator(check_password_rules)]
 Name = PersonName
 Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 Secret = Annotated[str, Field(min_length=1, max_length=512)]
@@ -42,6 +56,10 @@ class Strict(BaseModel):
 
 
 class RegisterRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "studio_name": "Northern Lights Animation", "studio_slug": "northern-lights",
+        "email": "ada@northern-lights.example", "name": "Ada Park",
+        "password": "correct horse battery"}]})
     studio_name: Name
     studio_slug: Slug = Field(description="Unique studio handle, used at login.")
     email: Email
@@ -50,6 +68,9 @@ class RegisterRequest(Strict):
 
 
 class LoginRequest(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "studio": "northern-lights", "email": "ada@northern-lights.example",
+        "password": "correct horse battery"}]})
     studio: Annotated[str, Field(min_length=1, max_length=40)] = Field(
         description="The studio's slug: emails are unique per studio, not globally."
     )
@@ -67,6 +88,9 @@ class ChangePasswordRequest(Strict):
 
 
 class UserCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "email": "li@northern-lights.example", "name": "Li Wei",
+        "password": "a long passphrase", "role": "artist"}]})
     email: Email
     name: Name
     password: NewPassword
@@ -74,6 +98,8 @@ class UserCreate(Strict):
 
 
 class UserPatch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=at_least_one(
+        "name", "role", "active") | {"examples": [{"role": "supervisor"}]})
     name: Name | None = None
     role: Role | None = None
     active: bool | None = None
@@ -86,6 +112,8 @@ class UserPatch(Strict):
 
 
 class ApiKeyCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "nuke publish script", "expires_in_days": 90}]})
     name: Name
     role: Role | None = Field(None, description="Defaults to the creator's role; never higher.")
     expires_in_days: int | None = Field(None, ge=1, le=3650)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from pipelines.clock import iso
 from pipelines.numbers import VersionNumber
+from pipelines.schema import at_least_one
 
 MAX_BODY = 10_000
 MAX_MENTIONS = 20
@@ -21,8 +22,10 @@ MAX_STROKES = 200
 MAX_POINTS = 5_000
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+# Some visible character: what str.strip() leaves is not empty (the pattern names the
+# characters Python strips that a JSON Schema `\s` does not).
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                        max_length=MAX_BODY)]
+                                        max_length=MAX_BODY, pattern=r"[^\s\x1c-\x1f\x85]")]
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 # SMPTE timecode HH:MM:SS:FF (";" before the frames for drop-frame rates).
 _TIMECODE = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d)[:;](\d{2})$")
@@ -69,6 +72,12 @@ def _frames(timecode: str) -> tuple[int, ...]:
 
 
 class CommentCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "not": {"required": ["frame", "timecode"],
+                "properties": {"frame": {"type": "integer"}, "timecode": {"type": "object"}}},
+        "examples": [{"body": "The rim light pops on this frame.", "frame": 1042},
+                     {"body": "Hold a bit longer", "timecode": {
+                         "start": "00:00:41:00", "end": "00:00:42:12"}}]})
     body: Body
     version: VersionNumber | None = Field(None, description="Defaults to the current version.")
     frame: int | None = Field(None, ge=0, le=10_000_000)
@@ -86,6 +95,8 @@ class CommentCreate(Strict):
 
 
 class CommentPatch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=at_least_one(
+        "body", "annotation", "mentions") | {"examples": [{"body": "Fixed in v4?"}]})
     body: Body | None = None
     annotation: Annotation | None = None
     mentions: list[Id] | None = Field(None, max_length=MAX_MENTIONS)
@@ -105,6 +116,9 @@ class DecisionKind(StrEnum):
 
 
 class DecisionCreate(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"decision": "approve", "note": "Final."},
+        {"decision": "request_changes", "note": "Warmer key light", "version": 3}]})
     decision: DecisionKind
     note: str = Field("", max_length=MAX_BODY)
     version: VersionNumber | None = Field(None, description="Defaults to the current version; "

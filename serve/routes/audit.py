@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from pipelines.identity.models import AuditEntryOut, Page, Principal
 from pipelines.identity.permissions import Action
+from serve.contract import errors
 from serve.deps import IdentityDep, PageParams, require
 
 AuditReader = Annotated[Principal, require(Action.AUDIT_READ)]
@@ -15,7 +16,8 @@ AuditReader = Annotated[Principal, require(Action.AUDIT_READ)]
 router = APIRouter(prefix="/audit", tags=["audit"])
 
 
-@router.get("", response_model=Page[AuditEntryOut], summary="Audit entries, newest first")
+@router.get("", response_model=Page[AuditEntryOut], summary="Audit entries, newest first",
+            responses=errors(codes={422: ["invalid_cursor"]}))
 async def list_audit(identity: IdentityDep, page: PageParams, principal: AuditReader,
                      action: Annotated[str | None, Query(max_length=64)] = None,
                      ) -> Page[AuditEntryOut]:

@@ -17,6 +17,7 @@ from pipelines.identity.models import (
     TokenPair,
 )
 from pipelines.identity.permissions import Action
+from serve.contract import errors
 from serve.deps import ClientAddress, IdentityDep, require
 
 Caller = Annotated[Principal, require(Action.SELF_READ)]
@@ -25,17 +26,20 @@ PasswordChanger = Annotated[Principal, require(Action.SELF_CHANGE_PASSWORD)]
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 5.1: tokens
+REFRESH_REFUSED = {401: ["invalid_token", "token_expired", "token_revoked"]}
 
 
 @router.post("/register", status_code=201, response_model=AuthResult,
-             summary="Create a studio and its first user (an admin)")
+             summary="Create a studio and its first user (an admin)",
+             responses=errors(codes={409: ["studio_taken"]}))
 async def register(body: RegisterRequest, identity: IdentityDep, client: ClientAddress,
                    response: Response) -> AuthResult:
     response.headers.update(NO_STORE)
     return await identity.users.register(body, client)
 
 
-@router.post("/login", response_model=AuthResult, summary="Log in with studio, email, password")
+@router.post("/login", response_model=AuthResult, summary="Log in with studio, email, password",
+             responses=errors(codes={401: ["invalid_credentials"], 429: ["login_throttled"]}))
 async def login(body: LoginRequest, identity: IdentityDep, client: ClientAddress,
                 response: Response) -> AuthResult:
     response.headers.update(NO_STORE)
@@ -43,7 +47,8 @@ async def login(body: LoginRequest, identity: IdentityDep, client: ClientAddress
 
 
 @router.post("/refresh", response_model=TokenPair,
-             summary="Rotate a refresh token: a new pair; the old token is spent")
+             summary="Rotate a refresh token: a new pair; the old token is spent",
+             responses=errors(codes=REFRESH_REFUSED))
 async def refresh(body: RefreshRequest, identity: IdentityDep, client: ClientAddress,
                   response: Response) -> TokenPair:
     response.headers.update(NO_STORE)
@@ -51,7 +56,8 @@ async def refresh(body: RefreshRequest, identity: IdentityDep, client: ClientAdd
 
 
 @router.post("/logout", status_code=204, response_class=Response,
-             summary="End the session (token family) of a refresh token")
+             summary="End the session (token family) of a refresh token",
+             responses=errors(codes=REFRESH_REFUSED))
 async def logout(body: RefreshRequest, identity: IdentityDep, client: ClientAddress) -> Response:
     await identity.sessions.logout(body.refresh_token, client)
     return Response(status_code=204)
@@ -63,7 +69,8 @@ async def me(identity: IdentityDep, principal: Caller) -> MeOut:
 
 
 @router.post("/password", response_model=AuthResult,
-             summary="Change the caller's password; every other session ends")
+             summary="Change the caller's password; every other session ends",
+             responses=errors(codes={422: ["wrong_current_password"]}))
 async def change_password(body: ChangePasswordRequest, identity: IdentityDep,
                           client: ClientAddress, response: Response,
                           principal: PasswordChanger) -> AuthResult:

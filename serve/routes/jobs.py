@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.errors import InvalidInput
 from pipelines.farm.jobs import JobService, TaskNotFound
 from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit
+from pipelines.farm.views import (
+    JobOut,
+    JobPage,
+    JobPreviewOut,
+    NodeList,
+    TaskLogOut,
+    TaskOut,
+    TaskPage,
+)
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
-from serve.deps import require
+from serve.contract import errors
+from serve.deps import Cursor, require
 
 router = APIRouter(tags=["farm"])
 Reader = Annotated[Principal, require(Action.JOB_READ)]
@@ -24,34 +34,42 @@ def get_jobs(request: Request) -> JobService:
 
 
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+JOB_NOT_FOUND = {404: ["job_not_found"]}
+TASK_NOT_FOUND = {404: ["task_not_found"]}
 
 
-@router.post("/jobs", status_code=201,
-             summary="Submit a job (preview, render; command and command renders for TDs)")
-async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict[str, Any]:
+@router.post("/jobs", status_code=201, response_model=JobOut,
+             summary="Submit a job (preview, render; command and command renders for TDs)",
+             responses=errors(codes={
+                 404: ["version_not_found", "asset_not_found"],
+                 422: ["command_missing", "render_missing", "frames_missing", "target_missing",
+                       "invalid_frame_range", "bad_template", "target_not_render",
+                       "scene_missing", "scene_unsupported"]}))
+async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict:
     return await jobs.submit(who, body)
 
 
-@router.get("/jobs", summary="The studio's jobs, newest first")
+@router.get("/jobs", response_model=JobPage, summary="The studio's jobs, newest first",
+            responses=errors(codes={422: ["invalid_cursor"]}))
 async def list_jobs(jobs: JobsDep, who: Reader,
                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+                    cursor: Cursor = None,
                     status: JobStatus | None = None, kind: JobKind | None = None,
                     submitter: Annotated[str | None, Query(max_length=64)] = None) -> dict:
     return await jobs.list_jobs(who, limit=limit, cursor=cursor, status=status, kind=kind,
                            submitter=submitter)
 
 
-@router.get("/jobs/{job_id}", summary="One job with its counts by task state (and, for "
-            "renders, frame totals)")
-async def get_job(job_id: str, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=JobOut, summary="One job with its counts by task "
+            "state (and, for renders, frame totals)", responses=errors(codes=JOB_NOT_FOUND))
+async def get_job(job_id: str, jobs: JobsDep, who: Reader) -> dict:
     return await jobs.public(who, job_id)
 
 
-@router.get("/jobs/{job_id}/preview",
-            summary="Presigned URLs of a render job's latest progressive preview and movie")
-async def job_preview(job_id: str, request: Request, jobs: JobsDep,
-                      who: Reader) -> dict[str, Any]:
+@router.get("/jobs/{job_id}/preview", response_model=JobPreviewOut,
+            summary="Presigned URLs of a render job's latest progressive preview and movie",
+            responses=errors(codes=JOB_NOT_FOUND))
+async def job_preview(job_id: str, request: Request, jobs: JobsDep, who: Reader) -> dict:
     platform = request.app.state.platform
     ttl = platform.settings.download_url_ttl_s
     shown = await jobs.previews(who, job_id)
@@ -61,12 +79,15 @@ async def job_preview(job_id: str, request: Request, jobs: JobsDep,
     return shown | {"expires_in_s": ttl}
 
 
-@router.patch("/jobs/{job_id}", summary="Change a job's priority")
-async def patch_job(job_id: str, body: JobPatch, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+@router.patch("/jobs/{job_id}", response_model=JobOut, summary="Change a job's priority",
+              responses=errors(codes=JOB_NOT_FOUND))
+async def patch_job(job_id: str, body: JobPatch, jobs: JobsDep, who: Reader) -> dict:
     return await jobs.set_priority(who, job_id, body.priority)
 
 
-@router.post("/jobs/{job_id}/{action}",
+@router.post("/jobs/{job_id}/{action}", response_model=JobOut,
+             responses=errors(codes=JOB_NOT_FOUND | {409: ["job_state", "nothing_to_retry"],
+                                                     422: ["requeue_not_pause"]}),
              summary="pause, resume, cancel, or retry (failed and dead tasks again)",
              description="cancel stops leased and running tasks on their nodes; pause lets "
              "them finish, or with `requeue=true` stops them and queues them again without "
@@ -75,28 +96,32 @@ async def steer_job(job_id: str, action: Literal["pause", "resume", "cancel", "r
                     jobs: JobsDep, who: Reader,
                     requeue: Annotated[bool, Query(description="pause only: stop running "
                                                    "tasks and queue them again")] = False,
-                    ) -> dict[str, Any]:
+                    ) -> dict:
     if requeue and action != "pause":
         raise InvalidInput("`requeue` applies to pause only", code="requeue_not_pause")
     return await jobs.steer(who, job_id, action, requeue=requeue)
 
 
-@router.get("/jobs/{job_id}/tasks", summary="A job's tasks in order")
+@router.get("/jobs/{job_id}/tasks", response_model=TaskPage, summary="A job's tasks in order",
+            responses=errors(codes=JOB_NOT_FOUND | {422: ["invalid_cursor"]}))
 async def job_tasks(job_id: str, jobs: JobsDep, who: Reader,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-                    cursor: Annotated[str | None, Query(max_length=1024)] = None) -> dict:
+                    cursor: Cursor = None) -> dict:
     items, next_cursor = await jobs.tasks(who, job_id, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.post("/tasks/{task_id}/kill", summary="Stop a running task (it ends failed)")
-async def kill_task(task_id: str, jobs: JobsDep, who: Reader) -> dict[str, Any]:
+@router.post("/tasks/{task_id}/kill", response_model=TaskOut,
+             summary="Stop a running task (it ends failed)",
+             responses=errors(codes=TASK_NOT_FOUND | {409: ["task_not_running"]}))
+async def kill_task(task_id: str, jobs: JobsDep, who: Reader) -> dict:
     return await jobs.kill(who, task_id)
 
 
-@router.get("/tasks/{task_id}/log", summary="A presigned URL of the task's latest log")
-async def task_log(task_id: str, request: Request, jobs: JobsDep,
-                   who: Reader) -> dict[str, Any]:
+@router.get("/tasks/{task_id}/log", response_model=TaskLogOut,
+            summary="A presigned URL of the task's latest log",
+            responses=errors(codes={404: ["task_not_found", "log_not_found"]}))
+async def task_log(task_id: str, request: Request, jobs: JobsDep, who: Reader) -> dict:
     platform = request.app.state.platform
     task = await jobs.task_doc(who, task_id)
     if not task.get("log_key"):
@@ -106,6 +131,7 @@ async def task_log(task_id: str, request: Request, jobs: JobsDep,
     return {"task_id": task_id, "attempt": task["attempt"], "url": url}
 
 
-@router.get("/farm/nodes", summary="Farm nodes: slots, running tasks, circuit, heartbeat")
-async def farm_nodes(jobs: JobsDep, who: FarmReader) -> dict[str, Any]:
-    return {"items": await jobs.nodes(who)}
+@router.get("/farm/nodes", response_model=NodeList,
+            summary="Farm nodes: slots, running tasks, circuit, heartbeat")
+async def farm_nodes(jobs: JobsDep, who: FarmReader) -> dict:
+    return {"items": await jobs.nodes(who), "next_cursor": None}

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from pipelines.identity.models import Page, Principal, UserCreate, UserOut, UserPatch
 from pipelines.identity.permissions import Action
+from serve.contract import errors
 from serve.deps import IdentityDep, PageParams, require
 
 UserCreator = Annotated[Principal, require(Action.USER_CREATE)]
@@ -17,26 +18,32 @@ UserEditor = Annotated[Principal, require(Action.USER_UPDATE)]
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.post("", status_code=201, response_model=UserOut, summary="Create a user")
+@router.post("", status_code=201, response_model=UserOut, summary="Create a user",
+             responses=errors(codes={403: ["role_not_allowed", "role_too_high"],
+                                     409: ["email_taken"]}))
 async def create_user(body: UserCreate, identity: IdentityDep,
                       principal: UserCreator) -> UserOut:
     return await identity.users.create(principal, body)
 
 
-@router.get("", response_model=Page[UserOut], summary="List the studio's users")
+@router.get("", response_model=Page[UserOut], summary="List the studio's users",
+            responses=errors(codes={422: ["invalid_cursor"]}))
 async def list_users(identity: IdentityDep, page: PageParams,
                      principal: UserReader) -> Page[UserOut]:
     return await identity.users.list(principal, limit=page.limit, cursor=page.cursor)
 
 
-@router.get("/{user_id}", response_model=UserOut, summary="One user")
+@router.get("/{user_id}", response_model=UserOut, summary="One user",
+            responses=errors(codes={404: ["user_not_found"]}))
 async def get_user(user_id: str, identity: IdentityDep,
                    principal: UserReader) -> UserOut:
     return await identity.users.get(principal, user_id)
 
 
 @router.patch("/{user_id}", response_model=UserOut,
-              summary="Rename, change role, deactivate or reactivate a user")
+              summary="Rename, change role, deactivate or reactivate a user",
+              responses=errors(codes={403: ["role_not_allowed", "role_too_high"],
+                                      404: ["user_not_found"], 409: ["last_admin"]}))
 async def update_user(user_id: str, body: UserPatch, identity: IdentityDep,
                       principal: UserEditor) -> UserOut:
     return await identity.users.update(principal, user_id, body)

@@ -1,0 +1,136 @@
+"""What the API answers about jobs, tasks and farm nodes (shared with the SDK).
+
+`public_job` and `public_task` in models.py make these shapes from stored documents.
+Times are ISO 8601 strings in UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipelines.farm.models import JobKind, JobStatus, TaskState
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
+                                 examples=["2026-05-14T09:30:00.000+00:00"])]
+
+
+class RequirementsOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    slots: float
+    gpus: int
+    memory_bytes: int
+    tags: list[str]
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: JobKind
+    name: str
+    status: JobStatus
+    priority: int
+    submitted_by: str
+    requirements: RequirementsOut
+    max_attempts: int
+    task_timeout_s: float
+    task_count: int
+    counts: dict[str, int] = Field(description="Tasks by state.")
+    reason: str | None = Field(description="Why the job failed, when it did.")
+    bad_nodes: list[str]
+    target: dict[str, Any] | None = Field(description="What the job works on (asset and "
+                                                      "version; for renders, the scene).")
+    render: dict[str, Any] | None = Field(description="Render jobs: the render options, "
+                                          "frames, progressive preview and totals.")
+    created_at: Timestamp
+    updated_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class AttemptOut(BaseModel):
+    attempt: int | None
+    node_id: str | None
+    ok: bool | None
+    failure_class: str | None
+    exit_code: int | None
+    wall_s: float | None
+    finished_at: Timestamp | None
+
+
+class TaskOut(BaseModel):
+    id: str
+    job_id: str
+    index: int
+    frames: list[int]
+    depends_on: list[str]
+    state: TaskState
+    attempt: int
+    node_id: str | None
+    lease_expires_at: Timestamp | None
+    progress: float
+    kind: str | None
+    exit_code: int | None
+    error_class: str | None
+    error: str | None
+    log_key: str | None
+    outputs: list[Any]
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    retry_at: Timestamp | None = Field(description="When a failed attempt runs again; null "
+                                                   "when no retry is waiting.")
+    metrics: dict[str, Any]
+    history: list[AttemptOut] = Field(description="Every finished attempt, oldest first.")
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class TaskLogOut(BaseModel):
+    task_id: str
+    attempt: int
+    url: str = Field(description="Presigned GET URL of the log of the latest attempt.")
+
+
+class ProgressivePreview(BaseModel):
+    url: str
+    frames: int = Field(description="Frames the preview shows.")
+    of: int = Field(description="Frames of the whole job.")
+
+
+class PublishedMovie(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    asset_id: str
+    version: int
+    url: str
+
+
+class JobPreviewOut(BaseModel):
+    progressive: ProgressivePreview | None
+    movie: PublishedMovie | None
+    expires_in_s: int
+
+
+class NodeOut(BaseModel):
+    node_id: str
+    name: str
+    slots: float
+    slots_used: float
+    gpus: int
+    tags: list[str]
+    circuit: str = Field(description="closed (gets work), open or half_open.")
+    running_tasks: int
+    my_tasks: list[str] = Field(description="Running tasks of the caller's studio.")
+    last_heartbeat_at: Timestamp | None
+
+
+class NodeList(BaseModel):
+    items: list[NodeOut]
+    next_cursor: str | None = Field(None, description="Always null: every node is on one "
+                                                      "page.")
