@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from pipelines.embedded import EmbeddedServices
+from tests.support import contract
 from tests.support.services import test_settings, wait_ready
 
 
@@ -67,7 +68,8 @@ def api(settings, ray_cluster) -> Iterator[str]:
 
 @pytest.fixture
 async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+    # Every answer is checked against the OpenAPI document (tests/support/contract.py).
+    async with contract.client(base_url=api, timeout=30) as client:
         yield client
 
 

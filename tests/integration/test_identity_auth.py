@@ -13,6 +13,7 @@ import jwt
 import pytest
 
 from tests.integration.test_http_contract import assert_error
+from tests.support import contract
 from tests.support.identity import (
     PASSWORD,
     add_member,
@@ -160,7 +161,7 @@ async def test_two_truly_concurrent_refreshes_one_wins_then_both_are_out(http, a
     token = ctx.admin.refresh_token
 
     async def refresh_on_own_connection() -> httpx.Response:
-        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+        async with contract.client(base_url=api, timeout=30) as client:
             return await client.post(REFRESH, json={"refresh_token": token})
 
     answers = await asyncio.gather(*(refresh_on_own_connection() for _ in range(2)))

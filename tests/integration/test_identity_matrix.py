@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.support import contract
 from tests.support.assets import create_asset, upload_simple
 from tests.support.identity import (
     PASSWORD,
@@ -153,7 +154,7 @@ MATRIX: list[Case] = [
 
 @pytest.fixture(scope="module")
 async def world(api) -> World:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+    async with contract.client(base_url=api, timeout=30) as http:
         a = await register_studio(http, roles=("artist", "director", "td"))
         b = await register_studio(http, roles=())
     return World(a, b)

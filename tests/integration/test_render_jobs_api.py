@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import contract
 from tests.support.assets import create_asset, upload_simple
 from tests.support.farm import tasks_of
 from tests.support.identity import register_studio
@@ -15,9 +16,8 @@ NEVER = {"requirements": {"tags": ["render-api-never"]}}  # stays queued on any 
 
 @pytest.fixture(scope="module")
 async def studio(api):
-    import httpx
 
-    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+    async with contract.client(base_url=api, timeout=30) as http:
         return await register_studio(http, roles=("td", "artist"))
 
 

@@ -12,6 +12,7 @@ import hashlib
 import httpx
 import pytest
 
+from tests.support import contract
 from tests.support.assets import MIB, chunks, create_asset, declare, upload_simple
 from tests.support.identity import register_studio
 from tests.support.media import padded
@@ -22,7 +23,7 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture
 async def gateway(api, settings):
-    async with httpx.AsyncClient(base_url=settings.upload_url, timeout=60) as client:
+    async with contract.client(base_url=settings.upload_url, timeout=60) as client:
         yield client
 
 

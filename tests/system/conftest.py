@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from tests.support import contract
 from tests.support.system import FarmUp, farm_up, processes_with
 
 
@@ -28,12 +29,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FarmUp]:
 
 @pytest.fixture
 async def api(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stack.api, timeout=30) as client:
+    async with contract.client(base_url=stack.api, timeout=30) as client:
         yield client
 
 
 @pytest.fixture
 async def gateway(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
     """The upload gateway, where a frontend sends file bytes (docs/assets.md)."""
-    async with httpx.AsyncClient(base_url=stack.uploads, timeout=60) as client:
+    async with contract.client(base_url=stack.uploads, timeout=60) as client:
         yield client

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import signal
 
-import httpx
-
+from tests.support import contract
 from tests.support.farm import submit, tasks_of, wait_job
 from tests.support.system import appears, farm_up, gone
 from tests.system.test_first_run import PASSWORD, register
@@ -16,7 +15,7 @@ from tests.system.test_first_run import PASSWORD, register
 async def test_a_task_running_when_farm_up_stops_is_stopped_and_runs_after_a_restart(tmp_path):
     first = farm_up(tmp_path)
     try:
-        async with httpx.AsyncClient(base_url=first.api, timeout=30) as api:
+        async with contract.client(base_url=first.api, timeout=30) as api:
             _, headers = await register(api, "restart")
             job = await submit(api, headers, max_attempts=1, command=[
                 "/bin/sh", "-c", "sleep 3.75 && exec sleep 389.5 || true"])
@@ -27,7 +26,7 @@ async def test_a_task_running_when_farm_up_stops_is_stopped_and_runs_after_a_res
     again = first.start_again(tmp_path / "farm-up-2.log")
     try:
         again.wait_for(r"Ctrl-C stops everything", timeout_s=240)
-        async with httpx.AsyncClient(base_url=first.api, timeout=30) as api:
+        async with contract.client(base_url=first.api, timeout=30) as api:
             login = await api.post("/api/v1/auth/login", json={
                 "studio": "restart", "email": "ada@restart.example", "password": PASSWORD})
             headers = {"Authorization": f"Bearer {login.json()['access_token']}"}

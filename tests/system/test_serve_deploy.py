@@ -10,10 +10,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import httpx
 import yaml
 
 from pipelines.embedded import EmbeddedServices, free_port
+from tests.support import contract
 from tests.support.farm import submit, wait_job
 from tests.support.services import wait_ready
 from tests.support.system import BIN, launch, processes_with, user_env
@@ -61,7 +61,7 @@ async def test_serve_deploy_runs_the_farm(tmp_path):
         base = f"http://127.0.0.1:{api_port}"
         ready = await asyncio.to_thread(wait_ready, base, 240)
         assert ready.json()["checks"]["dispatcher"]["status"] == "ok"
-        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        async with contract.client(base_url=base, timeout=30) as api:
             _, headers = await register(api, "deployed")
             job = await submit(api, headers, command=["true"], frames="1-3")
             done = await wait_job(api, headers, job["id"], timeout_s=120)
