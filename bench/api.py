@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -34,31 +35,46 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from bench._harness import Row, Table, add_json_option, register, write_json
 from pipelines.embedded import EmbeddedServices, child_setup, free_port
-from tests.support.services import wait_ready
 
 ENDPOINTS = {"health": "/health", "assets": "/api/v1/assets?limit=50"}
 ASSETS = 60
 
-# name: (environment for Ray and Serve, Settings overrides, what it changes)
-VARIANTS: dict[str, tuple[dict[str, str], dict[str, object], str]] = {
-    "default": ({}, {}, "Settings defaults: 2 replicas, max_ongoing_requests 200"),
-    "throughput": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {},
-                   "RAY_SERVE_THROUGHPUT_OPTIMIZED=1"),
-    "no-thread": ({"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}, {},
-                  "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0"),
-    "1-replica": ({}, {"api_replicas": 1}, "api_replicas=1"),
-    "4-replicas": ({}, {"api_replicas": 4}, "api_replicas=4"),
-    "ongoing-5": ({}, {"api_max_ongoing_requests": 5},
-                  "max_ongoing_requests=5 (Serve's own default)"),
-    "throughput-1-replica": ({"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, {"api_replicas": 1},
-                             "RAY_SERVE_THROUGHPUT_OPTIMIZED=1, api_replicas=1"),
+
+
+@dataclass
+class Variant:
+    what: str
+    env: dict[str, str] = field(default_factory=dict)  # for Ray and Serve, read at start
+    settings: dict[str, object] = field(default_factory=dict)  # Settings overrides
+    # Api deployment options over those `build_app` sets (then `serve.run` is called here,
+    # as `deployments.start` does, with the options changed).
+    deployment: dict[str, object] = field(default_factory=dict)
+
+
+VARIANTS = {
+    "default": Variant("Settings defaults: 2 replicas, max_ongoing_requests 200"),
+    "throughput": Variant("RAY_SERVE_THROUGHPUT_OPTIMIZED=1",
+                          {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+    "no-thread": Variant("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0",
+                         {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}),
+    "no-stderr-log": Variant("RAY_SERVE_LOG_TO_STDERR=0 (Serve logs to files only)",
+                             {"RAY_SERVE_LOG_TO_STDERR": "0"}),
+    "no-access-log": Variant("Api deployment logging_config enable_access_log=False",
+                             deployment={"logging_config": {"enable_access_log": False}}),
+    "1-replica": Variant("api_replicas=1", settings={"api_replicas": 1}),
+    "4-replicas": Variant("api_replicas=4", settings={"api_replicas": 4}),
+    "ongoing-5": Variant("max_ongoing_requests=5 (Serve's own default)",
+                         settings={"api_max_ongoing_requests": 5}),
+    "throughput-1-replica": Variant("RAY_SERVE_THROUGHPUT_OPTIMIZED=1, api_replicas=1",
+                                    {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+                                    {"api_replicas": 1}),
 }
 DEFAULT_VARIANTS = ["default", "throughput", "no-thread", "1-replica"]
 
@@ -183,13 +199,33 @@ def run_serve_child(values: dict, port: int) -> None:
 
     from serve import deployments
 
+    options = values.pop("_deployment", {})
+    settings = _settings(values, port)
     ray.init(address="local", namespace="studio-farm", include_dashboard=False,
              logging_level=logging.WARNING)
     try:
-        deployments.start(_settings(values, port))
+        if options:
+            _start_with_options(deployments, settings, options)
+        else:
+            deployments.start(settings)  # the path `farm up` takes
         sys.stdin.read()  # serve until the parent closes our stdin
     finally:
         ray.shutdown()
+
+
+def _start_with_options(deployments, settings, options: dict) -> None:
+    """`deployments.start` with the Api deployment's options changed."""
+    from ray import serve
+
+    upload_gateway = deployments.launch_farm(settings)
+    serve.start(http_options={"host": settings.api_host, "port": settings.api_port})
+    app = deployments.Api.options(
+        num_replicas=settings.api_replicas,
+        max_ongoing_requests=settings.api_max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.api_replica_cpus}, **options,
+    ).bind(settings)
+    serve.run(app, name=deployments.APP_NAME, route_prefix="/")
+    deployments.gateway.wait_gateway(upload_gateway)
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -203,13 +239,26 @@ def side(kind: str, settings_file: Path, env: dict[str, str], args: argparse.Nam
     started = time.perf_counter()
     child = _child(kind, settings_file, env, port, log)
     try:
-        wait_ready(base, timeout_s=180)
+        _wait_ready(child, base, log)
         start_s = time.perf_counter() - started
         headers = headers or seed(base)
         time.sleep(args.settle)  # let the start's own work (workers, imports) die down
         return measure(base, headers, args), headers, start_s
     finally:
         _stop(child, kind)
+
+
+def _wait_ready(child: subprocess.Popen, base: str, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            raise RuntimeError(f"server exited ({child.returncode}):\n" + "\n".join(tail))
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"server at {base} not ready after {timeout_s:.0f} s; see {log}")
 
 
 def main() -> None:
@@ -244,14 +293,12 @@ def run_all(settings_file: Path, args: argparse.Namespace, log: Path) -> dict:
     results = {"uvicorn": (base_loads, base_start)}
     print(f"uvicorn: {_line(base_loads)}", flush=True)
     for name in args.variants:
-        env, overrides, _ = VARIANTS[name]
-        if overrides:  # Settings overrides travel in a settings file of their own
-            values = json.loads(settings_file.read_text()) | overrides
-            file = settings_file.with_name(f"bench-settings-{name}.json")
-            file.write_text(json.dumps(values))
-        else:
-            file = settings_file
-        loads, _, start_s = side("serve", file, env, args, headers, log)
+        variant = VARIANTS[name]
+        # Settings and deployment overrides travel in a settings file of their own.
+        values = json.loads(settings_file.read_text()) | variant.settings
+        file = settings_file.with_name(f"bench-settings-{name}.json")
+        file.write_text(json.dumps({**values, "_deployment": variant.deployment}))
+        loads, _, start_s = side("serve", file, variant.env, args, headers, log)
         results[name] = (loads, start_s)
         print(f"serve {name}: {_line(loads)}", flush=True)
     return results
@@ -283,11 +330,48 @@ def report(results: dict, args: argparse.Namespace) -> None:
     table = _variants_table(results, reference)
     for line in table.rows:
         print("  ".join(str(cell) for cell in line))
-    write_json(args.json, "api", rows, tables=[table], details={
+    notes = _verdicts(results, reference)
+    for note in notes:
+        print(note)
+    write_json(args.json, "api", rows, tables=[table], notes=notes + KNOBS, details={
         "concurrency": args.concurrency, "duration_s": args.duration,
         "sides": {name: {"start_s": round(start, 1),
                          **{e: load.summary() for e, load in loads.items()}}
                   for name, (loads, start) in results.items()}})
+
+
+def _verdicts(results: dict, reference: str) -> list[str]:
+    """Each tuned variant against the reference: helped only if every endpoint's
+    throughput rose by 10 % or more; a run on a busy machine moves figures by about that."""
+    ref = results[reference][0]
+    notes = []
+    for name, (loads, _) in results.items():
+        if name in ("uvicorn", reference):
+            continue
+        rates = {e: loads[e].rate / ref[e].rate for e in ENDPOINTS}
+        p99s = {e: loads[e].percentile(99) / ref[e].percentile(99) for e in ENDPOINTS}
+        verdict = ("helped" if min(rates.values()) >= 1.1 else
+                   "hurt" if max(rates.values()) <= 0.9 else "no clear change (within ±10 %)")
+        figures = "; ".join(f"{e} req/s x{rates[e]:.2f}, p99 x{p99s[e]:.2f}" for e in ENDPOINTS)
+        notes.append(f"Tuning `{VARIANTS[name].what}` against Serve {reference}: {figures}: "
+                     f"**{verdict}**.")
+    return notes
+
+
+KNOBS = [
+    "`RAY_SERVE_THROUGHPUT_OPTIMIZED=1` (read when Ray starts; set it in the environment of "
+    "`ray start`/`farm up`) turns on, unless set otherwise: user code on the replica's main "
+    "event loop (`RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0`), the router in the caller's "
+    "loop, gRPC between proxy and replicas, direct ingress (each replica also listens on an "
+    "HTTP port from 30000-31000), no Serve logs to stderr (files only), and a frozen GC "
+    "after start.",
+    "`RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0` alone saves a thread hop per request; "
+    "the price: a handler that blocks its event loop stalls the replica's own health "
+    "checks and every other request on it (our handlers are async and push blocking calls "
+    "to threads).",
+    "Replicas and `max_ongoing_requests` are Settings (`api_replicas`, "
+    "`api_max_ongoing_requests`); on one machine more replicas share the same cores.",
+]
 
 
 def _variants_table(results: dict, reference: str) -> Table:
@@ -297,7 +381,8 @@ def _variants_table(results: dict, reference: str) -> Table:
                     f"{name} req/s vs Serve {reference}"]
     rows = []
     for side_name, (loads, start_s) in results.items():
-        what = "plain uvicorn, one process" if side_name == "uvicorn" else VARIANTS[side_name][2]
+        what = ("plain uvicorn, one process" if side_name == "uvicorn"
+                else VARIANTS[side_name].what)
         row: list[object] = [side_name, what, f"{start_s:.0f}"]
         for name in ENDPOINTS:
             load, ref = loads[name], results[reference][0][name]
