@@ -61,5 +61,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy pipelines
 
+# Every benchmark once, each beside its baseline (under 15 min on 2 cores); writes
+# docs/performance.md. BENCH_ARGS="--only api dispatch" runs a few; see bench/all.py.
+bench: setup
+	$(VENV)/bin/python -m bench.all $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache
