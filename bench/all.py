@@ -14,6 +14,7 @@ command that reruns each. `make bench` calls it; the sizes below keep the whole 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import json
 import os
@@ -44,8 +45,8 @@ class Bench:
 
 
 BENCHMARKS = [
-    Bench("api", ["bench.api"], "default: 16 clients, 8 s per endpoint; uvicorn + "
-          "4 Serve variants"),
+    Bench("api", ["bench.api"], "default: 16 clients, 6 s per endpoint; uvicorn + "
+          "5 Serve variants"),
     Bench("dispatch", ["bench.dispatch", "--tasks", "2000"], "default: 2,000 tasks"),
     Bench("preview", ["bench.preview", "--runs", "2"],
           "quick: 2 runs of each side (default 3), 30 s clip"),
@@ -82,7 +83,8 @@ def run_one(bench: Bench, results: Path) -> dict:
     print(f"=== {bench.name}: {status} in {wall:.0f} s", flush=True)
     record = json.loads(out.read_text()) if out.exists() else {"rows": [], "tables": []}
     run = {"name": bench.name, "command": bench.command, "size": bench.size,
-           "status": status, "wall_s": round(wall, 1), "log": str(log)}
+           "status": status, "wall_s": round(wall, 1), "log": str(log),
+           "load_after": round(os.getloadavg()[0], 1)}
     out.write_text(json.dumps({**record, "run": run}, indent=2) + "\n")
     return {**record, "run": run}
 
@@ -148,16 +150,25 @@ def render(records: list[dict], info: dict) -> str:
         "servers, a local Ray cluster) beside a baseline on the same machine, one after the "
         "other; the ratio is ours / baseline, and the *better* column says which way is good.",
         "",
-        f"Run: {info['date']}, `make bench` wall time {info['total_s'] / 60:.1f} min; "
+        f"Run: {info['date']}, wall time {info['total_s'] / 60:.1f} min (the benchmarks' "
+        f"own wall times add up to {sum(r['run']['wall_s'] for r in records) / 60:.1f} min); "
         f"1-minute load average {info['load_before']:.1f} before, {info['load_after']:.1f} "
         "after.",
     ]
+    cores = os.cpu_count() or 1
+    loads = [info["load_before"], info["load_after"]] + [
+        r["run"].get("load_after", 0) for r in records]
+    if max(loads) > 0.75 * cores:
+        lines += ["", f"**Busy machine:** a load average up to {max(loads):.1f} on {cores} "
+                  "cores means other work shared the cores with this run; its figures are "
+                  "noisy, ratios less so than absolute figures. Rerun on a quiet machine."]
     if info.get("note"):
         lines += ["", f"**Note:** {info['note']}"]
     lines += ["", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in info["machine"].items()]
     lines += ["", "## Results", "",
-              "| benchmark | what is measured | baseline | ours | ratio | better | target |",
+              "| benchmark | what is measured | baseline | ours | ratio ours / baseline | better "
+              "| target |",
               "|---|---|---|---|---|---|---|"]
     for record in records:
         name = record["run"]["name"]
@@ -171,21 +182,38 @@ def render(records: list[dict], info: dict) -> str:
                 f"{_num(row['ours_value'])} {unit} | **{_num(row['ratio'])}** | "
                 f"{row['better']} | {row['target']} |")
     lines += ["", "## Rerun each", "",
-              "| benchmark | command (`make bench` size) | size | wall time | status |",
-              "|---|---|---|---|---|"]
+              "| benchmark | command (`make bench` size) | size | wall time | load average "
+              "at its end | status |",
+              "|---|---|---|---|---|---|"]
     for record in records:
         run = record["run"]
         lines.append(f"| {run['name']} | `{run['command']}` | {run['size']} | "
-                     f"{run['wall_s']:.0f} s | {run['status']} |")
+                     f"{run['wall_s']:.0f} s | {run.get('load_after', '')} | {run['status']} |")
     for record in records:
         lines += _details(record)
     return "\n".join(lines) + "\n"
 
 
+def _method(command: str) -> str:
+    """The benchmark module's docstring up to its usage lines: how it measures."""
+    module = command.split(" -m ", 1)[1].split()[0]
+    path = ROOT / (module.replace(".", "/") + ".py")
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    kept = []
+    for paragraph in doc.split("\n\n"):
+        if paragraph.lstrip().startswith(".venv/"):
+            break
+        if paragraph.startswith("- "):  # a list: one item a line
+            kept.append("\n".join("- " + " ".join(item.split())
+                                  for item in paragraph[2:].split("\n- ")))
+        else:
+            kept.append(" ".join(paragraph.split()))
+    return "\n\n".join(kept)
+
+
 def _details(record: dict) -> list[str]:
-    if not (record.get("tables") or record.get("notes")):
-        return []
-    lines = ["", f"## {record['run']['name']}", "", f"`{record['run']['command']}`"]
+    lines = ["", f"## {record['run']['name']}", "", f"`{record['run']['command']}`", "",
+             _method(record["run"]["command"])]
     for table in record.get("tables", []):
         lines += ["", f"{table['title']}:", "",
                   "| " + " | ".join(table["columns"]) + " |",
@@ -210,8 +238,6 @@ def main() -> None:
     if args.render_only:
         folder = Path(args.render_only)
         info = json.loads((folder / "run.json").read_text())
-        records = [json.loads((folder / f"{b.name}.json").read_text()) for b in BENCHMARKS
-                   if (folder / f"{b.name}.json").exists()]
     else:
         folder = Path(args.results or tempfile.mkdtemp(prefix="farm-bench-results-"))
         folder.mkdir(parents=True, exist_ok=True)
@@ -219,8 +245,12 @@ def main() -> None:
         info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "load_before": os.getloadavg()[0], "machine": machine()}
         started = time.perf_counter()
-        records = [run_one(bench, folder) for bench in chosen]
+        for bench in chosen:
+            run_one(bench, folder)
         info |= {"total_s": time.perf_counter() - started, "load_after": os.getloadavg()[0]}
+    # Every record in the folder: `--results DIR --only NAME` reruns one into a full page.
+    records = [json.loads((folder / f"{b.name}.json").read_text()) for b in BENCHMARKS
+               if (folder / f"{b.name}.json").exists()]
     if args.note:
         info["note"] = args.note
     (folder / "run.json").write_text(json.dumps(info, indent=2) + "\n")

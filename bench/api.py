@@ -11,8 +11,10 @@ a bearer token, 60 assets, created through the HTTP API) serve every side:
 
 Each side gets `--concurrency` clients (one `httpx.AsyncClient` in this process, one
 keep-alive connection per client) for `--duration` seconds per endpoint, after a warm-up:
-`GET /health` and `GET /api/v1/assets?limit=50`. Printed: requests/s, p50 and p99 per side,
-the Serve/uvicorn ratio for the default variant, and each tuned variant against it.
+`GET /health` and `GET /api/v1/assets?limit=50`. uvicorn is measured first and again last
+(it idles in between), so drift in the machine's load shows; its figures are both windows
+together. Printed: requests/s, p50 and p99 per side, the Serve/uvicorn ratio for the
+default variant, and each tuned variant against it (a change under 10 % is called noise).
 
     .venv/bin/python -m bench.api
     .venv/bin/python -m bench.api --variants default throughput --duration 5
@@ -76,7 +78,7 @@ VARIANTS = {
                                     {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
                                     {"api_replicas": 1}),
 }
-DEFAULT_VARIANTS = ["default", "throughput", "no-thread", "1-replica"]
+DEFAULT_VARIANTS = ["default", "throughput", "no-thread", "no-access-log", "1-replica"]
 
 
 @dataclass
@@ -94,6 +96,10 @@ class Load:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
+    def merge(self, other: Load) -> Load:
+        return Load(self.requests + other.requests, self.errors + other.errors,
+                    self.seconds + other.seconds, self.latencies_ms + other.latencies_ms)
+
     def summary(self) -> dict:
         return {"req_per_s": round(self.rate, 1), "p50_ms": round(self.percentile(50), 2),
                 "p99_ms": round(self.percentile(99), 2), "requests": self.requests,
@@ -102,8 +108,8 @@ class Load:
 
 async def _load(base: str, path: str, headers: dict, concurrency: int, warmup_s: float,
                 duration_s: float) -> Load:
-    """`concurrency` clients in a closed loop; only requests that start and end inside
-    the timed window count."""
+    """`concurrency` clients in a closed loop; the requests that complete inside the
+    timed window count (throughput = completions / window)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
     errors = [0]
@@ -123,7 +129,7 @@ async def _load(base: str, path: str, headers: dict, concurrency: int, warmup_s:
                 except httpx.HTTPError:
                     ok = False
                 finished = time.perf_counter()
-                if started >= begin and finished <= end:
+                if begin <= finished <= end:  # completions inside the window
                     if ok:
                         latencies.append((finished - started) * 1000)
                     else:
@@ -231,19 +237,16 @@ def _start_with_options(deployments, settings, options: dict) -> None:
 # --- the run ---------------------------------------------------------------------------
 
 
-def side(kind: str, settings_file: Path, env: dict[str, str], args: argparse.Namespace,
-         headers: dict | None, log: Path) -> tuple[dict[str, Load], dict, float]:
-    """Start one server, seed if asked, measure, stop it; returns loads, headers, start s."""
+@contextlib.contextmanager
+def server(kind: str, settings_file: Path, env: dict[str, str], log: Path):
+    """One server process, ready; yields its base URL and how long it took to start."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     child = _child(kind, settings_file, env, port, log)
     try:
         _wait_ready(child, base, log)
-        start_s = time.perf_counter() - started
-        headers = headers or seed(base)
-        time.sleep(args.settle)  # let the start's own work (workers, imports) die down
-        return measure(base, headers, args), headers, start_s
+        yield base, time.perf_counter() - started
     finally:
         _stop(child, kind)
 
@@ -272,7 +275,9 @@ def main() -> None:
     services = EmbeddedServices(data_dir)
     try:
         values = {"env": "test", "data_dir": str(data_dir), "upload_port": free_port(),
-                  "bcrypt_rounds": 4, "rate_limit_requests": 10**9, **services.start()}
+                  "bcrypt_rounds": 4, "rate_limit_requests": 10**9,
+                  "access_token_ttl_s": 3600,  # one token lasts a slow run
+                  **services.start()}
         values = {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
                   for k, v in values.items()}
         settings_file = data_dir / "bench-settings.json"
@@ -289,19 +294,28 @@ def main() -> None:
 
 
 def run_all(settings_file: Path, args: argparse.Namespace, log: Path) -> dict:
-    base_loads, headers, base_start = side("uvicorn", settings_file, {}, args, None, log)
-    results = {"uvicorn": (base_loads, base_start)}
-    print(f"uvicorn: {_line(base_loads)}", flush=True)
-    for name in args.variants:
-        variant = VARIANTS[name]
-        # Settings and deployment overrides travel in a settings file of their own.
-        values = json.loads(settings_file.read_text()) | variant.settings
-        file = settings_file.with_name(f"bench-settings-{name}.json")
-        file.write_text(json.dumps({**values, "_deployment": variant.deployment}))
-        loads, _, start_s = side("serve", file, variant.env, args, headers, log)
-        results[name] = (loads, start_s)
-        print(f"serve {name}: {_line(loads)}", flush=True)
-    return results
+    """uvicorn first and again last (it idles meanwhile, using no CPU), so drift in the
+    machine's load over the run shows, and its figures are the two windows together."""
+    results: dict[str, tuple[dict[str, Load], float]] = {}
+    with server("uvicorn", settings_file, {}, log) as (base, start_s):
+        headers = seed(base)
+        time.sleep(args.settle)
+        first = measure(base, headers, args)
+        print(f"uvicorn: {_line(first)}", flush=True)
+        for name in args.variants:
+            variant = VARIANTS[name]
+            # Settings and deployment overrides travel in a settings file of their own.
+            values = json.loads(settings_file.read_text()) | variant.settings
+            file = settings_file.with_name(f"bench-settings-{name}.json")
+            file.write_text(json.dumps({**values, "_deployment": variant.deployment}))
+            with server("serve", file, variant.env, log) as (serve_base, serve_start_s):
+                time.sleep(args.settle)  # the start's own work (workers, imports) dies down
+                results[name] = (measure(serve_base, headers, args), serve_start_s)
+            print(f"serve {name}: {_line(results[name][0])}", flush=True)
+        last = measure(base, headers, args)
+        print(f"uvicorn again: {_line(last)}", flush=True)
+    return {"uvicorn": ({e: first[e].merge(last[e]) for e in ENDPOINTS}, start_s),
+            "uvicorn-first": (first, start_s), "uvicorn-last": (last, start_s), **results}
 
 
 def _line(loads: dict[str, Load]) -> str:
@@ -346,7 +360,7 @@ def _verdicts(results: dict, reference: str) -> list[str]:
     ref = results[reference][0]
     notes = []
     for name, (loads, _) in results.items():
-        if name in ("uvicorn", reference):
+        if name.startswith("uvicorn") or name == reference:
             continue
         rates = {e: loads[e].rate / ref[e].rate for e in ENDPOINTS}
         p99s = {e: loads[e].percentile(99) / ref[e].percentile(99) for e in ENDPOINTS}
@@ -374,6 +388,11 @@ KNOBS = [
 ]
 
 
+UVICORN_SIDES = {"uvicorn": "plain uvicorn, one process: both windows together",
+                 "uvicorn-first": "the same, first window (before Serve)",
+                 "uvicorn-last": "the same, last window (after Serve)"}
+
+
 def _variants_table(results: dict, reference: str) -> Table:
     columns = ["side", "what changes", "start s"]
     for name in ENDPOINTS:
@@ -381,8 +400,7 @@ def _variants_table(results: dict, reference: str) -> Table:
                     f"{name} req/s vs Serve {reference}"]
     rows = []
     for side_name, (loads, start_s) in results.items():
-        what = ("plain uvicorn, one process" if side_name == "uvicorn"
-                else VARIANTS[side_name].what)
+        what = UVICORN_SIDES.get(side_name) or VARIANTS[side_name].what
         row: list[object] = [side_name, what, f"{start_s:.0f}"]
         for name in ENDPOINTS:
             load, ref = loads[name], results[reference][0][name]
@@ -395,8 +413,8 @@ def _variants_table(results: dict, reference: str) -> Table:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=8.0,
-                        help="timed seconds per endpoint and side (default 8)")
+    parser.add_argument("--duration", type=float, default=6.0,
+                        help="timed seconds per endpoint and side (default 6)")
     parser.add_argument("--warmup", type=float, default=2.0,
                         help="seconds of load before the timed window (default 2)")
     parser.add_argument("--settle", type=float, default=3.0,

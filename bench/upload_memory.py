@@ -214,6 +214,10 @@ def report(results: dict, size: int, part: int, parallel: int) -> None:
             print(f"   peak RSS growth {grew / MIB:8.1f} MiB  {proc} (pid {pid})")
 
 
+# The embedded S3 server (rclone) and database (nx-27017, a Python process) are not ours.
+NOT_OURS = {"rclone", "python"}
+
+
 def rows(results: dict, size: int, part: int, parallel: int) -> list[Row]:
     """Throughput of each way against the direct upload; the largest per-process peak RSS
     growth against the bound the design allows (2 x part size per part in flight)."""
@@ -227,8 +231,9 @@ def rows(results: dict, size: int, part: int, parallel: int) -> list[Row]:
                        "minio client straight to storage", size / MIB / direct_s, name,
                        size / MIB / middle, target=">= 0.7"))
         bound = 2 * part * (parallel if name.startswith("proxied") else 1)
-        (proc, _), grew = max(peaks.items(), key=lambda item: item[1])
-        out.append(Row(f"{name}: largest peak RSS growth of one process ({proc})", "MiB",
+        ours = {key: grew for key, grew in peaks.items() if key[0] not in NOT_OURS}
+        (proc, _), grew = max(ours.items(), key=lambda item: item[1])
+        out.append(Row(f"{name}: largest peak RSS growth of one farm process ({proc})", "MiB",
                        "bound: 2 x part size per part in flight", bound / MIB, name,
                        grew / MIB, better="lower", target="<= 1"))
     return out
