@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from pipelines.assets.domain import AssetsDomain
 from pipelines.assets.models import (
@@ -74,7 +74,9 @@ async def update_asset(asset_id: str, body: AssetPatch, domain: AssetsDep,
     return await domain.assets.update(who, asset_id, body)
 
 
-@router.delete("/{asset_id}", status_code=204, summary="Delete (soft; objects go later)",
+# response_class=Response: a 204 carries no body, so no JSON media type either.
+@router.delete("/{asset_id}", status_code=204, response_class=Response,
+               summary="Delete (soft; objects go later)",
                responses=errors(codes={404: ["asset_not_found"], 409: ["asset_approved"]}))
 async def delete_asset(asset_id: str, domain: AssetsDep, who: Editor) -> None:
     await domain.assets.delete(who, asset_id)

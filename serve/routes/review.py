@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action
@@ -59,7 +59,8 @@ async def edit_comment(comment_id: str, body: CommentPatch, review: ReviewDep,
     return {**comment, "seq": seq}
 
 
-@router.delete("/comments/{comment_id}", status_code=204, summary="Delete your comment",
+@router.delete("/comments/{comment_id}", status_code=204, response_class=Response,
+               summary="Delete your comment",
                responses=errors(codes=COMMENT | {403: ["not_author"]}))
 async def delete_comment(comment_id: str, review: ReviewDep, who: Commenter) -> None:
     await review.delete(who, comment_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from pipelines.assets.models import UploadComplete, UploadDeclare, public_version
 from pipelines.assets.views import PartUrls, UploadBegun, UploadStatus, VersionOut
@@ -62,7 +62,8 @@ async def complete_upload(upload_id: str, domain: AssetsDep, who: Editor,
     return public_version(version)
 
 
-@router.delete("/uploads/{upload_id}", status_code=204, summary="Abort an upload",
+@router.delete("/uploads/{upload_id}", status_code=204, response_class=Response,
+               summary="Abort an upload",
                responses=errors(codes=NOT_FOUND | NOT_OPEN))
 async def abort_upload(upload_id: str, domain: AssetsDep, who: Editor) -> None:
     await domain.uploads.abort(who, upload_id)

@@ -23,7 +23,8 @@ OCTETS = {"Content-Type": "application/octet-stream"}
 
 @pytest.fixture
 async def gateway(api, settings):
-    async with contract.client(base_url=settings.upload_url, timeout=60) as client:
+    async with contract.client(contract.GATEWAY_PATHS, base_url=settings.upload_url,
+                               timeout=60) as client:
         yield client
 
 

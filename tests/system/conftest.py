@@ -36,5 +36,6 @@ async def api(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def gateway(stack: FarmUp) -> AsyncIterator[httpx.AsyncClient]:
     """The upload gateway, where a frontend sends file bytes (docs/assets.md)."""
-    async with contract.client(base_url=stack.uploads, timeout=60) as client:
+    async with contract.client(contract.GATEWAY_PATHS, base_url=stack.uploads,
+                               timeout=60) as client:
         yield client
