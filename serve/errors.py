@@ -66,6 +66,7 @@ async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
 
     if status >= 500:
         log.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
+        headers["Retry-After"] = "1"  # a dependency away: clients retry, not give up
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 

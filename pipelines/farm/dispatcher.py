@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import UpdateOne
+from pymongo.errors import ConnectionFailure
 
+from pipelines.errors import DependencyUnavailable
 from pipelines.events.log import EventLog
 from pipelines.farm.config import DispatchConfig
 from pipelines.farm.models import ACTIVE, TaskState
@@ -133,9 +135,13 @@ class Dispatcher:
         for phase in phases:
             try:  # a failing phase must not starve the others (job counts, heartbeats)
                 await phase()
-            except Exception:  # noqa: BLE001
-                log.exception("dispatch phase %s failed",
-                              getattr(phase, "__name__", type(phase).__name__))
+            except Exception as exc:  # noqa: BLE001
+                name = getattr(phase, "__name__", type(phase).__name__)
+                if _database_away(exc):  # one line a round, not a traceback, while it is away
+                    log.warning("dispatch phase %s: the database is unavailable (%s); "
+                                "retrying", name, type(exc).__name__)
+                else:
+                    log.exception("dispatch phase %s failed", name)
 
     async def _save_nodes(self) -> None:
         """At most once a second: the table is for people, not for scheduling."""
@@ -215,6 +221,16 @@ class Dispatcher:
 
     async def _apply_reports(self) -> None:
         reports, self.reports = self.reports, []
+        try:
+            await self._apply(reports)
+        except BaseException:
+            # The database went away mid-batch: every report stays for the next round, or a
+            # result lost here would run its task again. Each write is fenced by (task,
+            # attempt, state), so what did land applies again as a no-op.
+            self.reports[:0] = reports
+            raise
+
+    async def _apply(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
         renewals: list[UpdateOne] = []
         started, succeeded = [], []
         for kind, payload in reports:
@@ -374,3 +390,7 @@ class Dispatcher:
                 "tags": sorted(state.info.tags), "circuit": self.circuits.state(node_id).value,
                 "last_heartbeat_s": state.last_seen, "seen_s": self.clock()}
 
+
+def _database_away(exc: Exception) -> bool:
+    return isinstance(exc, ConnectionFailure | DependencyUnavailable) or \
+        bool(getattr(exc, "timeout", False))
