@@ -6,6 +6,7 @@ the OpenAPI document, not only in code."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import StringConstraints
@@ -13,6 +14,12 @@ from pydantic import StringConstraints
 # Zero-width joiner and non-joiner (U+200C, U+200D) stay: Persian names and emoji use them.
 _HIDDEN = r"\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff"
 NAME_PATTERN = rf"^[^{_HIDDEN}]*[^\s{_HIDDEN}][^{_HIDDEN}]*$"
+_VISIBLE_NAME = re.compile(NAME_PATTERN)
+
+
+def is_visible_name(text: str) -> bool:
+    """The same rule for names that arrive outside a model (a form's file name)."""
+    return _VISIBLE_NAME.fullmatch(text) is not None
 
 
 AssetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,

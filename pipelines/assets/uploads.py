@@ -33,6 +33,7 @@ from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound, Payloa
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
 from pipelines.storage import ObjectStore
+from pipelines.text import is_visible_name
 
 URLS_PER_PAGE = 100
 
@@ -54,6 +55,18 @@ class UploadLimits:
     max_bytes: int
     ttl_s: int
     url_ttl_s: int
+
+
+def _check_file_name(filename: str, mode: str) -> None:
+    """File names show in lists, logs and downloads like any name: nothing that hides or
+    disguises text (a right-to-left override makes `gpj.exe` read `exe.jpg`)."""
+    if is_visible_name(filename):
+        return
+    loc = ["body", "filename"] if mode == "multipart" else ["body", "file", "filename"]
+    raise InvalidInput("the file name is blank or holds control, zero-width or "
+                       "bidirectional-override characters", code="validation_failed",
+                       details=[{"loc": loc, "msg": "hidden characters in a file name",
+                                 "type": "string_pattern_mismatch"}])
 
 
 def expected_sizes(size: int, part_size: int) -> list[int]:
@@ -81,6 +94,7 @@ class UploadService:
                             size: int, sha256: str | None, content_type: str | None,
                             mode: str) -> dict[str, Any]:
         asset = await self.assets.editable_doc(principal, asset_id)
+        _check_file_name(filename, mode)
         if asset["status"] == AssetStatus.APPROVED.value:
             raise AssetFrozen("the asset is approved; its current version is frozen")
         if size > self.limits.max_bytes:
