@@ -14,7 +14,7 @@ AUDIT_IGNORE ?=
 
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: setup run test audit lint bench ffmpeg clean
+.PHONY: setup run test audit lint bench fuzz ffmpeg clean
 
 setup: $(VENV)/.synced ffmpeg
 
@@ -65,6 +65,14 @@ lint: setup
 # docs/performance.md. BENCH_ARGS="--only api dispatch" runs a few; see bench/all.py.
 bench: setup
 	$(VENV)/bin/python -m bench.all $(BENCH_ARGS)
+
+# The API fuzzed against its own OpenAPI document at length (`make test` runs it short):
+# FARM_FUZZ_EXAMPLES cases per operation and phase, a new seed each run (printed; rerun one
+# with FARM_FUZZ_SEED=N), failing past FARM_FUZZ_TIMEOUT_S. See tests/fuzz/test_openapi.py.
+fuzz: setup
+	FARM_FUZZ_EXAMPLES=$${FARM_FUZZ_EXAMPLES:-100} FARM_FUZZ_SEED=$${FARM_FUZZ_SEED:-random} \
+	FARM_FUZZ_TIMEOUT_S=$${FARM_FUZZ_TIMEOUT_S:-3000} \
+	  $(VENV)/bin/python -m pytest tests/fuzz -p no:cacheprovider -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache

@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,23 +115,40 @@ class FarmUp:
     data_dir: Path
     env: dict[str, str]
 
+    def stop(self) -> None:
+        """Ctrl-C, as a user stops it: exit 0 and no embedded service left running."""
+        code = self.launched.stop()
+        assert code == 0, self.launched.output()[-3000:]
+        assert processes_with(str(self.data_dir)) == [], "embedded services left running"
+
     def start_again(self, log_path: Path) -> Launched:
         """`farm up` once more with the same data dir and ports (a restart)."""
         return launch([str(BIN / "farm"), "up"], log_path, self.env,
                       cwd=self.data_dir.parent)
 
 
-def farm_up(tmp: Path) -> FarmUp:
+def farm_up(tmp: Path, **settings: str) -> FarmUp:
     """`make run`'s last step (`farm up`) on embedded defaults; only the ports are free ones
-    so that it can run beside anything else on the machine."""
+    so that it can run beside anything else on the machine. `settings` are further FARM_*
+    variables, for a test that needs one changed (it says why)."""
     api_port, upload_port = free_port(), free_port()
     env = user_env(FARM_DATA_DIR=str(tmp / "data"), FARM_API_PORT=str(api_port),
                    FARM_UPLOAD_PORT=str(upload_port),
-                   FARM_RAY_DASHBOARD_PORT=str(free_port()))
+                   FARM_RAY_DASHBOARD_PORT=str(free_port()), **settings)
     launched = launch([str(BIN / "farm"), "up"], tmp / "farm-up.log", env, cwd=tmp)
     banner = launched.wait_for(r"Cluster:\s+(\S+)\n\s+Token file:\s+(\S+)", timeout_s=240)
     return FarmUp(launched, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{upload_port}",
                   banner.group(1), banner.group(2), tmp / "data", env)
+
+
+@contextmanager
+def farm_running(tmp: Path, **settings: str) -> Iterator[FarmUp]:
+    """`farm up` for the length of a block, stopped (and checked to stop cleanly) after it."""
+    up = farm_up(tmp, **settings)
+    try:
+        yield up
+    finally:
+        up.stop()
 
 
 def farm_join(tmp: Path, cluster: str, *args: str, name: str = "render-node-1",

@@ -12,19 +12,13 @@ import httpx
 import pytest
 
 from tests.support import contract
-from tests.support.system import FarmUp, farm_up, processes_with
+from tests.support.system import FarmUp, farm_running
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FarmUp]:
-    tmp = tmp_path_factory.mktemp("farm-up")
-    up = farm_up(tmp)
-    try:
+    with farm_running(tmp_path_factory.mktemp("farm-up")) as up:
         yield up
-    finally:
-        code = up.launched.stop()
-        assert code == 0, up.launched.output()[-3000:]
-        assert processes_with(str(up.data_dir)) == [], "embedded services left running"
 
 
 @pytest.fixture
