@@ -45,22 +45,36 @@ def start_stack(farm_nodes: int = 0, farm_slots: int = 2, **overrides: object) -
     if farm_nodes:
         from ray.cluster_utils import Cluster
 
-        cluster = Cluster(initialize_head=True,
-                          head_node_args={"num_cpus": 2, "include_dashboard": False})
-        for _ in range(farm_nodes):
+        cluster = retry_start(lambda: Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}))
+        for _ in range(farm_nodes):  # not retried: a late node would join after all
             cluster.add_node(num_cpus=farm_slots, resources={"farm": farm_slots})
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, namespace="studio-farm",
                  logging_level=logging.WARNING)
     else:
-        ray.init(address="local", namespace="studio-farm", include_dashboard=False,
-                 logging_level=logging.WARNING)
+        retry_start(lambda: ray.init(address="local", namespace="studio-farm",
+                                     include_dashboard=False, logging_level=logging.WARNING))
     from serve import deployments
 
     deployments.start(settings)
     base_url = f"http://127.0.0.1:{settings.api_port}"
     wait_ready(base_url)
     return Stack(settings, services, base_url, cluster)
+
+
+def retry_start(start, attempts: int = 3):
+    """Start a Ray node, again if it missed Ray's fixed 30 s start-up wait, which a new
+    node on a heavily loaded machine can (Ray raises a bare Exception for it)."""
+    for attempt in range(attempts):
+        try:
+            return start()
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == attempts - 1:
+                raise
+            print(f"a Ray node missed its start-up wait; trying again ({exc})", flush=True)
+            ray.shutdown()
+    raise AssertionError("unreachable")
 
 
 def register(base_url: str) -> dict[str, str]:

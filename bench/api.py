@@ -42,7 +42,7 @@ from pathlib import Path
 
 import httpx
 
-from bench._harness import Row, Table, add_json_option, register, write_json
+from bench._harness import Row, Table, add_json_option, register, retry_start, write_json
 from pipelines.embedded import EmbeddedServices, child_setup, free_port
 
 ENDPOINTS = {"health": "/health", "assets": "/api/v1/assets?limit=50"}
@@ -207,8 +207,8 @@ def run_serve_child(values: dict, port: int) -> None:
 
     options = values.pop("_deployment", {})
     settings = _settings(values, port)
-    ray.init(address="local", namespace="studio-farm", include_dashboard=False,
-             logging_level=logging.WARNING)
+    retry_start(lambda: ray.init(address="local", namespace="studio-farm",
+                                 include_dashboard=False, logging_level=logging.WARNING))
     try:
         if options:
             _start_with_options(deployments, settings, options)
