@@ -37,7 +37,7 @@ class Bench:
     name: str
     argv: list[str]  # after `python -m`
     size: str  # what `make bench` runs, said in the table
-    timeout_s: int = 600
+    timeout_s: int = 1200  # a safety net only: a loaded machine slows every start
 
     @property
     def command(self) -> str:

@@ -251,7 +251,7 @@ def server(kind: str, settings_file: Path, env: dict[str, str], log: Path):
         _stop(child, kind)
 
 
-def _wait_ready(child: subprocess.Popen, base: str, log: Path, timeout_s: float = 180) -> None:
+def _wait_ready(child: subprocess.Popen, base: str, log: Path, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child.poll() is not None:
@@ -380,9 +380,9 @@ KNOBS = [
     "HTTP port from 30000-31000), no Serve logs to stderr (files only), and a frozen GC "
     "after start.",
     "`RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0` alone saves a thread hop per request; "
-    "the price: a handler that blocks its event loop stalls the replica's own health "
-    "checks and every other request on it (our handlers are async and push blocking calls "
-    "to threads).",
+    "the price: any handler or dependency that blocks the event loop (a synchronous "
+    "client call not sent to a thread) then stalls every other request on that replica "
+    "and its health checks.",
     "Replicas and `max_ongoing_requests` are Settings (`api_replicas`, "
     "`api_max_ongoing_requests`); on one machine more replicas share the same cores.",
 ]
