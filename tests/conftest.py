@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,33 @@ def ray_cluster():
     yield cluster
     ray.shutdown()
     cluster.shutdown()
+
+
+@dataclass
+class Farm:
+    cluster: object
+    nodes: list = field(default_factory=list)
+
+    def add(self, slots: int = 2):
+        node = self.cluster.add_node(num_cpus=2, resources={"farm": slots})
+        self.cluster.wait_for_nodes()
+        self.nodes.append(node)
+        return node
+
+    def remove(self, node) -> None:
+        self.nodes.remove(node)
+        self.cluster.remove_node(node, allow_graceful=False)
+
+
+@pytest.fixture(scope="session")
+def farm(ray_cluster, api):
+    """Two farm nodes (real raylets with the `farm` resource) for cluster and chaos tests."""
+    farm = Farm(ray_cluster)
+    farm.add()
+    farm.add()
+    yield farm
+    for node in list(farm.nodes):
+        farm.remove(node)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.errors import FarmError
+from pipelines.errors import DependencyUnavailable, FarmError
 from pipelines.farm.runners import Runner, TaskContext, TaskFailed
 from pipelines.storage import ObjectStore
 
@@ -116,8 +116,10 @@ def job_prefix(spec: dict[str, Any]) -> str:
 
 class NodeAgent:
     def __init__(self, node_id: str, reporter: Reporter, store: ObjectStore, work_dir: Path,
-                 runners: dict[str, Runner], clock: Callable[[], float] = time.monotonic):
+                 runners: dict[str, Runner], clock: Callable[[], float] = time.monotonic,
+                 storage_patience_s: float = 300.0):
         self.node_id = node_id
+        self.storage_patience_s = storage_patience_s
         self.reporter = reporter
         self.store = store
         self.work_dir = work_dir
@@ -218,12 +220,14 @@ class NodeAgent:
                                  failure_class="crash")
             async with asyncio.timeout(ctx.spec["timeout_s"]):
                 await runner(ctx)
-            outputs = await self._upload_outputs(ctx)
+            outputs = await self._upload_outputs(ctx)  # after the task's time: it is done
             return {"ok": True, "exit_code": 0, "outputs": outputs, **ctx.extra}
         except TimeoutError:
             return self._failure(ctx, "timeout", f"ran past {ctx.spec['timeout_s']:g} s")
         except asyncio.CancelledError:
             return self._failure(ctx, "cancelled", "killed on request")
+        except DependencyUnavailable as exc:  # neither the task's fault nor this node's
+            return self._failure(ctx, "storage", exc.message)
         except FarmError as exc:
             failure = self._failure(ctx, getattr(exc, "failure_class", "crash"), exc.message,
                                     getattr(exc, "exit_code", None))
@@ -245,9 +249,25 @@ class NodeAgent:
         for path in ctx.outputs:
             relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
             key = f"{job_prefix(ctx.spec)}/outputs/{relative.as_posix()}"
-            await self.store.put_file(key, str(path), "application/octet-stream")
+            await self._patiently(self.store.put_file, key, str(path),
+                                  "application/octet-stream")
             keys.append(key)
         return keys
+
+    async def _patiently(self, store: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Finished work waits for storage (an outage, a restart) rather than running
+        again: retried with growing pauses for up to `storage_patience_s`, while the
+        heartbeat keeps the task's lease."""
+        pause, deadline = 0.5, self.clock() + self.storage_patience_s
+        while True:
+            try:
+                await store(*args)
+                return
+            except DependencyUnavailable:
+                if self.clock() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10.0)
 
     async def _upload_log(self, spec: dict[str, Any], lines: list[str],
                           outcome: dict[str, Any]) -> str | None:

@@ -15,6 +15,7 @@ class FailureClass(StrEnum):
     TIMEOUT = "timeout"      # ran past the task timeout
     BAD_INPUT = "bad_input"  # missing or corrupt input: retrying cannot help
     NODE_LOST = "node_lost"  # the node died or went silent: not the task's fault
+    STORAGE = "storage"      # storage stayed away: neither the task's fault nor the node's
     CANCELLED = "cancelled"
 
 
@@ -50,6 +51,8 @@ class RetryPolicy:
     def decide(self, failure: str, attempt: int, max_attempts: int) -> RetryDecision:
         if failure == FailureClass.NODE_LOST:
             return RetryDecision(retry=True, delay_s=0.0, charge_attempt=False)
+        if failure == FailureClass.STORAGE:  # after a pause, for storage to come back
+            return RetryDecision(retry=True, delay_s=self.delay(1), charge_attempt=False)
         if failure in (FailureClass.BAD_INPUT, FailureClass.CANCELLED):
             return RetryDecision(retry=False)
         if attempt >= max_attempts:

@@ -7,6 +7,8 @@ import time
 
 import httpx
 
+from pipelines.storage import ObjectStore, storage_config
+
 FINAL = {"completed", "failed", "cancelled"}
 
 
@@ -57,3 +59,14 @@ async def wait_nodes(http: httpx.AsyncClient, headers: dict, count: int,
             return nodes
         await asyncio.sleep(0.5)
     raise AssertionError(f"the farm has {len(nodes)} nodes, not {count}")
+
+
+def outputs(settings, studio_id: str, job_id: str) -> list[str]:
+    store = ObjectStore(storage_config(settings))
+    prefix = f"studios/{studio_id}/jobs/{job_id}/outputs/"
+    return sorted(o.object_name.rsplit("/", 1)[1] for o in store.client.list_objects(
+        settings.s3_bucket, prefix, recursive=True))
+
+
+def expected_frames(frames) -> list[str]:
+    return [f"frame_{f:04d}.txt" for f in frames]

@@ -36,6 +36,8 @@ def test_retry_policy_by_failure_class():
     policy = RetryPolicy(initial_s=1.0, max_s=60.0)
     lost = policy.decide("node_lost", attempt=5, max_attempts=1)
     assert lost.retry and not lost.charge_attempt and lost.delay_s == 0
+    away = policy.decide("storage", attempt=5, max_attempts=1)  # storage stayed away
+    assert away.retry and not away.charge_attempt and 1.0 <= away.delay_s <= 1.5
     assert not policy.decide("bad_input", attempt=1, max_attempts=5).retry
     assert not policy.decide("crash", attempt=3, max_attempts=3).retry
     delays = [policy.decide("timeout", attempt=n, max_attempts=10).delay_s for n in range(1, 6)]
