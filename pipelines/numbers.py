@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, Strict
 
 MAX_INT64 = 2**63 - 1
 
-VersionNumber = Annotated[int, Field(ge=1, le=MAX_INT64, description="A version number, from 1.")]
+# Request body fields: numbers and booleans as the schema states them. Pydantic's lax mode
+# would take `false` as 0 and "7" as 7; strict mode takes neither (an integer may still be
+# given where a float is expected).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
+VersionNumber = Annotated[Int, Field(ge=1, le=MAX_INT64, description="A version number, from 1.")]

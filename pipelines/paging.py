@@ -19,10 +19,11 @@ from pipelines.errors import InvalidInput
 _BAD = "the cursor is not valid"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-# The shape of every cursor this module makes (unpadded base64url), stated in the OpenAPI
-# document: anything else is refused by the schema, and what fits it but was not made here
-# is refused as `invalid_cursor`.
-CURSOR_PATTERN = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+# The shape of every cursor this module makes, stated in the OpenAPI document: unpadded
+# base64url of a JSON array whose first item is a sort field (`["` and a lowercase letter
+# encode as `WyJ`). Anything else is refused by the schema; what fits it but was not made
+# here is refused as `invalid_cursor` too.
+CURSOR_PATTERN = r"^WyJ[A-Za-z0-9_-](?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
 MAX_CURSOR_CHARS = 1024
 
 

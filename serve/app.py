@@ -48,7 +48,7 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)
-    finish_openapi(app)
+    finish_openapi(app, settings.max_upload_bytes)
     return app
 
 

@@ -14,11 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipelines.numbers import MAX_INT64
+
 ERROR_REF = "#/components/schemas/Error"
 _FASTAPI_422 = ("HTTPValidationError", "ValidationError")
 _METHODS = ("get", "put", "post", "patch", "delete")
 # Operations the rate limiter never counts (serve/middleware.py: RateLimitMiddleware.EXEMPT).
 _UNLIMITED = ("/health", "/ready", "/metrics")
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 # What each status means, and the codes any operation with that trait may answer.
 _MEANING = {
@@ -79,7 +82,7 @@ def _describe(status: int, codes: list[str] | None) -> str:
     return f"{_MEANING.get(status, 'Error')}. Codes: {named}." if named else _MEANING[status]
 
 
-def finish_openapi(app: FastAPI) -> None:
+def finish_openapi(app: FastAPI, max_upload_bytes: int) -> None:
     """Replace `app.openapi` with one that completes the error contract (computed once)."""
     build = app.openapi
 
@@ -87,6 +90,10 @@ def finish_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             _complete(schema)
+            _exact_bounds(schema)
+            # A setting, so not in the model: larger declared uploads are refused (413).
+            declare = schema["components"]["schemas"]["UploadDeclare"]["properties"]["size"]
+            declare["maximum"] = max_upload_bytes
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -150,6 +157,21 @@ def _merge(response: dict[str, Any], status: int) -> None:
         description = (description.rstrip(".") + f", {listed}." if "Codes:" in description
                        else f"{description.rstrip('.')}. Codes: {listed}.")
     response["description"] = description
+
+
+def _exact_bounds(node: Any) -> None:
+    """FastAPI's document model holds numeric bounds as floats: 2**63 - 1 became 2**63 and
+    1 became 1.0. Integral bounds are written back as integers, the 64-bit limit exactly."""
+    if isinstance(node, dict):
+        for key in _BOUNDS:
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer():
+                node[key] = MAX_INT64 if value == float(MAX_INT64) else int(value)
+        for child in node.values():
+            _exact_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_bounds(child)
 
 
 def _is_fastapi_422(response: dict[str, Any]) -> bool:

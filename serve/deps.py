@@ -64,8 +64,9 @@ ClientAddress = Annotated[str, Depends(client_address)]
 
 
 Cursor = Annotated[str | None, Query(
-    min_length=2, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN,
-    description="`next_cursor` of the previous page, unchanged (opaque).")]
+    min_length=4, max_length=MAX_CURSOR_CHARS, pattern=CURSOR_PATTERN,
+    description="`next_cursor` of the previous page, unchanged (opaque); a cursor the "
+                "server did not make is refused (422 `invalid_cursor`).")]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pipelines import errors
 from pipelines.context import request_id_var
@@ -76,7 +77,17 @@ _UNPARSEABLE_BODY = "There was an error parsing the body"
 MALFORMED_JSON = "the body is not valid JSON (syntax, UTF-8, nesting or number size)"
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method the path has. Starlette's 405 names those of the first route that
+    matched the path only, and a path often has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
         return error_response(400, "malformed_json", MALFORMED_JSON)
@@ -84,7 +95,10 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     if exc.status_code == 404 and message == "Not Found":
         message = "no such route"
-    return error_response(exc.status_code, code, message, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, code, message, headers=headers)
 
 
 def _sent_other_than_json(request: Request) -> bool:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from pipelines.clock import iso
+from pipelines.numbers import MAX_INT64, Int
 from pipelines.schema import at_least_one
 from pipelines.text import AssetName
 
@@ -53,16 +54,19 @@ class AssetCreate(BaseModel):
         return list(dict.fromkeys(tags))
 
 
+# approved and changes_requested come from review decisions (422 status_needs_decision).
+_PATCH_STATUS: dict[str, Any] = {"anyOf": [
+    {"enum": sorted(str(s) for s in set(AssetStatus) - DECISION_STATUSES), "type": "string"},
+    {"type": "null"}]}
+
+
 class AssetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=at_least_one(
         "name", "description", "tags", "status") | {"examples": [{"status": "in_review"}]})
     name: AssetName | None = None
     description: str | None = Field(None, max_length=5000)
     tags: list[Tag] | None = Field(None, max_length=MAX_TAGS)
-    # approved and changes_requested come from review decisions (422 status_needs_decision).
-    status: AssetStatus | None = Field(None, json_schema_extra={"anyOf": [
-        {"enum": sorted(set(AssetStatus) - DECISION_STATUSES), "type": "string"},
-        {"type": "null"}]})
+    status: AssetStatus | None = Field(None, json_schema_extra=_PATCH_STATUS)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -80,14 +84,14 @@ class UploadDeclare(BaseModel):
         "filename": "sh010_plate_v3.mov", "size": 734003200, "content_type": "video/quicktime",
         "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]})
     filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    size: int = Field(gt=0)
+    size: Int = Field(gt=0, le=MAX_INT64)
     sha256: Sha256 | None = None
     content_type: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class CompletedPart(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    part: int = Field(ge=1)
+    part: Int = Field(ge=1, le=10000)
     etag: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
-from pipelines.numbers import MAX_INT64, VersionNumber
+from pipelines.numbers import MAX_INT64, Bool, Float, Int, VersionNumber
 from pipelines.schema import given, when
 from pipelines.text import JobName
 
@@ -56,9 +56,9 @@ Frames = Annotated[str, StringConstraints(max_length=2000),
 
 class Requirements(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slots: float = Field(1.0, gt=0, le=64, description="Farm slots (CPU share) per task.")
-    gpus: int = Field(0, ge=0, le=8)
-    memory_bytes: int = Field(0, ge=0, le=MAX_INT64)
+    slots: Float = Field(1.0, gt=0, le=64, description="Farm slots (CPU share) per task.")
+    gpus: Int = Field(0, ge=0, le=8)
+    memory_bytes: Int = Field(0, ge=0, le=MAX_INT64)
     tags: list[Tag] = Field(default_factory=list, max_length=10)
 
 
@@ -79,20 +79,20 @@ class RenderOptions(BaseModel):
     scene: VersionRef | None = Field(None, description="The scene, an asset version.")
     target_asset_id: Annotated[str, StringConstraints(max_length=64)] = Field(
         description="The `render` asset that gets the movie as a new version.")
-    samples: int = Field(0, ge=0, le=65536, description="Cycles samples; 0: the scene's.")
-    resolution_percent: int = Field(100, ge=1, le=1000)
+    samples: Int = Field(0, ge=0, le=65536, description="Cycles samples; 0: the scene's.")
+    resolution_percent: Int = Field(100, ge=1, le=1000)
     output_format: Literal["PNG", "OPEN_EXR", "JPEG"] = "PNG"
     device: Literal["cpu", "auto", "gpu"] = Field(
         "cpu", description="cpu; auto: a GPU when the node has one; gpu: GPU nodes only.")
-    fps: float | None = Field(None, gt=0, le=1000,
+    fps: Float | None = Field(None, gt=0, le=1000,
                               description="Movie frame rate; unset: the scene's (24 for "
                                           "the command renderer).")
-    progressive: bool = Field(True, description="Low-resolution previews while rendering.")
+    progressive: Bool = Field(True, description="Low-resolution previews while rendering.")
 
 
-_COMMAND_RENDER = {"properties": {"render": {"required": ["renderer"], "properties": {
-    "renderer": {"const": "command"}}}}}
-_JOB_EXAMPLES = [
+_COMMAND_RENDER: dict[str, Any] = {"properties": {"render": {
+    "required": ["renderer"], "properties": {"renderer": {"const": "command"}}}}}
+_JOB_EXAMPLES: list[Any] = [
     {"kind": "preview", "asset_id": "5f0c2d9a", "version": 3},
     {"kind": "render", "name": "sh010 lighting", "frames": "1-48", "chunk_size": 8,
      "render": {"scene": {"asset_id": "a31be0f7", "version": 2},
@@ -117,14 +117,14 @@ class JobSubmit(BaseModel):
         "examples": _JOB_EXAMPLES})
     kind: Literal["preview", "command", "render"]
     name: JobName = "job"
-    priority: int = Field(50, ge=0, le=100)
+    priority: Int = Field(50, ge=0, le=100)
     requirements: Requirements = Field(default_factory=Requirements)  # type: ignore[arg-type]
-    max_attempts: int = Field(3, ge=1, le=10)
-    task_timeout_s: float = Field(3600, gt=0, le=7 * 24 * 3600)
+    max_attempts: Int = Field(3, ge=1, le=10)
+    task_timeout_s: Float = Field(3600, gt=0, le=7 * 24 * 3600)
     # command jobs
     command: list[Arg] | None = Field(None, min_length=1, max_length=256)
     frames: Frames | None = None
-    chunk_size: int = Field(1, ge=1, le=10_000)
+    chunk_size: Int = Field(1, ge=1, le=10_000)
     # preview jobs
     asset_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     version: VersionNumber | None = None
@@ -134,7 +134,7 @@ class JobSubmit(BaseModel):
 
 class JobPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    priority: int = Field(ge=0, le=100)
+    priority: Int = Field(ge=0, le=100)
 
 
 def public_job(doc: dict[str, Any]) -> dict[str, Any]:

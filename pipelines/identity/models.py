@@ -21,10 +21,13 @@ from pipelines.identity.passwords import (
 )
 from pipelines.identity.permissions import Role
 from pipelines.identity.records import as_datetime, maybe_datetime
+from pipelines.numbers import Bool, Int
 from pipelines.schema import at_least_one
 from pipelines.text import PersonName
 
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$"
+# No whitespace or control characters (C0, DEL, C1) anywhere: they hide in lists and logs.
+_ADDRESS_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f]"
+EMAIL_PATTERN = rf"^{_ADDRESS_CHAR}{{1,64}}@{_ADDRESS_CHAR}+\.{_ADDRESS_CHAR}+$"
 _EMAIL = re.compile(EMAIL_PATTERN)
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 
@@ -102,7 +105,7 @@ class UserPatch(Strict):
         "name", "role", "active") | {"examples": [{"role": "supervisor"}]})
     name: Name | None = None
     role: Role | None = None
-    active: bool | None = None
+    active: Bool | None = None
 
     @model_validator(mode="after")
     def _not_empty(self) -> UserPatch:
@@ -116,7 +119,7 @@ class ApiKeyCreate(Strict):
         "name": "nuke publish script", "expires_in_days": 90}]})
     name: Name
     role: Role | None = Field(None, description="Defaults to the creator's role; never higher.")
-    expires_in_days: int | None = Field(None, ge=1, le=3650)
+    expires_in_days: Int | None = Field(None, ge=1, le=3650)
 
 
 class StudioOut(BaseModel):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from pipelines.clock import iso
-from pipelines.numbers import VersionNumber
+from pipelines.numbers import Float, Int, VersionNumber
 from pipelines.schema import at_least_one
 
 MAX_BODY = 10_000
@@ -26,7 +26,7 @@ Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 # characters Python strips that a JSON Schema `\s` does not).
 Body = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                         max_length=MAX_BODY, pattern=r"[^\s\x1c-\x1f\x85]")]
-Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Unit = Annotated[Float, Field(ge=0.0, le=1.0)]
 # SMPTE timecode HH:MM:SS:FF (";" before the frames for drop-frame rates).
 _TIMECODE = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d)[:;](\d{2})$")
 Timecode = Annotated[str, StringConstraints(pattern=_TIMECODE.pattern)]
@@ -39,7 +39,7 @@ class Strict(BaseModel):
 class Stroke(Strict):
     tool: str = Field("pen", pattern=r"^(pen|arrow|rect|ellipse|text)$")
     color: str = Field("#ff0000", pattern=r"^#[0-9a-fA-F]{6}$")
-    width: float = Field(0.004, gt=0, le=0.1, description="Line width, fraction of frame width.")
+    width: Float = Field(0.004, gt=0, le=0.1, description="Line width, fraction of frame width.")
     points: list[tuple[Unit, Unit]] = Field(min_length=1, max_length=MAX_POINTS)
     text: str | None = Field(None, max_length=500)
 
@@ -80,7 +80,7 @@ class CommentCreate(Strict):
                          "start": "00:00:41:00", "end": "00:00:42:12"}}]})
     body: Body
     version: VersionNumber | None = Field(None, description="Defaults to the current version.")
-    frame: int | None = Field(None, ge=0, le=10_000_000)
+    frame: Int | None = Field(None, ge=0, le=10_000_000)
     timecode: TimecodeRange | None = None
     annotation: Annotation | None = None
     parent_id: Id | None = Field(None, description="Reply to this comment (same asset).")

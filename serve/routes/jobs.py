@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -85,21 +85,44 @@ async def patch_job(job_id: str, body: JobPatch, jobs: JobsDep, who: Reader) -> 
     return await jobs.set_priority(who, job_id, body.priority)
 
 
-@router.post("/jobs/{job_id}/{action}", response_model=JobOut,
-             responses=errors(codes=JOB_NOT_FOUND | {409: ["job_state", "nothing_to_retry"],
-                                                     422: ["requeue_not_pause"]}),
-             summary="pause, resume, cancel, or retry (failed and dead tasks again)",
-             description="cancel stops leased and running tasks on their nodes; pause lets "
-             "them finish, or with `requeue=true` stops them and queues them again without "
-             "costing an attempt (docs/farm.md, \"Steering a job\").")
-async def steer_job(job_id: str, action: Literal["pause", "resume", "cancel", "retry"],
-                    jobs: JobsDep, who: Reader,
-                    requeue: Annotated[bool, Query(description="pause only: stop running "
-                                                   "tasks and queue them again")] = False,
-                    ) -> dict:
-    if requeue and action != "pause":
+STEER_ERRORS = errors(codes=JOB_NOT_FOUND | {409: ["job_state", "nothing_to_retry"],
+                                             422: ["requeue_not_pause"]})
+_FALSE = ("", "0", "false", "f", "no", "n", "off")
+
+
+def no_requeue(request: Request) -> None:
+    """`requeue` belongs to pause; elsewhere it is refused, not silently ignored."""
+    if request.query_params.get("requeue", "false").lower() not in _FALSE:
         raise InvalidInput("`requeue` applies to pause only", code="requeue_not_pause")
-    return await jobs.steer(who, job_id, action, requeue=requeue)
+
+
+@router.post("/jobs/{job_id}/pause", response_model=JobOut, responses=STEER_ERRORS,
+             summary="Pause: no new task starts; running ones finish, or are requeued",
+             description="With `requeue=true` running tasks are stopped and queued again "
+             "without costing an attempt (docs/farm.md, \"Steering a job\").")
+async def pause_job(job_id: str, jobs: JobsDep, who: Reader,
+                    requeue: Annotated[bool, Query(description="Stop running tasks and "
+                                                   "queue them again.")] = False) -> dict:
+    return await jobs.steer(who, job_id, "pause", requeue=requeue)
+
+
+def _steering(action: str) -> Any:
+    async def steer(job_id: str, jobs: JobsDep, who: Reader) -> dict:
+        return await jobs.steer(who, job_id, action)
+
+    steer.__name__ = f"{action}_job"
+    return steer
+
+
+# One operation per action, so each states its own parameters and a wrong method on
+# /jobs/{id}/tasks or /jobs/{id}/preview is a 405, not a 422 for an unknown action.
+for _action, _summary in (
+        ("resume", "Resume a paused job"),
+        ("cancel", "Cancel: leased and running tasks are stopped on their nodes"),
+        ("retry", "Retry the failed and dead tasks")):
+    router.add_api_route(f"/jobs/{{job_id}}/{_action}", _steering(_action), methods=["POST"],
+                         response_model=JobOut, responses=STEER_ERRORS, summary=_summary,
+                         dependencies=[Depends(no_requeue)])
 
 
 @router.get("/jobs/{job_id}/tasks", response_model=TaskPage, summary="A job's tasks in order",

@@ -32,7 +32,7 @@ _PART_BODY = {"requestBody": {"required": True, "content": {"application/octet-s
     "description": "The part's bytes: exactly its size (`part_size`, less for the last)."}}
 _FORM_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {
     "schema": {"type": "object", "required": ["file"], "properties": {"file": {
-        "type": "string", "format": "binary",
+        "type": "string", "format": "binary", "minLength": 1,
         "description": f"The file; its name at most {MAX_FILENAME_CHARS} characters."}}},
     "encoding": {"file": {"contentType": "application/octet-stream"}}}}}}
 _BODY_ERRORS = {408: ["body_timeout"], 413: ["payload_too_large"]}

@@ -5,9 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from pipelines.assets.models import AssetCreate
 from pipelines.errors import InvalidInput
+from pipelines.farm.models import JobPatch
+from pipelines.identity.models import UserCreate, UserPatch
+from pipelines.review.models import CommentCreate
 from serve.errors import install_error_handlers
 from serve.streaming import MAX_FILENAME_CHARS, form_file
 from tests.unit.test_upload_streams import form_request, multipart
@@ -73,3 +77,41 @@ async def test_a_file_name_at_the_limit_is_taken():
     body, content_type = multipart({"file": (name, b"abc", None)})
     incoming = await form_file(form_request(body, content_type), limit=1 << 20, idle_s=5)
     assert incoming.filename == name
+
+
+async def test_a_405_allows_every_method_of_the_path():
+    app = build_app()
+
+    @app.get("/assets")
+    async def listing() -> dict:
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.delete("/assets")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize("body", [
+    {"priority": False}, {"priority": "7"}, {"priority": 7.5},
+], ids=["boolean", "string", "fraction"])
+def test_numbers_in_bodies_are_json_numbers(body: dict):
+    with pytest.raises(ValidationError):
+        JobPatch.model_validate(body)
+    assert JobPatch.model_validate({"priority": 7}).priority == 7
+
+
+def test_booleans_and_points_are_not_coerced():
+    with pytest.raises(ValidationError):
+        UserPatch.model_validate({"active": 1})
+    stroke = {"points": [[0.5, False]]}
+    with pytest.raises(ValidationError):
+        CommentCreate.model_validate({"body": "x", "annotation": {"strokes": [stroke]}})
+
+
+@pytest.mark.parametrize("email", ["\u00de@v\u0087.o", "a\b@b.co", "a@b.c\u007fo"])
+def test_control_characters_make_no_email(email: str):
+    with pytest.raises(ValidationError):
+        UserCreate.model_validate({"email": email, "name": "Li", "password": "p" * 12})

@@ -110,3 +110,24 @@ def test_rules_in_code_are_in_the_schema(schema: dict):
     cursor = next(p for p in schema["paths"]["/api/v1/assets"]["get"]["parameters"]
                   if p["name"] == "cursor")
     assert "pattern" in cursor["schema"]["anyOf"][0]
+
+
+def test_bounds_are_exact_and_limits_from_settings_are_stated(schema: dict):
+    components = schema["components"]["schemas"]
+    version = components["DecisionCreate"]["properties"]["version"]["anyOf"][0]
+    assert version["maximum"] == 2**63 - 1 and isinstance(version["minimum"], int)
+    # Pydantic's own names for bounds it cannot place (after a validator) are not JSON Schema.
+    assert not {'"ge":', '"le":', '"gt":', '"lt":'} & set(json.dumps(schema).split())
+    size = components["UploadDeclare"]["properties"]["size"]
+    assert size["maximum"] == Settings(env="test").max_upload_bytes
+
+
+def test_each_steering_action_is_its_own_operation(schema: dict):
+    paths = schema["paths"]
+    for action in ("pause", "resume", "cancel", "retry"):
+        assert "post" in paths[f"/api/v1/jobs/{{job_id}}/{action}"], action
+    pause = paths["/api/v1/jobs/{job_id}/pause"]["post"]
+    assert [p["name"] for p in pause["parameters"]] == ["job_id", "requeue"]
+    cancel = paths["/api/v1/jobs/{job_id}/cancel"]["post"]
+    assert [p["name"] for p in cancel["parameters"]] == ["job_id"]
+    assert "/api/v1/jobs/{job_id}/{action}" not in paths
