@@ -50,8 +50,11 @@ Arg = Annotated[str, StringConstraints(max_length=4096)]
 # upwards and hold at most 100,000 frames is checked in code (422 invalid_frame_range).
 _FRAME_PART = r"\s*-?\d+(?:--?\d+(?:x\d+)?)?\s*"
 FRAMES_PATTERN = rf"^{_FRAME_PART}(?:,{_FRAME_PART})*$"
-Frames = Annotated[str, StringConstraints(max_length=2000),
-                   Field(json_schema_extra={"pattern": FRAMES_PATTERN}, examples=["1-48"])]
+Frames = Annotated[str, StringConstraints(max_length=2000), Field(
+    json_schema_extra={"pattern": FRAMES_PATTERN}, examples=["1-48"],
+    description="Frames `5`, ranges `1-48` and stepped ranges `1-100x2`, comma-separated; "
+                "a range goes upwards, and a job has at most 100,000 frames "
+                "(422 `invalid_frame_range`).")]
 
 
 class Requirements(BaseModel):
