@@ -43,13 +43,7 @@ def start_stack(farm_nodes: int = 0, farm_slots: int = 2, **overrides: object) -
     settings = Settings(**values)
     cluster = None
     if farm_nodes:
-        from ray.cluster_utils import Cluster
-
-        cluster = retry_start(lambda: Cluster(
-            initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False}))
-        for _ in range(farm_nodes):  # not retried: a late node would join after all
-            cluster.add_node(num_cpus=farm_slots, resources={"farm": farm_slots})
-        cluster.wait_for_nodes()
+        cluster = retry_start(lambda: _cluster(farm_nodes, farm_slots))
         ray.init(address=cluster.address, namespace="studio-farm",
                  logging_level=logging.WARNING)
     else:
@@ -63,7 +57,24 @@ def start_stack(farm_nodes: int = 0, farm_slots: int = 2, **overrides: object) -
     return Stack(settings, services, base_url, cluster)
 
 
-def retry_start(start, attempts: int = 3):
+def _cluster(farm_nodes: int, farm_slots: int):
+    """A head and `farm_nodes` farm nodes. On a failed start the whole cluster goes, so a
+    node that registers late cannot join the next try's cluster."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 2, "include_dashboard": False})
+    try:
+        for _ in range(farm_nodes):
+            cluster.add_node(num_cpus=farm_slots, resources={"farm": farm_slots})
+        cluster.wait_for_nodes()
+    except BaseException:
+        cluster.shutdown()
+        raise
+    return cluster
+
+
+def retry_start(start, attempts: int = 5):
     """Start a Ray node, again if it missed Ray's fixed 30 s start-up wait, which a new
     node on a heavily loaded machine can (Ray raises a bare Exception for it)."""
     for attempt in range(attempts):
