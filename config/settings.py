@@ -62,7 +62,8 @@ class Settings(BaseSettings):
         description="Trust X-Forwarded-Proto from the proxy in front; sends HSTS on https.",
     )
     rate_limit_requests: int = Field(
-        1200, ge=1, description="Requests allowed per client address per rate-limit window."
+        1200, ge=1, description="Requests allowed per rate-limit window per studio (callers "
+        "with a valid access token) or per client address (everyone else)."
     )
     rate_limit_window_s: int = Field(60, ge=1, description="Length of a rate-limit window.")
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipelines.context import accept_request_id, request_id_var
 from pipelines.errors import FarmError
+from pipelines.identity.tokens import API_KEY_PREFIX
 from serve.errors import error_response
 from serve.metrics import HttpMetrics
 
@@ -146,7 +147,15 @@ class BodyLimitMiddleware:
 
 
 class RateLimitMiddleware:
-    """Per-client-address allowance shared by all replicas (counters live in MongoDB)."""
+    """An allowance per studio for callers with a valid access token, per client address
+    for everyone else; shared by all replicas (counters live in MongoDB).
+
+    By studio so that one studio's flood never spends another's allowance when both come
+    from one address (an office NAT, a TLS proxy in front, `farm up` on a laptop). Only a
+    token whose signature and claims verify picks the studio (no database read): a made-up
+    token, an expired one or an API key counts against its address, so inventing
+    credentials buys no fresh allowance.
+    """
 
     EXEMPT = ("/health", "/ready", "/metrics")
 
@@ -158,10 +167,10 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or app_path(scope) in self.EXEMPT:
             await self.app(scope, receive, send)
             return
-        limiter = scope["app"].state.platform.rate_limiter
-        client = (scope.get("client") or ("unknown", 0))[0]
+        platform = scope["app"].state.platform
         try:
-            decision = await asyncio.wait_for(limiter.hit(f"ip:{client}"), self.timeout_s)
+            decision = await asyncio.wait_for(
+                platform.rate_limiter.hit(self._key(scope, platform)), self.timeout_s)
         except (FarmError, TimeoutError):
             # Fail open: a slow counter store must not take the whole API down with it.
             log.warning("rate limiter unavailable; request allowed")
@@ -175,3 +184,15 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _key(scope: Scope, platform) -> str:
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token and not token.startswith(API_KEY_PREFIX):
+            try:
+                claims = platform.identity.authenticator.access.verify(token.strip())
+            except FarmError:
+                pass
+            else:
+                return f"studio:{claims.studio_id}"
+        return f"ip:{(scope.get('client') or ('unknown', 0))[0]}"
