@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 
+import pymongo
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -159,9 +160,10 @@ class RateLimitMiddleware:
 
     EXEMPT = ("/health", "/ready", "/metrics")
 
-    def __init__(self, app: ASGIApp, *, timeout_s: float = 0.5):
+    def __init__(self, app: ASGIApp, *, timeout_s: float = 0.4, rest_s: float = 0.8):
         self.app = app
         self.timeout_s = timeout_s
+        self.rest_s = rest_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or app_path(scope) in self.EXEMPT:
@@ -173,8 +175,12 @@ class RateLimitMiddleware:
                 platform.rate_limiter.hit(self._key(scope, platform)), self.timeout_s)
         except (FarmError, TimeoutError):
             # Fail open: a slow counter store must not take the whole API down with it.
+            # But the store is the database: the request's own database calls now share
+            # what is left of FARM_DEPENDENCY_TIMEOUT_S, so that when the database is away
+            # the request answers 503 within it, not after one more full wait per call.
             log.warning("rate limiter unavailable; request allowed")
-            await self.app(scope, receive, send)
+            with pymongo.timeout(self.rest_s):
+                await self.app(scope, receive, send)
             return
         if not decision.allowed:
             response = error_response(
