@@ -142,7 +142,11 @@ MATRIX: list[Case] = [
     Case("GET", "/api/v1/jobs/{job_id}", (200, 200, 200, 404, 401)),
     Case("PATCH", "/api/v1/jobs/{job_id}", (200, 403, 403, 404, 401),
          lambda w: {"priority": 20}),
-    Case("POST", "/api/v1/jobs/{job_id}/{action}", (200, 403, 403, 404, 401)),
+    # Steering a fresh queued job: pause and cancel apply, resume and retry conflict.
+    Case("POST", "/api/v1/jobs/{job_id}/pause", (200, 403, 403, 404, 401)),
+    Case("POST", "/api/v1/jobs/{job_id}/cancel", (200, 403, 403, 404, 401)),
+    Case("POST", "/api/v1/jobs/{job_id}/resume", (409, 403, 403, 404, 401)),
+    Case("POST", "/api/v1/jobs/{job_id}/retry", (409, 403, 403, 404, 401)),
     Case("GET", "/api/v1/jobs/{job_id}/tasks", (200, 200, 200, 404, 401)),
     Case("GET", "/api/v1/jobs/{job_id}/preview", (200, 200, 200, 404, 401)),
     # The task is queued, not running: allowed callers get 409.
@@ -252,11 +256,7 @@ async def a_queued_task(http: httpx.AsyncClient, world: World) -> str:
     return f"{await a_queued_job(http, world)}-00000"
 
 
-async def pause(http: httpx.AsyncClient, world: World) -> str:
-    return "pause"
-
-
-FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task, "action": pause})
+FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task})
 
 
 async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:
