@@ -150,8 +150,9 @@ def render(records: list[dict], info: dict) -> str:
         "servers, a local Ray cluster) beside a baseline on the same machine, one after the "
         "other; the ratio is ours / baseline, and the *better* column says which way is good.",
         "",
-        f"Run: {info['date']}, wall time {info['total_s'] / 60:.1f} min (the benchmarks' "
-        f"own wall times add up to {sum(r['run']['wall_s'] for r in records) / 60:.1f} min); "
+        f"Last run started {info['date']}; its wall time {info['total_s'] / 60:.1f} min; the "
+        "wall times of the benchmarks on this page add up to "
+        f"{sum(r['run']['wall_s'] for r in records) / 60:.1f} min; "
         f"1-minute load average {info['load_before']:.1f} before, {info['load_after']:.1f} "
         "after.",
     ]
@@ -172,6 +173,8 @@ def render(records: list[dict], info: dict) -> str:
               "|---|---|---|---|---|---|---|"]
     for record in records:
         name = record["run"]["name"]
+        if record["run"]["status"] != "ok":
+            name += f" ({record['run']['status']}; what it finished)"
         if not record["rows"]:
             lines.append(f"| {name} | {record['run']['status']} | | | | | |")
         for row in record["rows"]:

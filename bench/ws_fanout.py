@@ -239,10 +239,11 @@ def main() -> None:
                 results[(path, n)] = result
                 print(json.dumps({"path": path, **result, "compression": compression}),
                       flush=True)
+                # After every run, so a later failure leaves the runs done on record.
+                write_json(args.json, "ws_fanout", _rows(results, args),
+                           tables=[_table(results)], details={"compression": compression})
     finally:
         stack.stop()
-    write_json(args.json, "ws_fanout", _rows(results, args),
-               tables=[_table(results)], details={"compression": compression})
 
 
 def _rows(results: dict[tuple[str, int], dict], args: argparse.Namespace) -> list[Row]:
