@@ -171,7 +171,21 @@ def _mp3(head: bytes) -> MediaType | None:
     if head.startswith(b"ID3") and len(head) >= 10:
         # ID3v2: major version 2-4, no undefined flag bits, a "synchsafe" size (7 bits a byte).
         valid = head[3] in (2, 3, 4) and not head[5] & 0x0F and all(b < 0x80 for b in head[6:10])
-        return _T["mp3"] if valid else None
+        if not valid:
+            return None
+        # FFmpeg skips the tag and probes what follows, so a playlist behind a tag would
+        # be read as one: what follows must be an MPEG audio frame. A tag longer than the
+        # leading bytes (cover art) cannot be seen past here; the preview tools' format
+        # allowlist is the guard then.
+        size = sum(b << (7 * (3 - i)) for i, b in enumerate(head[6:10]))
+        after = 10 + size + (10 if head[5] & 0x10 else 0)
+        if after + 4 <= len(head):
+            return _mpeg_frame(head[after:after + 4])
+        return _T["mp3"]
+    return _mpeg_frame(head)
+
+
+def _mpeg_frame(head: bytes) -> MediaType | None:
     if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
         return None
     version, layer = (head[1] >> 3) & 3, (head[1] >> 1) & 3

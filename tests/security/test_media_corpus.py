@@ -1,8 +1,9 @@
 """Hostile media past the upload's content check, into the preview maker.
 
-An ID3v2 tag in front of anything sniffs as MP3 (the upload's check stops at the tag, as
-it must for real MP3s), and FFmpeg skips such a tag before probing: a tagged HLS playlist
-or concat script is accepted as `audio/mpeg` and reaches FFmpeg as a playlist. Each is
+FFmpeg skips an ID3v2 tag before probing. The upload's check wants an MPEG audio frame
+right after the tag, but sees only the leading bytes: behind a tag longer than those (as
+cover art makes them), an HLS playlist or concat script is accepted as `audio/mpeg` and
+reaches FFmpeg as a playlist. Each is
 uploaded both ways, read back from storage, and given to the preview maker the farm node
 runs (PreviewMaker, the same FFmpeg arguments): it is refused as bad input, no local file
 is opened (a named-pipe tripwire), no connection is made (a listening socket), no output
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pipelines.assets.content import SNIFF_BYTES
 from pipelines.media import BadMedia, PreviewMaker
 from pipelines.media.recipes import ProxyOptions
 from tests.integration.test_identity_matrix import World, fresh_headers
@@ -28,7 +30,9 @@ from tests.integration.test_media_hostile import Listener
 from tests.support.assets import create_asset, declare, upload_simple
 from tests.support.ffmpeg_media import FifoTripwire
 
-ID3 = b"ID3\x04\x00\x00\x00\x00\x00\x00"  # an empty ID3v2.4 tag
+# An ID3v2.4 tag of padding longer than the bytes the upload's check reads (synchsafe size).
+_PADDING = SNIFF_BYTES + 1024
+ID3 = b"ID3\x04\x00\x00" + bytes((_PADDING >> s) & 0x7F for s in (21, 14, 7, 0)) + bytes(_PADDING)
 pytestmark = pytest.mark.timeout(180)
 
 

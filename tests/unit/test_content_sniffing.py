@@ -170,6 +170,9 @@ REFUSED = {
     "ebml of another doctype": b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84abcd",
     "adts aac": b"\xff\xf1\x50\x80\x02\x1f\xfc" + bytes(64),
     "riff of another form": b"RIFF\x24\x00\x00\x00CDXA" + bytes(64),
+    # FFmpeg skips an ID3 tag and probes what follows: here an HLS playlist.
+    "playlist behind an id3 tag": b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10)
+    + b"#EXTM3U\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:10.0,\nfile:///etc/passwd\n",
 }
 
 
