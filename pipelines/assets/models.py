@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pipelines.clock import iso
 from pipelines.numbers import MAX_INT64, Int
 from pipelines.schema import at_least_one
-from pipelines.text import AssetName
+from pipelines.text import NAME_PATTERN, AssetName
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -83,7 +83,10 @@ class UploadDeclare(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "filename": "sh010_plate_v3.mov", "size": 734003200, "content_type": "video/quicktime",
         "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]})
-    filename: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    # The rule for names, stated here so that the schema says it (uploads.py checks form
+    # uploads, which arrive outside a model, the same way).
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=255,
+                                               pattern=NAME_PATTERN)]
     size: Int = Field(gt=0, le=MAX_INT64)
     sha256: Sha256 | None = None
     content_type: Annotated[str, StringConstraints(max_length=200)] | None = None
