@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.integration.test_identity_matrix import World
-from tests.support.identity import register_studio
+# Studio A (admin, artist, director, td) and studio B (admin only), as in the matrix.
+from tests.integration.test_identity_matrix import World, world  # noqa: F401
 
 ERROR_KEYS = {"code", "message", "details", "request_id"}
 
@@ -26,15 +26,6 @@ def contract_error(response: httpx.Response, status: int, code: str | None = Non
     if code is not None:
         assert error["code"] == code, error
     return error
-
-
-@pytest.fixture(scope="module")
-async def world(api) -> World:
-    """Studio A (admin, artist, director, td) and studio B (admin only), like the matrix."""
-    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
-        a = await register_studio(http, roles=("artist", "director", "td"))
-        b = await register_studio(http, roles=())
-    return World(a, b)
 
 
 @pytest.fixture
