@@ -159,10 +159,20 @@ def _merge(response: dict[str, Any], status: int) -> None:
     response["description"] = description
 
 
+# Pydantic's names of bounds it could not fold into an integer schema: integer fields take
+# 45.0 (pipelines/numbers.py), and bounds on such a field reach the schema under these.
+_PYDANTIC_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum",
+                    "lt": "exclusiveMaximum"}
+
+
 def _exact_bounds(node: Any) -> None:
     """FastAPI's document model holds numeric bounds as floats: 2**63 - 1 became 2**63 and
     1 became 1.0. Integral bounds are written back as integers, the 64-bit limit exactly."""
     if isinstance(node, dict):
+        if node.get("type") == "integer":
+            for ours, standard in _PYDANTIC_BOUNDS.items():
+                if ours in node:
+                    node[standard] = node.pop(ours)
         for key in _BOUNDS:
             value = node.get(key)
             if isinstance(value, float) and value.is_integer():
