@@ -11,10 +11,12 @@ a bearer token, 60 assets, created through the HTTP API) serve every side:
 
 Each side gets `--concurrency` clients (one `httpx.AsyncClient` in this process, one
 keep-alive connection per client) for `--duration` seconds per endpoint, after a warm-up:
-`GET /health` and `GET /api/v1/assets?limit=50`. uvicorn is measured first and again last
-(it idles in between), so drift in the machine's load shows; its figures are both windows
-together. Printed: requests/s, p50 and p99 per side, the Serve/uvicorn ratio for the
-default variant, and each tuned variant against it (a change under 10 % is called noise).
+`GET /health` and `GET /api/v1/assets?limit=50`. uvicorn (which idles, using no CPU, while
+Serve runs) is measured again just before each Serve variant and once at the end: the
+Serve/uvicorn ratio pairs the default variant with the uvicorn window just before it, and
+each tuned variant is judged by its share of its own uvicorn window against the default's
+share, so drift in the machine's load cancels out (a change under 10 % is called noise).
+Printed: requests/s, p50 and p99 per side, the ratio and the verdicts.
 
     .venv/bin/python -m bench.api
     .venv/bin/python -m bench.api --variants default throughput --duration 5
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -294,15 +297,17 @@ def main() -> None:
 
 
 def run_all(settings_file: Path, args: argparse.Namespace, log: Path) -> dict:
-    """uvicorn first and again last (it idles meanwhile, using no CPU), so drift in the
-    machine's load over the run shows, and its figures are the two windows together."""
+    """uvicorn is measured again just before each Serve variant starts (it idles while
+    Serve runs, using no CPU) and once more at the end: each variant is judged against
+    the uvicorn window next to it, so drift in the machine's load cancels out."""
     results: dict[str, tuple[dict[str, Load], float]] = {}
+    pairs: dict[str, dict[str, Load]] = {}
     with server("uvicorn", settings_file, {}, log) as (base, start_s):
         headers = seed(base)
         time.sleep(args.settle)
-        first = measure(base, headers, args)
-        print(f"uvicorn: {_line(first)}", flush=True)
         for name in args.variants:
+            pairs[name] = measure(base, headers, args)
+            print(f"uvicorn: {_line(pairs[name])}", flush=True)
             variant = VARIANTS[name]
             # Settings and deployment overrides travel in a settings file of their own.
             values = json.loads(settings_file.read_text()) | variant.settings
@@ -313,9 +318,11 @@ def run_all(settings_file: Path, args: argparse.Namespace, log: Path) -> dict:
                 results[name] = (measure(serve_base, headers, args), serve_start_s)
             print(f"serve {name}: {_line(results[name][0])}", flush=True)
         last = measure(base, headers, args)
-        print(f"uvicorn again: {_line(last)}", flush=True)
-    return {"uvicorn": ({e: first[e].merge(last[e]) for e in ENDPOINTS}, start_s),
-            "uvicorn-first": (first, start_s), "uvicorn-last": (last, start_s), **results}
+        print(f"uvicorn: {_line(last)}", flush=True)
+    windows = [*pairs.values(), last]
+    merged = {e: functools.reduce(Load.merge, (w[e] for w in windows)) for e in ENDPOINTS}
+    return {"results": {"uvicorn": (merged, start_s), **results}, "pairs": pairs,
+            "uvicorn_windows": windows}
 
 
 def _line(loads: dict[str, Load]) -> str:
@@ -324,13 +331,13 @@ def _line(loads: dict[str, Load]) -> str:
                      for name, load in loads.items())
 
 
-def report(results: dict, args: argparse.Namespace) -> None:
-    base = results["uvicorn"][0]
+def report(run: dict, args: argparse.Namespace) -> None:
+    results, pairs = run["results"], run["pairs"]
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
           f"{args.concurrency} concurrent clients, {args.duration:g} s per endpoint")
     rows: list[Row] = []
     reference = "default" if "default" in results else args.variants[0]
-    serve = results[reference][0]
+    serve, base = results[reference][0], pairs[reference]
     for name, path in ENDPOINTS.items():
         b, s = base[name], serve[name]
         print(f"GET {path}: Serve/uvicorn req/s {s.rate / b.rate:.2f}, "
@@ -341,32 +348,40 @@ def report(results: dict, args: argparse.Namespace) -> None:
                         f"Ray Serve ({reference})", s.rate))
         rows.append(Row(f"{what}: p99 latency", "ms", "plain uvicorn", b.percentile(99),
                         f"Ray Serve ({reference})", s.percentile(99), better="lower"))
-    table = _variants_table(results, reference)
+    table = _variants_table(results, pairs)
     for line in table.rows:
         print("  ".join(str(cell) for cell in line))
-    notes = _verdicts(results, reference)
+    drift = ", ".join(f"{w['health'].rate:.0f}" for w in run["uvicorn_windows"])
+    notes = [f"uvicorn `/health` req/s in its successive windows (drift of the machine's "
+             f"load over the run): {drift}.", *_verdicts(results, pairs, reference)]
     for note in notes:
         print(note)
     write_json(args.json, "api", rows, tables=[table], notes=notes + KNOBS, details={
         "concurrency": args.concurrency, "duration_s": args.duration,
         "sides": {name: {"start_s": round(start, 1),
                          **{e: load.summary() for e, load in loads.items()}}
-                  for name, (loads, start) in results.items()}})
+                  for name, (loads, start) in results.items()},
+        "uvicorn_before": {name: {e: load.summary() for e, load in loads.items()}
+                           for name, loads in pairs.items()}})
 
 
-def _verdicts(results: dict, reference: str) -> list[str]:
-    """Each tuned variant against the reference: helped only if every endpoint's
-    throughput rose by 10 % or more; a run on a busy machine moves figures by about that."""
-    ref = results[reference][0]
+def _verdicts(results: dict, pairs: dict, reference: str) -> list[str]:
+    """Each tuned variant against the reference, both as a fraction of the uvicorn window
+    next to it: helped only if every endpoint gained 10 % or more."""
+    def share(name: str, e: str) -> float:
+        return results[name][0][e].rate / pairs[name][e].rate
+
     notes = []
-    for name, (loads, _) in results.items():
-        if name.startswith("uvicorn") or name == reference:
+    for name in pairs:
+        if name == reference:
             continue
-        rates = {e: loads[e].rate / ref[e].rate for e in ENDPOINTS}
-        p99s = {e: loads[e].percentile(99) / ref[e].percentile(99) for e in ENDPOINTS}
-        verdict = ("helped" if min(rates.values()) >= 1.1 else
-                   "hurt" if max(rates.values()) <= 0.9 else "no clear change (within ±10 %)")
-        figures = "; ".join(f"{e} req/s x{rates[e]:.2f}, p99 x{p99s[e]:.2f}" for e in ENDPOINTS)
+        gains = {e: share(name, e) / share(reference, e) for e in ENDPOINTS}
+        p99s = {e: results[name][0][e].percentile(99) / results[reference][0][e].percentile(99)
+                for e in ENDPOINTS}
+        verdict = ("helped" if min(gains.values()) >= 1.1 else
+                   "hurt" if max(gains.values()) <= 0.9 else "no clear change (within ±10 %)")
+        figures = "; ".join(f"{e} req/s x{gains[e]:.2f} (load-corrected), p99 x{p99s[e]:.2f}"
+                            for e in ENDPOINTS)
         notes.append(f"Tuning `{VARIANTS[name].what}` against Serve {reference}: {figures}: "
                      f"**{verdict}**.")
     return notes
@@ -388,26 +403,24 @@ KNOBS = [
 ]
 
 
-UVICORN_SIDES = {"uvicorn": "plain uvicorn, one process: both windows together",
-                 "uvicorn-first": "the same, first window (before Serve)",
-                 "uvicorn-last": "the same, last window (after Serve)"}
-
-
-def _variants_table(results: dict, reference: str) -> Table:
+def _variants_table(results: dict, pairs: dict) -> Table:
     columns = ["side", "what changes", "start s"]
     for name in ENDPOINTS:
         columns += [f"{name} req/s", f"{name} p50 ms", f"{name} p99 ms",
-                    f"{name} req/s vs Serve {reference}"]
+                    f"{name} uvicorn req/s just before", f"{name} share of uvicorn"]
     rows = []
     for side_name, (loads, start_s) in results.items():
-        what = UVICORN_SIDES.get(side_name) or VARIANTS[side_name].what
+        what = ("plain uvicorn, one process: all its windows together"
+                if side_name == "uvicorn" else VARIANTS[side_name].what)
         row: list[object] = [side_name, what, f"{start_s:.0f}"]
         for name in ENDPOINTS:
-            load, ref = loads[name], results[reference][0][name]
+            load, before = loads[name], pairs.get(side_name, {}).get(name)
             row += [f"{load.rate:.0f}", f"{load.percentile(50):.1f}",
-                    f"{load.percentile(99):.1f}", f"{load.rate / ref.rate:.2f}"]
+                    f"{load.percentile(99):.1f}", f"{before.rate:.0f}" if before else "",
+                    f"{load.rate / before.rate:.2f}" if before else ""]
         rows.append(row)
-    return Table("Every side (Serve variants each in a fresh Ray cluster)", columns, rows)
+    return Table("Every side (Serve variants each in a fresh Ray cluster; uvicorn measured "
+                 "again just before each)", columns, rows)
 
 
 def parse_args() -> argparse.Namespace:
