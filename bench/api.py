@@ -280,6 +280,7 @@ def main() -> None:
         values = {"env": "test", "data_dir": str(data_dir), "upload_port": free_port(),
                   "bcrypt_rounds": 4, "rate_limit_requests": 10**9,
                   "access_token_ttl_s": 3600,  # one token lasts a slow run
+                  "dependency_timeout_s": 30.0,  # no 503s from a slow database on a busy box
                   **services.start()}
         values = {k: v.get_secret_value() if hasattr(v, "get_secret_value") else v
                   for k, v in values.items()}

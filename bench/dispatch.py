@@ -45,7 +45,9 @@ def through_farm(base: str, headers: dict, tasks: int) -> float:
             "command": ["/bin/true"], "max_attempts": 1}
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         started = time.perf_counter()
-        job = client.post("/api/v1/jobs", json=body).json()
+        submitted = client.post("/api/v1/jobs", json=body)
+        assert submitted.status_code == 201, submitted.text
+        job = submitted.json()
         while True:
             state = client.get(f"/api/v1/jobs/{job['id']}").json()
             if state["status"] in ("completed", "failed", "cancelled"):
