@@ -106,6 +106,16 @@ def linked_steps(ndjson: Path) -> set[str]:
     return reached
 
 
+def run_figures(output: str) -> str:
+    """Operations, test cases, stateful scenarios and links, as schemathesis printed them."""
+    found = {name: re.search(pattern, output) for name, pattern in (
+        ("operations", r"Tested:\s*(\d+)"), ("cases", r"Test cases:\s*\n\s*(.+)"),
+        ("scenarios", r"Scenarios:\s*(\d+)"), ("links", r"API Links:\s*(.+)"))}
+    text = {name: match.group(1).strip() if match else "?" for name, match in found.items()}
+    return (f"{text['operations']} operations, {text['cases']}; stateful: "
+            f"{text['scenarios']} scenarios, links {text['links']}")
+
+
 def failures_summary(output: str, limit: int = 30_000) -> str:
     """Schemathesis's FAILURES and SUMMARY sections (the run's progress lines left out)."""
     start = output.find("FAILURES ===")
@@ -134,11 +144,7 @@ def test_the_api_keeps_its_openapi_contract(stack: FarmUp, auth_file: Path,
                     f"(FARM_FUZZ_TIMEOUT_S); the API may hang on a request, or the machine "
                     f"is slower than usual. Last output:\n{output[-6000:]}\n{where}",
                     pytrace=False)
-    operations = re.search(r"Tested:\s*(\d+)", output)
-    totals = re.search(r"Test cases:\s*\n\s*(.+)", output)
-    print(f"schemathesis: exit {code} in {took:.0f} s, "
-          f"{operations.group(1) if operations else '?'} operations, "
-          f"{totals.group(1) if totals else 'no totals printed'}")
+    print(f"schemathesis: exit {code} in {took:.0f} s; {run_figures(output)}")
     reached = set().union(*(linked_steps(path) for path in reports.glob("*.ndjson")))
     missing = [part for part, paths in LINKED.items()
                if not any(paths.match(path) for path in reached)]
