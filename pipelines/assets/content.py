@@ -295,14 +295,14 @@ def _compatible(declared: str, found: MediaType) -> bool:
 def check_declared(declared: str | None, found: MediaType | None) -> MediaType:
     """The allowed media type `found`, checked against the client's declared MIME type.
 
-    Raises UnsupportedMedia with code `unsupported_media_type` when the bytes are not on the
+    Raises UnsupportedMedia with code `file_type_not_allowed` when the bytes are not on the
     allowlist, and `content_type_mismatch` when a declaration contradicts them. None, empty
     and application/octet-stream claim nothing; parameters such as `; charset=` are ignored.
     """
     if found is None:
         raise UnsupportedMedia(
             "the file's content is not an allowed studio media type",
-            code="unsupported_media_type",
+            code="file_type_not_allowed",
         )
     claim = (declared or "").split(";", 1)[0].strip().lower()
     if claim in _NO_CLAIM or claim == found.mime or _compatible(claim, found):

@@ -40,7 +40,8 @@ def normalise_email(value: str) -> str:
 
 
 Email = Annotated[str, Field(max_length=320, json_schema_extra={
-    "format": "email", "pattern": EMAIL_PATTERN, "maxLength": 254}),
+    # idn-email: addresses in any script are taken (JSON Schema's `email` is ASCII only).
+    "format": "idn-email", "pattern": EMAIL_PATTERN, "maxLength": 254}),
     AfterValidator(normalise_email)]
 # The rule is in UTF-8 bytes (bcrypt reads 72); the schema states it in characters, which
 # every ASCII password meets exactly. Longer input is still read, to be refused clearly.

@@ -12,6 +12,7 @@ import re
 import unicodedata
 
 import bcrypt
+from pydantic_core import PydanticCustomError
 
 MIN_PASSWORD_BYTES = 8
 MAX_PASSWORD_BYTES = 72
@@ -38,10 +39,11 @@ def check_password_rules(password: str) -> str:
     if size < MIN_PASSWORD_BYTES:
         raise ValueError(f"password must be at least {MIN_PASSWORD_BYTES} bytes of UTF-8")
     if size > MAX_PASSWORD_BYTES:
-        raise ValueError(
-            f"password must be at most {MAX_PASSWORD_BYTES} bytes of UTF-8 (it is {size}); "
-            "longer passwords are refused, never shortened"
-        )
+        # Its own code: the schema can state the limit only in characters (see models.py).
+        raise PydanticCustomError(
+            "password_too_long",
+            "password must be at most {limit} bytes of UTF-8 (it is {size}); longer "
+            "passwords are refused, never shortened", {"limit": MAX_PASSWORD_BYTES, "size": size})
     return password
 
 

@@ -31,7 +31,7 @@ REFRESH_REFUSED = {401: ["invalid_token", "token_expired", "token_revoked"]}
 
 @router.post("/register", status_code=201, response_model=AuthResult,
              summary="Create a studio and its first user (an admin)",
-             responses=errors(codes={409: ["studio_taken"]}))
+             responses=errors(codes={409: ["studio_taken"], 422: ["password_too_long"]}))
 async def register(body: RegisterRequest, identity: IdentityDep, client: ClientAddress,
                    response: Response) -> AuthResult:
     response.headers.update(NO_STORE)
@@ -70,7 +70,7 @@ async def me(identity: IdentityDep, principal: Caller) -> MeOut:
 
 @router.post("/password", response_model=AuthResult,
              summary="Change the caller's password; every other session ends",
-             responses=errors(codes={422: ["wrong_current_password"]}))
+             responses=errors(codes={422: ["wrong_current_password", "password_too_long"]}))
 async def change_password(body: ChangePasswordRequest, identity: IdentityDep,
                           client: ClientAddress, response: Response,
                           principal: PasswordChanger) -> AuthResult:

@@ -59,7 +59,8 @@ async def put_part(upload_id: str, number: PartNumber, request: Request, domain:
              openapi_extra=_FORM_BODY,
              responses=errors(codes=_BODY_ERRORS | {
                  404: ["asset_not_found"], 409: ["asset_frozen", "upload_expired"],
-                 415: ["unsupported_media_type", "content_type_mismatch"],
+                 415: ["unsupported_media_type", "file_type_not_allowed",
+                       "content_type_mismatch"],
                  422: ["form_expected", "form_malformed", "file_missing", "file_name_too_long",
                        "empty_file"],
                  429: ["quota_exceeded", "too_many_uploads"]}))

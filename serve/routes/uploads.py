@@ -54,7 +54,7 @@ async def part_urls(upload_id: str, domain: AssetsDep, who: Editor,
              summary="Verify the parts with storage and record the new version",
              responses=errors(codes=NOT_FOUND | {
                  409: ["upload_not_open", "upload_expired", "asset_frozen"],
-                 415: ["unsupported_media_type", "content_type_mismatch"],
+                 415: ["file_type_not_allowed", "content_type_mismatch"],
                  422: ["parts_rejected", "size_mismatch", "sha256_mismatch", "empty_file"]}))
 async def complete_upload(upload_id: str, domain: AssetsDep, who: Editor,
                           body: UploadComplete | None = None) -> dict:

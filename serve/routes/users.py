@@ -20,7 +20,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 @router.post("", status_code=201, response_model=UserOut, summary="Create a user",
              responses=errors(codes={403: ["role_not_allowed", "role_too_high"],
-                                     409: ["email_taken"]}))
+                                     409: ["email_taken"], 422: ["password_too_long"]}))
 async def create_user(body: UserCreate, identity: IdentityDep,
                       principal: UserCreator) -> UserOut:
     return await identity.users.create(principal, body)

@@ -27,17 +27,17 @@ PLAYLIST = (b"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,
 POLYGLOT_OBJ = PLAYLIST + b"".join(b"v 0 0 %d\n" % i for i in range(3))
 # (file name, declared type, bytes) -> the code of the refusal
 SPOOFS = {
-    "script.png": ("image/png", b"#!/bin/sh\ncat /etc/passwd\n" * 20, "unsupported_media_type"),
-    "program.png": ("image/png", ELF, "unsupported_media_type"),
+    "script.png": ("image/png", b"#!/bin/sh\ncat /etc/passwd\n" * 20, "file_type_not_allowed"),
+    "program.png": ("image/png", ELF, "file_type_not_allowed"),
     "page.jpg": ("image/jpeg", b"<html><script>alert(1)</script></html>",
-                 "unsupported_media_type"),
-    "hls.mp4": ("video/mp4", PLAYLIST, "unsupported_media_type"),
-    "hls.ts": ("video/mp2t", PLAYLIST, "unsupported_media_type"),
-    "hls.obj": ("model/obj", POLYGLOT_OBJ, "unsupported_media_type"),
+                 "file_type_not_allowed"),
+    "hls.mp4": ("video/mp4", PLAYLIST, "file_type_not_allowed"),
+    "hls.ts": ("video/mp2t", PLAYLIST, "file_type_not_allowed"),
+    "hls.obj": ("model/obj", POLYGLOT_OBJ, "file_type_not_allowed"),
     "reel.mov": ("video/quicktime", b"ffconcat version 1.0\nfile /etc/passwd\n",
-                 "unsupported_media_type"),
+                 "file_type_not_allowed"),
     "subfile.mp4": ("video/mp4", b"subfile,,start,0,end,0,,:/etc/passwd\n",
-                    "unsupported_media_type"),
+                    "file_type_not_allowed"),
 }
 
 

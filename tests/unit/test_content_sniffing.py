@@ -216,8 +216,8 @@ def test_no_claim_passes(declared):
 
 
 def test_bytes_off_the_allowlist_are_unsupported_whatever_was_declared():
-    assert _code(None, None) == "unsupported_media_type"
-    assert _code("video/mp4", sniff(REFUSED["html"])) == "unsupported_media_type"
+    assert _code(None, None) == "file_type_not_allowed"
+    assert _code("video/mp4", sniff(REFUSED["html"])) == "file_type_not_allowed"
 
 
 @pytest.mark.parametrize(("declared", "head"), [

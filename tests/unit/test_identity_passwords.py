@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bcrypt
 import pytest
+from pydantic_core import PydanticCustomError
 
 from pipelines.identity import passwords
 from pipelines.identity.passwords import PasswordHasher, check_password_rules, hash_cost
@@ -18,8 +19,14 @@ def test_accepted_passwords(password):
     "a" * 7, "a" * 73, "🎬" * 64, "é" * 37, "🎬" * 18 + "a", "",
 ])
 def test_refused_passwords(password):
-    with pytest.raises(ValueError, match="bytes"):
+    with pytest.raises((ValueError, PydanticCustomError), match="bytes"):
         check_password_rules(password)
+
+
+def test_a_password_too_long_has_its_own_code():
+    with pytest.raises(PydanticCustomError) as refused:
+        check_password_rules("é" * 37)  # 37 characters, 74 bytes
+    assert refused.value.type == "password_too_long"
 
 
 def test_text_that_is_not_utf8_is_refused_not_crashed():

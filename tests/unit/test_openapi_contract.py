@@ -100,7 +100,7 @@ def test_rules_in_code_are_in_the_schema(schema: dict):
     components = schema["components"]["schemas"]
     password = components["RegisterRequest"]["properties"]["password"]
     assert password["minLength"] == 8 and password["maxLength"] == 72
-    assert components["RegisterRequest"]["properties"]["email"]["format"] == "email"
+    assert components["RegisterRequest"]["properties"]["email"]["format"] == "idn-email"
     for patch in ("AssetPatch", "UserPatch", "CommentPatch"):
         assert components[patch]["minProperties"] == 1, patch
     kinds = {rule["if"]["properties"]["kind"]["const"]: rule["then"]["required"]
