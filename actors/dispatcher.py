@@ -115,9 +115,7 @@ class DispatcherActor:
         self._ensure_started().wake(job_id)
 
     async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
-        dispatcher = self._ensure_started()
-        for kind, payload in reports:
-            dispatcher.report(kind, payload)
+        await self._ensure_started().report_many(reports)
 
     async def heartbeat(self, node_id: str, running: list[list]) -> None:
         self._ensure_started().heartbeat(node_id, running)

@@ -28,22 +28,19 @@ class Database:
     """Owns the client; hands out the database; translates transport failures."""
 
     def __init__(self, url: str, name: str, timeout_s: float = 3.0, *,
-                 bound_operations: bool = False):
-        # A stalled server (not a refused connection) otherwise holds an operation until
-        # the driver's monitor gives up (~5 s here). Request handlers bound every operation
-        # so a request answers 503 within `timeout_s`: the driver may overrun its budget by
-        # one heartbeat (0.5 s, measured), and the rate limiter's call comes first
-        # (serve/app.py), hence 40 %. Long-running loops (the dispatcher) keep unbounded
-        # operations.
-        budget_ms = int(timeout_s * (400 if bound_operations else 1000))
-        options: dict = {"timeoutMS": budget_ms} if bound_operations else {}
+                 for_requests: bool = False):
+        # Request handlers find a stopped server out within three quarters of `timeout_s`
+        # (the driver may overrun by one 0.5 s heartbeat, measured). A stalled one (it
+        # holds its connections and answers nothing) is bounded per request instead
+        # (serve/middleware.py): a bound on every call would turn a slow, busy database
+        # into 503s. Long-running loops (the dispatcher) wait as long as they must.
+        budget_ms = int(timeout_s * (750 if for_requests else 1000))
         self._client: AsyncMongoClient = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=budget_ms,
             connectTimeoutMS=int(timeout_s * 1000),
             tz_aware=True,
             appname="studio-farm",
-            **options,
         )
         self.db: AsyncDatabase = self._client[name]
 

@@ -32,7 +32,7 @@ STATUS_BY_ERROR: dict[type[errors.FarmError], int] = {
     errors.RenderFailed: 422,
 }
 
-_OWN_CODES = frozenset({"password_too_long"})
+_OWN_CODES = frozenset({"password_too_long", "timecode_reversed"})
 _PARAM_CODES = {("query", "cursor"): "invalid_cursor", ("query", "room"): "invalid_room"}
 
 _HTTP_CODES = {

@@ -160,7 +160,7 @@ class RateLimitMiddleware:
 
     EXEMPT = ("/health", "/ready", "/metrics")
 
-    def __init__(self, app: ASGIApp, *, timeout_s: float = 0.4, rest_s: float = 0.8):
+    def __init__(self, app: ASGIApp, *, timeout_s: float = 0.4, rest_s: float = 1.0):
         self.app = app
         self.timeout_s = timeout_s
         self.rest_s = rest_s

@@ -53,7 +53,7 @@ class Platform:
         if settings.mongo_url is None:
             raise ValueError("no database URL: start the embedded services or set FARM_MONGO_URL")
         db = Database(settings.mongo_url.get_secret_value(), settings.mongo_db,
-                      timeout_s=settings.dependency_timeout_s, bound_operations=True)
+                      timeout_s=settings.dependency_timeout_s, for_requests=True)
         return cls(settings, db, ObjectStore(storage_config(settings)), link)
 
     @property

@@ -55,7 +55,7 @@ def part_body(request: Request, expected: int, idle_s: float) -> AsyncIterator[b
         raise UnsupportedMedia("send parts as application/octet-stream")
     declared = declared_length(request)
     if declared is not None and declared > expected:
-        raise PayloadTooLarge(f"this part must be {expected} bytes")
+        raise PayloadTooLarge(f"this part must be {expected} bytes", code="part_size_mismatch")
     return idle_limited(request.stream().__aiter__(), idle_s)
 
 

@@ -52,7 +52,8 @@ async def exact_length(chunks: AsyncIterable[bytes], expected: int,
     async for chunk in chunks:
         seen += len(chunk)
         if seen > expected:
-            raise PayloadTooLarge(f"this part must be {expected} bytes")
+            raise PayloadTooLarge(f"this part must be {expected} bytes",
+                                  code="part_size_mismatch")
         if pending_size >= batch:
             yield b"".join(pending)
             pending, pending_size = [], 0

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import UpdateOne
@@ -24,9 +23,10 @@ from pipelines.errors import DependencyUnavailable
 from pipelines.events.log import EventLog
 from pipelines.farm.config import DispatchConfig
 from pipelines.farm.models import ACTIVE, TaskState
+from pipelines.farm.node_state import Lease, NodeState
 from pipelines.farm.outcomes import OutcomeHandler
 from pipelines.farm.policy import BadNodes, CircuitBreakers, RetryPolicy
-from pipelines.farm.ports import NodeDirectory, NodeInfo
+from pipelines.farm.ports import NodeDirectory
 from pipelines.farm.progress import JobTracker
 from pipelines.farm.scheduler import NodeView, Scheduler, TaskView
 from pipelines.farm.store import FarmStore
@@ -36,21 +36,6 @@ log = logging.getLogger("farm.dispatcher")
 LEFT_NODE_QUARANTINE_S = 300.0
 SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
 Adopter = Callable[[], Awaitable[int]]
-
-
-@dataclass(frozen=True)
-class Lease:
-    attempt: int
-    slots: float
-    studio_id: str
-    job_id: str
-
-
-@dataclass
-class NodeState:
-    info: NodeInfo
-    last_seen: float
-    running: dict[str, Lease] = field(default_factory=dict)  # by task id
 
 
 class Dispatcher:
@@ -87,6 +72,17 @@ class Dispatcher:
     def report(self, kind: str, payload: dict[str, Any]) -> None:
         self.reports.append((kind, payload))
         self.wakeup.set()
+
+    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
+        """Results are acknowledged once written, not once received: a dispatcher that
+        dies in between fails the agent's call, which sends them to the next one (a result
+        acknowledged and then lost would run its task again)."""
+        for kind, payload in reports:
+            self.report(kind, payload)
+        if any(kind == "finished" for kind, _ in reports):
+            written: asyncio.Future = asyncio.get_running_loop().create_future()
+            self.report("written", {"future": written})
+            await written
 
     def heartbeat(self, node_id: str, running: list[list]) -> None:
         self.report("heartbeat", {"node_id": node_id, "running": running})
@@ -232,7 +228,7 @@ class Dispatcher:
 
     async def _apply(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
         renewals: list[UpdateOne] = []
-        started, succeeded = [], []
+        started, succeeded, written = [], [], []
         for kind, payload in reports:
             node = self.nodes.get(payload.get("node_id", ""))
             if node is not None:
@@ -245,9 +241,12 @@ class Dispatcher:
                 started.append(payload)
             elif kind == "progress":
                 self.jobs.progress(payload)
+            elif kind == "written":
+                written.append(payload["future"])
             elif kind == "finished":
                 if node is not None:
                     node.running.pop(payload["task_id"], None)
+                    self.circuits.trial_over(node.info.node_id, payload["kind"])
                 if payload["ok"]:
                     succeeded.append(payload)
                 else:
@@ -257,6 +256,9 @@ class Dispatcher:
         await self.outcomes.started(started)
         await self.outcomes.succeeded(succeeded)
         await self.store.apply(renewals)
+        for future in written:
+            if not future.done():  # its caller may have gone meanwhile
+                future.set_result(None)
 
     async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
         reported = {(task_id, attempt) for task_id, attempt in running}
@@ -349,8 +351,7 @@ class Dispatcher:
         handed: dict[str, list[dict[str, Any]]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:
-                self.circuits.release_trial(node_id)
-                self.circuits.release_trial((node_id, view.kind))
+                self.circuits.trial_over(node_id, view.kind)
                 continue  # changed meanwhile (cancelled, paused): not ours to run
             task = tasks[view.task_id]
             attempt = task["attempt"] + 1

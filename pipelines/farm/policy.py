@@ -110,6 +110,16 @@ class CircuitBreakers:
         """The trial task was planned but never sent: let another one through."""
         self._get(key).trial_in_flight = False
 
+    def trial_over(self, node_id: str, kind: str) -> None:
+        """A task of `kind` on the node ended, whatever the outcome: if it was a trial, the
+        next one may go. A trial killed, cancelled or lost proves nothing either way, and
+        must not hold the node shut; a crash reopens the circuit all the same
+        (`record_failure` reads the half-open state, not the flag)."""
+        for key in (node_id, (node_id, kind)):
+            circuit = self.circuits.get(key)
+            if circuit is not None:
+                circuit.trial_in_flight = False
+
     def record_success(self, key: Hashable) -> None:
         self.circuits[key] = _Circuit()
 

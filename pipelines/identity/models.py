@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
+import idna
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.identity.passwords import (
@@ -36,6 +37,10 @@ def normalise_email(value: str) -> str:
     value = value.strip().lower()
     if len(value) > 254 or not _EMAIL.match(value):
         raise ValueError("not an email address")
+    try:  # the domain must be a host name in any script (IDNA 2008), as idn-email says
+        idna.encode(value.rsplit("@", 1)[1], uts46=False)
+    except idna.IDNAError:
+        raise ValueError("not an email address: its domain is not a host name") from None
     return value
 
 

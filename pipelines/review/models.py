@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from pipelines.clock import iso
 from pipelines.numbers import Float, Int, VersionNumber
@@ -61,7 +62,8 @@ class TimecodeRange(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> TimecodeRange:
         if _frames(self.end) < _frames(self.start):
-            raise ValueError("the range ends before it starts")
+            # Its own code: the schema cannot compare two timecodes.
+            raise PydanticCustomError("timecode_reversed", "the range ends before it starts")
         return self
 
 

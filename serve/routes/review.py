@@ -43,7 +43,8 @@ async def list_comments(asset_id: str, review: ReviewDep, who: Reader, page: Pag
 
 @router.post("/assets/{asset_id}/comments", status_code=201, response_model=CommentChanged,
              summary="Comment (frame or timecode range, annotation, reply, mentions)",
-             responses=errors(codes=ASSET | {422: ["invalid_parent", "unknown_mention"]}))
+             responses=errors(codes=ASSET | {422: ["invalid_parent", "unknown_mention",
+                                                    "timecode_reversed"]}))
 async def create_comment(asset_id: str, body: CommentCreate, review: ReviewDep,
                          who: Commenter) -> dict:
     comment, seq = await review.comment(who, asset_id, body)

@@ -44,6 +44,7 @@ _BODY_ERRORS = {408: ["body_timeout"], 413: ["payload_too_large"]}
             openapi_extra=_PART_BODY,
             responses=errors(codes=_BODY_ERRORS | {
                 404: ["upload_not_found"], 409: ["upload_not_open", "upload_expired"],
+                413: ["payload_too_large", "part_size_mismatch"],
                 415: ["unsupported_media_type"],
                 422: ["invalid_part", "part_size_mismatch"]}))
 async def put_part(upload_id: str, number: PartNumber, request: Request, domain: AssetsDep,

@@ -11,6 +11,7 @@ import pytest
 import ray
 
 from actors.node_agent import agent_name
+from tests.support.chaos import until
 from tests.support.farm import tasks_of, wait_nodes
 
 pytestmark = pytest.mark.cluster
@@ -80,7 +81,13 @@ async def test_the_dispatcher_killed_mid_job_loses_no_result(under_fault, db, re
     """Results that reach no dispatcher while it is away are kept, never run again."""
     await under_fault.start(seconds=0.8)
     await under_fault.until_frames_end(2)
-    killed_at = time.time()
     ray.kill(ray.get_actor("farm-dispatcher", namespace=NAMESPACE), no_restart=False)
-    recovered("dispatcher killed", await under_fault.until_a_run_after(killed_at))
+
+    async def answering() -> bool:  # the restarted dispatcher, as /ready sees it
+        ready = await under_fault.http.get("/ready")
+        return ready.json()["checks"]["dispatcher"]["status"] == "ok"
+
+    await asyncio.sleep(0.5)  # Ray notices the death first
+    recovered("dispatcher killed", await until(answering) + 0.5)
+    await under_fault.until_a_run_after(time.time())  # and leases again
     await under_fault.assert_intact(db)  # nothing excused: every run was reported

@@ -63,6 +63,22 @@ def test_circuit_opens_then_lets_one_trial_through_after_the_cooldown():
     assert circuits.state("n1") == CircuitState.CLOSED
 
 
+def test_a_trial_killed_or_lost_does_not_hold_the_node_shut():
+    now = [0.0]
+    circuits = CircuitBreakers(threshold=1, cooldown_s=10, clock=lambda: now[0])
+    circuits.record_failure("n1")
+    circuits.record_failure(("n1", "command"))
+    now[0] = 10
+    circuits.on_dispatch("n1")
+    circuits.on_dispatch(("n1", "command"))
+    assert not circuits.allows("n1")
+    circuits.trial_over("n1", "command")  # killed through the API: proves nothing
+    assert circuits.allows("n1") and circuits.allows(("n1", "command"))
+    circuits.on_dispatch("n1")
+    circuits.trial_over("n1", "command")  # the next trial crashed: reopened all the same
+    assert circuits.record_failure("n1") and not circuits.allows("n1")
+
+
 def test_a_success_resets_the_count_of_consecutive_failures():
     circuits = CircuitBreakers(threshold=2)
     circuits.record_failure("n1")

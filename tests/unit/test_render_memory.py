@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.farm.dispatcher import Dispatcher, NodeState
+from pipelines.farm.dispatcher import Dispatcher
+from pipelines.farm.node_state import NodeState
 from pipelines.farm.outcomes import OutcomeHandler
 from pipelines.farm.ports import NodeInfo
 from pipelines.farm.render_runner import frame_metrics
