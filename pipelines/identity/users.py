@@ -147,6 +147,12 @@ class Users(AccountService):
     def _changes(self, principal: Principal, target: dict[str, Any],
                  patch: UserPatch) -> dict[str, Any]:
         changes: dict[str, Any] = {}
+        if target["_id"] == principal.user_id and (patch.role is not None or
+                                                    patch.active is False):
+            # Nobody locks themselves out by a slip (and every session of theirs with them):
+            # another admin changes an admin's role or deactivates them.
+            raise Forbidden("you may not change your own role or deactivate yourself; ask "
+                            "another admin", code="not_on_yourself")
         if patch.name is not None and patch.name != target["name"]:
             changes["name"] = patch.name
         if patch.active is not None and patch.active != target["active"]:

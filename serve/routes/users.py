@@ -42,7 +42,8 @@ async def get_user(user_id: str, identity: IdentityDep,
 
 @router.patch("/{user_id}", response_model=UserOut,
               summary="Rename, change role, deactivate or reactivate a user",
-              responses=errors(codes={403: ["role_not_allowed", "role_too_high"],
+              responses=errors(codes={403: ["role_not_allowed", "role_too_high",
+                                            "not_on_yourself"],
                                       404: ["user_not_found"], 409: ["last_admin"]}))
 async def update_user(user_id: str, body: UserPatch, identity: IdentityDep,
                       principal: UserEditor) -> UserOut:

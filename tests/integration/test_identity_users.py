@@ -136,13 +136,16 @@ async def test_deactivation_ends_everything_and_reactivation_allows_login_again(
     assert (await login(http, ctx.slug, artist.email)).status_code == 200
 
 
-async def test_the_last_active_admin_cannot_be_demoted_or_deactivated(http):
+async def test_nobody_demotes_or_deactivates_themselves(http):
     ctx = await register_studio(http, roles=())
     own = f"{USERS}/{ctx.admin.user_id}"
     assert_error(await http.patch(own, headers=ctx.admin.headers, json={"role": "artist"}),
-                 409, "last_admin")
+                 403, "not_on_yourself")
     assert_error(await http.patch(own, headers=ctx.admin.headers, json={"active": False}),
-                 409, "last_admin")
+                 403, "not_on_yourself")
+    renamed = await http.patch(own, headers=ctx.admin.headers, json={"name": "Ada P."})
+    assert renamed.status_code == 200, renamed.text
+    assert (await http.get(ME, headers=ctx.admin.headers)).status_code == 200  # still in
     second = await add_member(http, ctx, "admin")
     demoted = await http.patch(own, headers=second.headers, json={"role": "producer"})
     assert demoted.status_code == 200, demoted.text
