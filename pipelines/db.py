@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -24,6 +24,23 @@ def declared_indexes() -> dict[str, list[IndexModel]]:
     return {name: list(models) for name, models in _INDEXES.items()}
 
 
+class _Answers(monitoring.CommandListener):
+    """When the server last answered a command: a busy database still answers others'
+    calls, a stalled one answers none."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.at = time.monotonic()
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 class Database:
     """Owns the client; hands out the database; translates transport failures."""
 
@@ -35,14 +52,20 @@ class Database:
         # (serve/middleware.py): a bound on every call would turn a slow, busy database
         # into 503s. Long-running loops (the dispatcher) wait as long as they must.
         budget_ms = int(timeout_s * (750 if for_requests else 1000))
+        self._answers = _Answers()
         self._client: AsyncMongoClient = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=budget_ms,
             connectTimeoutMS=int(timeout_s * 1000),
             tz_aware=True,
             appname="studio-farm",
+            event_listeners=[self._answers],
         )
         self.db: AsyncDatabase = self._client[name]
+
+    def answered_within(self, seconds: float) -> bool:
+        """Did the server answer any command of this process in the last `seconds`?"""
+        return time.monotonic() - self._answers.at <= seconds
 
     def __getitem__(self, collection: str):
         return self.db[collection]

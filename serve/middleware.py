@@ -175,10 +175,13 @@ class RateLimitMiddleware:
                 platform.rate_limiter.hit(self._key(scope, platform)), self.timeout_s)
         except (FarmError, TimeoutError):
             # Fail open: a slow counter store must not take the whole API down with it.
-            # But the store is the database: the request's own database calls now share
-            # what is left of FARM_DEPENDENCY_TIMEOUT_S, so that when the database is away
-            # the request answers 503 within it, not after one more full wait per call.
             log.warning("rate limiter unavailable; request allowed")
+            if platform.db.answered_within(self.timeout_s):  # busy, not away
+                await self.app(scope, receive, send)
+                return
+            # Away (it answered nobody meanwhile): the request's own calls share what is
+            # left of FARM_DEPENDENCY_TIMEOUT_S, so it answers 503 within it, not after one
+            # more full wait per call.
             with pymongo.timeout(self.rest_s):
                 await self.app(scope, receive, send)
             return

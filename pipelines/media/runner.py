@@ -183,8 +183,10 @@ def _prlimit_options(limits: list[tuple[int, tuple[int, int]]]) -> list[str]:
 async def _collect(proc: Child, watch: _RssWatch, max_stdout_bytes: int,
                    on_stdout: Callable[[bytes], None] | None = None) -> tuple[bytes, str]:
     assert proc.stdout is not None and proc.stderr is not None
+    # Also sampled as the tool writes to stderr: a tool that fails an allocation says so
+    # and exits at once, often between two samples of the loop.
     readers = (asyncio.ensure_future(_read_bounded(proc.stdout, max_stdout_bytes, on_stdout)),
-               asyncio.ensure_future(_read_tail(proc.stderr)))
+               asyncio.ensure_future(_read_tail(proc.stderr, watch.sample)))
     sampler = asyncio.ensure_future(watch.run())
     try:
         stdout, stderr = await asyncio.gather(*readers)
@@ -209,9 +211,12 @@ async def _read_bounded(stream: asyncio.StreamReader, limit: int,
     return bytes(data)
 
 
-async def _read_tail(stream: asyncio.StreamReader) -> bytes:
+async def _read_tail(stream: asyncio.StreamReader,
+                     on_chunk: Callable[[], None] | None = None) -> bytes:
     tail = bytearray()
     while chunk := await stream.read(_CHUNK):
+        if on_chunk is not None:
+            on_chunk()
         tail += chunk
         del tail[:-STDERR_TAIL_BYTES]
     return bytes(tail)

@@ -124,7 +124,7 @@ async def test_gateway_errors_follow_the_contract(http, gateway, studio, mp4_byt
     session = await declare(http, headers, asset["id"], data)
     too_big = await gateway.put(part_url(session, 1), content=data[: 5 * MIB] + b"x",
                                 headers={**headers, **OCTETS, "X-Request-ID": "gw-413.test"})
-    error = assert_error(too_big, 413, "payload_too_large")
+    error = assert_error(too_big, 413, "part_size_mismatch")
     assert error["request_id"] == "gw-413.test"
     assert_error(await gateway.put(part_url(session, 2), content=b"tiny",
                                    headers={**headers, **OCTETS}), 422, "part_size_mismatch")
