@@ -46,6 +46,7 @@ from pathlib import Path
 import httpx
 
 from bench._harness import Row, Table, add_json_option, register, retry_start, write_json
+from bench._load import Load, closed_loop
 from pipelines.embedded import EmbeddedServices, child_setup, free_port
 
 ENDPOINTS = {"health": "/health", "assets": "/api/v1/assets?limit=50"}
@@ -84,69 +85,11 @@ VARIANTS = {
 DEFAULT_VARIANTS = ["default", "throughput", "no-thread", "no-access-log", "1-replica"]
 
 
-@dataclass
-class Load:
-    requests: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
-
-    @property
-    def rate(self) -> float:
-        return self.requests / self.seconds
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-    def merge(self, other: Load) -> Load:
-        return Load(self.requests + other.requests, self.errors + other.errors,
-                    self.seconds + other.seconds, self.latencies_ms + other.latencies_ms)
-
-    def summary(self) -> dict:
-        return {"req_per_s": round(self.rate, 1), "p50_ms": round(self.percentile(50), 2),
-                "p99_ms": round(self.percentile(99), 2), "requests": self.requests,
-                "errors": self.errors}
-
-
-async def _load(base: str, path: str, headers: dict, concurrency: int, warmup_s: float,
-                duration_s: float) -> Load:
-    """`concurrency` clients in a closed loop; the requests that complete inside the
-    timed window count (throughput = completions / window)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    errors = [0]
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits,
-                                 timeout=30) as client:
-        begin = time.perf_counter() + warmup_s
-        end = begin + duration_s
-
-        async def worker() -> None:
-            while True:
-                started = time.perf_counter()
-                if started >= end:
-                    return
-                try:
-                    response = await client.get(path)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                finished = time.perf_counter()
-                if begin <= finished <= end:  # completions inside the window
-                    if ok:
-                        latencies.append((finished - started) * 1000)
-                    else:
-                        errors[0] += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Load(len(latencies), errors[0], duration_s, latencies)
-
-
 def measure(base: str, headers: dict, args: argparse.Namespace) -> dict[str, Load]:
     check = httpx.get(f"{base}{ENDPOINTS['assets']}", headers=headers, timeout=30)
     check.raise_for_status()
     assert len(check.json()["items"]) == 50, check.text
-    return {name: asyncio.run(_load(base, path, headers, args.concurrency, args.warmup,
+    return {name: asyncio.run(closed_loop(base, path, headers, args.concurrency, args.warmup,
                                     args.duration))
             for name, path in ENDPOINTS.items()}
 
