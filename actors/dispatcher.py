@@ -20,14 +20,22 @@ from actors.node_agent import start_agent
 from config.settings import Settings
 from pipelines.db import Database
 from pipelines.events.log import EventLog
-from pipelines.farm.adoption import PreviewAdopter
-from pipelines.farm.config import DispatchConfig
-from pipelines.farm.dispatcher import Dispatcher
-from pipelines.farm.hooks import PreviewPublisher
-from pipelines.farm.jobs import JobService
-from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX, NodeInfo
-from pipelines.farm.render_hooks import ProgressivePublisher, RenderPublisher
+from pipelines.farm.control.config import DispatchConfig
+from pipelines.farm.control.dispatcher import Dispatcher
+from pipelines.farm.control.ports import FARM_RESOURCE, TAG_LABEL_PREFIX, NodeInfo
+from pipelines.farm.protocol import (
+    Attempt,
+    ProtocolMismatch,
+    TaskSpec,
+    read_attempts,
+    read_heartbeat,
+    read_reports,
+)
+from pipelines.farm.publish.preview import PreviewPublisher
+from pipelines.farm.publish.render import ProgressivePublisher, RenderPublisher
 from pipelines.farm.store import FarmStore
+from pipelines.farm.submit.adoption import PreviewAdopter
+from pipelines.farm.submit.jobs import JobService
 from pipelines.logs import configure_logging
 from pipelines.storage import ObjectStore, storage_config
 
@@ -66,15 +74,15 @@ class _AgentCalls:
     def __init__(self, handle):
         self.handle = handle
 
-    async def run_many(self, specs: list[dict[str, Any]]) -> None:
-        await self.handle.run_many.remote(specs)
+    async def run_many(self, specs: list[TaskSpec]) -> None:
+        await self.handle.run_many.remote([spec.wire() for spec in specs])
 
     async def cancel(self, task_id: str, attempt: int) -> None:
         with contextlib.suppress(ray.exceptions.RayError):  # a node gone: so is its task
             await self.handle.cancel.remote(task_id, attempt)
 
-    async def running(self) -> list[list]:
-        return await asyncio.wait_for(self.handle.running.remote(), 10)
+    async def running(self) -> list[Attempt]:
+        return read_attempts(await asyncio.wait_for(self.handle.running.remote(), 10))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=1000)
@@ -114,11 +122,18 @@ class DispatcherActor:
     async def wake(self, job_id: str | None = None) -> None:
         self._ensure_started().wake(job_id)
 
-    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
-        await self._ensure_started().report_many(reports)
+    async def report_many(self, reports: list[dict[str, Any]]) -> None:
+        await self._ensure_started().report_many(read_reports(reports))
 
-    async def heartbeat(self, node_id: str, running: list[list]) -> None:
-        self._ensure_started().heartbeat(node_id, running)
+    async def heartbeat(self, beat: dict[str, Any]) -> None:
+        dispatcher = self._ensure_started()
+        try:
+            dispatcher.heartbeat(read_heartbeat(beat))
+        except ProtocolMismatch as exc:
+            node_id = beat.get("node_id") if isinstance(beat, dict) else None
+            if isinstance(node_id, str):
+                dispatcher.refuse(node_id, exc)
+            raise
 
     async def leave(self, node_id: str) -> None:
         self._ensure_started().leave(node_id)

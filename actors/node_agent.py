@@ -1,4 +1,4 @@
-"""One NodeAgent per farm node, pinned to it: a thin Ray shell over pipelines.farm.agent."""
+"""One NodeAgent per farm node, pinned to it: a thin Ray shell over pipelines.farm.node.agent."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from config.settings import Settings
-from pipelines.farm.agent import NodeAgent
-from pipelines.farm.runners import run_command
+from pipelines.farm.node.agent import NodeAgent, Report
+from pipelines.farm.node.runners import run_command
+from pipelines.farm.protocol import Heartbeat, read_specs
 from pipelines.logs import configure_logging
 from pipelines.media.reaper import guard_tool_groups
-from pipelines.storage import ObjectStore
+from pipelines.storage import ObjectStore, storage_config
 
 NAMESPACE = "studio-farm"
 
@@ -26,7 +27,8 @@ def agent_name(node_id: str) -> str:
 
 
 class DispatcherReporter:
-    """Reports go to whichever dispatcher currently holds the name (it may restart)."""
+    """Reports go to whichever dispatcher currently holds the name (it may restart), as
+    the protocol's wire dicts (the dispatcher may run another version of this code)."""
 
     def __init__(self, dispatcher_name: str):
         self.dispatcher_name = dispatcher_name
@@ -41,37 +43,36 @@ class DispatcherReporter:
             self._cached = None  # look the name up again next time
             raise
 
-    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
-        await self._call("report_many", reports)
+    async def report_many(self, reports: list[Report]) -> None:
+        await self._call("report_many", [report.wire() for report in reports])
 
-    async def heartbeat(self, node_id: str, running: list[list]) -> None:
-        await self._call("heartbeat", node_id, running)
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        await self._call("heartbeat", beat.wire())
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_concurrency=1000)
 class NodeAgentActor:
     def __init__(self, node_id: str, settings: Settings, dispatcher_name: str):
-        from serve.platform import storage_config
-
         configure_logging(settings.log_level)
         guard_tool_groups()  # tasks die with this agent, so no lost agent's task runs twice
         work_dir = Path(tempfile.gettempdir()) / "farm-agent" / node_id
         work_dir.mkdir(parents=True, exist_ok=True)
-        runners = {"command": run_command, **_optional_runners(settings, work_dir)}
-        self.agent = NodeAgent(node_id, DispatcherReporter(dispatcher_name),
-                               ObjectStore(storage_config(settings)), work_dir, runners)
+        store = ObjectStore(storage_config(settings))
+        runners = {"command": run_command, **_optional_runners(settings, store, work_dir)}
+        self.agent = NodeAgent(node_id, DispatcherReporter(dispatcher_name), store, work_dir,
+                               runners)
         self._heartbeat: asyncio.Task | None = None
 
     async def run_many(self, specs: list[dict[str, Any]]) -> None:
         self._ensure_heartbeat()
-        await self.agent.run_many(specs)
+        await self.agent.run_many(read_specs(specs))  # another version: ProtocolMismatch
 
     async def cancel(self, task_id: str, attempt: int) -> None:
         await self.agent.cancel(task_id, attempt)
 
-    async def running(self) -> list[list]:
+    async def running(self) -> list[dict[str, Any]]:
         self._ensure_heartbeat()
-        return self.agent.running()
+        return [attempt.wire() for attempt in self.agent.running()]
 
     async def stop_all(self) -> int:
         return await self.agent.stop_all()
@@ -85,16 +86,15 @@ class NodeAgentActor:
                 self.agent.heartbeat_forever())
 
 
-def _optional_runners(settings: Settings, work_dir: Path) -> dict:
-    from pipelines.farm.movie_runner import AssembleRunner, ProgressiveRunner
-    from pipelines.farm.preview_runner import InputCache, PreviewRunner
-    from pipelines.farm.render_runner import RenderRunner
+def _optional_runners(settings: Settings, store: ObjectStore, work_dir: Path) -> dict:
+    from pipelines.farm.node.cache import InputCache
+    from pipelines.farm.node.movie import AssembleRunner, ProgressiveRunner
+    from pipelines.farm.node.preview import PreviewRunner
+    from pipelines.farm.node.render import RenderRunner
     from pipelines.media.previews import PreviewLimits
     from pipelines.render.blender import BlenderRenderer
     from pipelines.render.command import CommandRenderer
-    from pipelines.storage import ObjectStore, storage_config
 
-    store = ObjectStore(storage_config(settings))
     # One per node, shared by every runner.
     cache = InputCache(store, work_dir / "cache", settings.node_cache_bytes)
     limits = PreviewLimits(ffmpeg=settings.ffmpeg, ffprobe=settings.ffprobe)

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench._harness import Row, add_json_option, write_json
-from pipelines.media import PreviewMaker
+from pipelines.media.previews import PreviewMaker
 from pipelines.media.recipes import ProxyOptions
 
 TARGET = 1.15

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from pipelines.errors import DependencyUnavailable
 
@@ -18,6 +18,12 @@ _INDEXES: dict[str, list[IndexModel]] = {}
 
 def declare_indexes(collection: str, indexes: Iterable[IndexModel]) -> None:
     _INDEXES.setdefault(collection, []).extend(indexes)
+
+
+def database_away(exc: BaseException) -> bool:
+    """The database is unreachable or out of time (not a bug in a query)."""
+    return isinstance(exc, ConnectionFailure | DependencyUnavailable) or \
+        (isinstance(exc, PyMongoError) and exc.timeout)
 
 
 def declared_indexes() -> dict[str, list[IndexModel]]:

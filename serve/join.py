@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.embedded import child_setup, find_executable
+from pipelines.farm.control.ports import FARM_RESOURCE, TAG_LABEL_PREFIX
 from pipelines.farm.models import TAG_PATTERN
-from pipelines.farm.ports import FARM_RESOURCE, TAG_LABEL_PREFIX
 from serve.cluster_auth import TokenMissing, use_join_token
 from serve.launcher import on_stop_signals
 

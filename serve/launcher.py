@@ -10,7 +10,7 @@ from pathlib import Path
 
 from config.settings import Settings
 from pipelines.embedded import EmbeddedServices
-from pipelines.farm.ports import FARM_RESOURCE
+from pipelines.farm.control.ports import FARM_RESOURCE
 from pipelines.logs import configure_logging
 from serve.cluster_auth import prepare_local_token
 

@@ -19,7 +19,7 @@ from pipelines.db import Database
 from pipelines.errors import FarmError
 from pipelines.events.feed import Feed
 from pipelines.events.log import EventLog
-from pipelines.farm.jobs import JobService
+from pipelines.farm.submit.jobs import JobService
 from pipelines.health import ExecutableCheck, Readiness
 from pipelines.identity.service import Identity
 from pipelines.ratelimit import COLLECTION as RATE_COLLECTION

@@ -38,4 +38,4 @@ class AssetsDomain:
         )
         uploads = UploadService(db, store, assets, quota, versions, limits,
                                 bytes_url=settings.upload_url)
-        return cls(assets, versions, uploads, quota, Janitor(db, store, uploads, quota))
+        return cls(assets, versions, uploads, quota, Janitor(db, store, assets, uploads, quota))

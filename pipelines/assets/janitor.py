@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 from pipelines.assets.quota import Quota
-from pipelines.assets.store import ASSETS, UPLOADS, VERSIONS
+from pipelines.assets.service import AssetService
+from pipelines.assets.store import VERSIONS
 from pipelines.assets.uploads import UploadService
 from pipelines.errors import FarmError
 from pipelines.storage import ObjectStore
@@ -21,10 +22,11 @@ log = logging.getLogger("farm.janitor")
 
 
 class Janitor:
-    def __init__(self, db, store: ObjectStore, uploads: UploadService, quota: Quota,
-                 clock: Callable[[], float] = time.time):
+    def __init__(self, db, store: ObjectStore, assets: AssetService, uploads: UploadService,
+                 quota: Quota, clock: Callable[[], float] = time.time):
         self.db = db
         self.store = store
+        self.assets = assets
         self.uploads = uploads
         self.quota = quota
         self.clock = clock
@@ -33,12 +35,8 @@ class Janitor:
         now = self.clock()
         reaped = 0
         # `receiving`: a simple upload whose process died while the bytes streamed in.
-        for session in await self.db[UPLOADS].find(
-            {"state": {"$in": ["open", "receiving"]}, "expires_at": {"$lte": now}}
-        ).limit(batch).to_list():
-            claimed = await self.db[UPLOADS].find_one_and_update(
-                {"_id": session["_id"], "state": session["state"]},
-                {"$set": {"state": "expired"}})
+        for session in await self.uploads.expired(now, batch):
+            claimed = await self.uploads.expire(session)
             if claimed is None:
                 continue  # completed, aborted or reaped meanwhile
             try:
@@ -50,13 +48,10 @@ class Janitor:
 
     async def purge_deleted_assets(self, batch: int = 20) -> int:
         purged = 0
-        for asset in await self.db[ASSETS].find(
-            {"deleted": True, "purged": False}).limit(batch).to_list():
+        for asset in await self.assets.deleted_unpurged(batch):
             prefix = f"studios/{asset['studio_id']}/assets/{asset['_id']}/"
             await self.store.remove_prefix(prefix)
-            claimed = await self.db[ASSETS].find_one_and_update(
-                {"_id": asset["_id"], "purged": False}, {"$set": {"purged": True}})
-            if claimed is None:
+            if not await self.assets.claim_purge(asset["_id"]):
                 continue
             versions = await self.db[VERSIONS].find({"asset_id": asset["_id"]}).to_list()
             await self.quota.release_bytes(asset["studio_id"], sum(v["size"] for v in versions))

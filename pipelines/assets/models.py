@@ -35,6 +35,19 @@ class AssetStatus(StrEnum):
     CHANGES_REQUESTED = "changes_requested"
 
 
+class UploadState(StrEnum):
+    """An upload session's life: open (parts arrive) or receiving (a simple upload's bytes
+    stream in) → completing → completed, or rejected, aborted or expired."""
+
+    OPEN = "open"
+    RECEIVING = "receiving"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
 # Review decisions (approve, request changes) move an asset into these; PATCH may not.
 DECISION_STATUSES = {AssetStatus.APPROVED, AssetStatus.CHANGES_REQUESTED}
 

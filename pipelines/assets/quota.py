@@ -46,6 +46,10 @@ class Quota:
     async def release_bytes(self, studio_id: str, size: int) -> None:
         await self.usage.update_one({"_id": studio_id}, {"$inc": {"bytes": -size}})
 
+    async def add_bytes(self, studio_id: str, size: int) -> None:
+        """Bytes stored without an upload (a render's movie)."""
+        await self.usage.update_one({"_id": studio_id}, {"$inc": {"bytes": size}}, upsert=True)
+
     async def get(self, studio_id: str) -> dict[str, int]:
         usage = await self.usage.find_one({"_id": studio_id}) or {}
         return {"bytes": int(usage.get("bytes", 0)),

@@ -1,4 +1,7 @@
-"""Assets: create, read, list, edit and soft-delete, inside one studio."""
+"""Assets: create, read, list, edit and soft-delete, inside one studio.
+
+The one module that writes the `assets` collection: versions, review decisions and render
+publication change an asset through the methods below (its status through `move`)."""
 
 from __future__ import annotations
 
@@ -7,13 +10,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pipelines.assets.models import (
-    DECISION_STATUSES,
-    AssetCreate,
-    AssetPatch,
-    AssetStatus,
-    public_asset,
-)
+from pymongo import ReturnDocument
+
+from pipelines.assets.lifecycle import Cause, sources
+from pipelines.assets.models import AssetCreate, AssetPatch, AssetStatus, public_asset
 from pipelines.assets.store import ASSETS
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
@@ -79,16 +79,15 @@ class AssetService:
         changes = patch.model_dump(exclude_unset=True, exclude_none=True, mode="json")
         if not changes:
             raise InvalidInput("nothing to change", code="empty_patch")
-        if changes.get("status") in DECISION_STATUSES:
-            raise InvalidInput("approval and change requests are review decisions",
-                               code="status_needs_decision")
+        query: dict[str, Any] = {"_id": doc["_id"], "studio_id": principal.studio_id,
+                                 "deleted": False}
+        if "status" in changes:
+            query["status"] = {"$in": sources(Cause.EDIT, AssetStatus(changes["status"]))}
         if "name" in changes:
             changes["name_lower"] = changes["name"].casefold()
         changes["updated_at"] = self._now()
         updated = await self.assets.find_one_and_update(
-            {"_id": doc["_id"], "studio_id": principal.studio_id, "deleted": False},
-            {"$set": changes}, return_document=True,
-        )
+            query, {"$set": changes}, return_document=ReturnDocument.AFTER)
         if updated is None:
             raise AssetNotFound("no such asset")
         return public_asset(updated)
@@ -105,6 +104,38 @@ class AssetService:
             {"_id": doc["_id"], "studio_id": principal.studio_id},
             {"$set": {"deleted": True, "deleted_at": self._now(), "deleted_by": principal.user_id}},
         )
+
+    async def move(self, studio_id: str, asset_id: str, to: AssetStatus, cause: Cause, *,
+                   version: int | None = None) -> dict[str, Any] | None:
+        """The asset's status → `to`, if `cause` may move it there from where it is (and
+        `version` is still its current one); the asset after, or None when it may not."""
+        query: dict[str, Any] = {"_id": asset_id, "studio_id": studio_id, "deleted": False,
+                                 "status": {"$in": sources(cause, to)}}
+        if version is not None:
+            query["current_version"] = version
+        return await self.assets.find_one_and_update(
+            query, {"$set": {"status": to.value, "updated_at": self._now()}},
+            return_document=ReturnDocument.AFTER)
+
+    async def next_version_number(self, studio_id: str, asset_id: str) -> dict[str, Any] | None:
+        """Counts one more version, atomically; None if the asset is approved (its versions
+        are frozen) or gone. The asset after."""
+        return await self.assets.find_one_and_update(
+            {"_id": asset_id, "studio_id": studio_id, "deleted": False,
+             "status": {"$ne": AssetStatus.APPROVED.value}},
+            {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER)
+
+    async def set_current_version(self, asset_id: str, number: int) -> None:
+        await self.assets.update_one({"_id": asset_id}, {"$set": {
+            "current_version": number, "updated_at": self._now()}})
+
+    async def deleted_unpurged(self, batch: int) -> list[dict[str, Any]]:
+        return await self.assets.find({"deleted": True, "purged": False}).limit(batch).to_list()
+
+    async def claim_purge(self, asset_id: str) -> bool:
+        """Marks a deleted asset purged; False if another janitor did first."""
+        return await self.assets.find_one_and_update(
+            {"_id": asset_id, "purged": False}, {"$set": {"purged": True}}) is not None
 
     async def list(self, principal: Principal, *, limit: int, cursor: str | None,
                    sort: str = "-created_at", kind: str | None = None,

@@ -22,7 +22,13 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from pipelines.assets.models import AssetStatus, CompletedPart, UploadDeclare, safe_filename
+from pipelines.assets.models import (
+    AssetStatus,
+    CompletedPart,
+    UploadDeclare,
+    UploadState,
+    safe_filename,
+)
 from pipelines.assets.quota import Quota
 from pipelines.assets.service import AssetService
 from pipelines.assets.store import UPLOADS
@@ -110,7 +116,7 @@ class UploadService:
                    f"{safe_filename(filename)}",
             "part_size": self.limits.part_size,
             "part_count": len(expected_sizes(size, self.limits.part_size)),
-            "state": "open", "created_at": now,
+            "state": UploadState.OPEN.value, "created_at": now,
             "expires_at": now + self.limits.ttl_s,
         }
 
@@ -142,7 +148,7 @@ class UploadService:
 
     async def _get_open(self, principal: Principal, upload_id: str) -> dict[str, Any]:
         session = await self._get(principal, upload_id)
-        if session["state"] != "open":
+        if session["state"] != UploadState.OPEN:
             raise Conflict(f"the upload is {session['state']}", code="upload_not_open")
         if session["expires_at"] <= self._now():
             raise Conflict("the upload expired", code="upload_expired")
@@ -186,7 +192,7 @@ class UploadService:
     async def status(self, principal: Principal, upload_id: str) -> dict[str, Any]:
         session = await self._get(principal, upload_id)
         out = self.public(session)
-        if session["state"] in ("open", "completing"):
+        if session["state"] in (UploadState.OPEN, UploadState.COMPLETING):
             stored = await self.store.list_parts(session["key"], session["s3_upload_id"])
             out["parts"] = [{"part": n, "size": size, "etag": etag} for n, size, etag in stored]
             have = {n for n, _, _ in stored}
@@ -218,23 +224,34 @@ class UploadService:
                                 details=problems)
         return [(n, etag) for n, _, etag in stored]
 
-    async def _transition(self, session_id: str, source: str, target: str,
+    async def _transition(self, session_id: str, source: UploadState, target: UploadState,
                           **extra: Any) -> dict[str, Any] | None:
         return await self.uploads.find_one_and_update(
-            {"_id": session_id, "state": source}, {"$set": {"state": target, **extra}},
-            return_document=ReturnDocument.AFTER)
+            {"_id": session_id, "state": source.value},
+            {"$set": {"state": target.value, **extra}}, return_document=ReturnDocument.AFTER)
+
+    async def expired(self, now: float, batch: int) -> list[dict[str, Any]]:
+        """Sessions past their time whose bytes may still be arriving: the janitor's."""
+        return await self.uploads.find(
+            {"state": {"$in": [UploadState.OPEN.value, UploadState.RECEIVING.value]},
+             "expires_at": {"$lte": now}}).limit(batch).to_list()
+
+    async def expire(self, session: dict[str, Any]) -> dict[str, Any] | None:
+        """Claims an expired session (None if it completed or ended meanwhile)."""
+        return await self._transition(session["_id"], UploadState(session["state"]),
+                                      UploadState.EXPIRED)
 
     async def complete(self, principal: Principal, upload_id: str,
                        listed: list[CompletedPart] | None) -> dict[str, Any]:
         session = await self._get_open(principal, upload_id)
         stored = await self.store.list_parts(session["key"], session["s3_upload_id"])
         parts = self._check_parts(session, stored, listed)  # still open: client may fix
-        if await self._transition(upload_id, "open", "completing") is None:
+        if await self._transition(upload_id, UploadState.OPEN, UploadState.COMPLETING) is None:
             raise Conflict("the upload is already being completed", code="upload_not_open")
         try:
             await self.store.complete_multipart(session["key"], session["s3_upload_id"], parts)
         except FarmError:
-            await self._transition(upload_id, "completing", "open")
+            await self._transition(upload_id, UploadState.COMPLETING, UploadState.OPEN)
             raise
         return await self._finish(session, session["size"], None)
 
@@ -246,17 +263,18 @@ class UploadService:
             version = await self.versions.record(session, media, digest)
         except FarmError as exc:
             await self.store.remove(session["key"])
-            await self._transition(session["_id"], "completing", "rejected", reason=exc.code)
+            await self._transition(session["_id"], UploadState.COMPLETING,
+                                   UploadState.REJECTED, reason=exc.code)
             await self.quota.close_upload(session["studio_id"])
             raise
-        await self._transition(session["_id"], "completing", "completed",
+        await self._transition(session["_id"], UploadState.COMPLETING, UploadState.COMPLETED,
                                version=version["number"], completed_at=self._now())
         await self.quota.close_upload(session["studio_id"], stored_bytes=size)
         return version
 
     async def abort(self, principal: Principal, upload_id: str) -> None:
         session = await self._get(principal, upload_id)
-        if await self._transition(upload_id, "open", "aborted") is None:
+        if await self._transition(upload_id, UploadState.OPEN, UploadState.ABORTED) is None:
             raise Conflict(f"the upload is {session['state']}", code="upload_not_open")
         await self.release(session)
 
@@ -272,19 +290,20 @@ class UploadService:
         session = await self._open_session(
             principal, asset_id, incoming.filename, min(incoming.size_hint or limit, limit),
             None, incoming.content_type, "simple")
-        session["state"] = "receiving"
+        session["state"] = UploadState.RECEIVING.value
         await self._start_multipart(session)
         writer = PartWriter(self.store, session["key"], session["s3_upload_id"],
                             self.limits.part_size, limit)
         try:
             written = await writer.write(incoming.chunks, incoming.size_hint)
         except Exception as exc:
-            await self._drop_received(session, "receiving", exc)
+            await self._drop_received(session, UploadState.RECEIVING, exc)
             raise
         return await self._complete_simple(session, written)
 
     async def _complete_simple(self, session: dict[str, Any], written: Written) -> dict:
-        moved = await self._transition(session["_id"], "receiving", "completing",
+        moved = await self._transition(session["_id"], UploadState.RECEIVING,
+                                       UploadState.COMPLETING,
                                        size=written.size, part_count=len(written.parts))
         if moved is None:  # reaped by the janitor meanwhile: storage was released
             raise Conflict("the upload expired", code="upload_expired")
@@ -292,11 +311,11 @@ class UploadService:
             await self.store.complete_multipart(moved["key"], moved["s3_upload_id"],
                                                 written.parts)
         except FarmError as exc:
-            await self._drop_received(moved, "completing", exc)
+            await self._drop_received(moved, UploadState.COMPLETING, exc)
             raise
         return await self._finish(moved, written.size, written.sha256)
 
-    async def _drop_received(self, session: dict[str, Any], state: str,
+    async def _drop_received(self, session: dict[str, Any], state: UploadState,
                              exc: Exception) -> None:
         """A simple upload that ends without a version: storage, record and slot."""
         try:
@@ -304,7 +323,7 @@ class UploadService:
         except FarmError as problem:  # the janitor cannot retry this one; say so
             log.warning("upload %s: multipart not aborted: %s", session["_id"], problem.message)
         reason = exc.code if isinstance(exc, FarmError) else "interrupted"
-        if await self._transition(session["_id"], state, "rejected", reason=reason):
+        if await self._transition(session["_id"], state, UploadState.REJECTED, reason=reason):
             await self.quota.close_upload(session["studio_id"])
 
     def public(self, session: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""The one verified completion every upload ends in, and reading versions back."""
+"""The one verified completion every upload ends in, and reading versions back.
+
+`Versions` is the one writer of the `asset_versions` collection (previews and render
+publication record through it too)."""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from pipelines.assets.content import SNIFF_BYTES, check_declared, sniff
-from pipelines.assets.models import AssetStatus, public_version
+from pipelines.assets.models import public_version
 from pipelines.assets.service import AssetNotFound, AssetService
-from pipelines.assets.store import ASSETS, VERSIONS
+from pipelines.assets.store import VERSIONS
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.events.log import EventLog
 from pipelines.identity.models import Principal
@@ -35,14 +38,51 @@ class Sha256Mismatch(InvalidInput):
     code = "sha256_mismatch"
 
 
+class Versions:
+    """The `asset_versions` collection. A version is immutable once recorded, but for
+    what the farm adds later: its previews, and which render job published it."""
+
+    def __init__(self, db):
+        self.collection = db[VERSIONS]
+
+    async def insert(self, version: dict[str, Any]) -> None:
+        await self.collection.insert_one(version)
+
+    async def by_id(self, version_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one({"_id": version_id})
+
+    async def one(self, studio_id: str, asset_id: str, number: int) -> dict[str, Any] | None:
+        return await self.collection.find_one(
+            {"studio_id": studio_id, "asset_id": asset_id, "number": number})
+
+    async def of_upload(self, studio_id: str, asset_id: str,
+                        upload_id: str) -> dict[str, Any] | None:
+        return await self.collection.find_one(
+            {"studio_id": studio_id, "asset_id": asset_id, "upload_id": upload_id})
+
+    async def set_previews(self, studio_id: str, asset_id: str, number: int,
+                           previews: dict[str, Any]) -> None:
+        await self.collection.update_one(
+            {"studio_id": studio_id, "asset_id": asset_id, "number": number},
+            {"$set": {"previews": previews}})
+
+    async def mark_published(self, version_id: str, previews: dict[str, Any],
+                             job_id: str) -> bool:
+        """Records the render job that published it, once: True for the caller that did."""
+        result = await self.collection.update_one(
+            {"_id": version_id, "render_job_id": {"$exists": False}},
+            {"$set": {"previews": previews, "render_job_id": job_id}})
+        return bool(result.modified_count)
+
+
 class VersionRecorder:
     """Checks stored bytes (type by content, size, SHA-256) and records an immutable version."""
 
     def __init__(self, db, store: ObjectStore, assets: AssetService, events: EventLog,
                  on_version_created: VersionHook | None = None,
                  clock: Callable[[], float] = time.time):
-        self.db = db
-        self.versions = db[VERSIONS]
+        self.versions = db[VERSIONS]  # reads; writes go through `records`
+        self.records = Versions(db)
         self.store = store
         self.assets = assets
         self.events = events
@@ -64,11 +104,7 @@ class VersionRecorder:
 
     async def record(self, upload: dict[str, Any], media: dict, sha256: str) -> dict[str, Any]:
         """Take the next number atomically; refused if the asset became approved or deleted."""
-        asset = await self.db[ASSETS].find_one_and_update(
-            {"_id": upload["asset_id"], "studio_id": upload["studio_id"], "deleted": False,
-             "status": {"$ne": AssetStatus.APPROVED.value}},
-            {"$inc": {"version_count": 1}}, return_document=ReturnDocument.AFTER,
-        )
+        asset = await self.assets.next_version_number(upload["studio_id"], upload["asset_id"])
         if asset is None:
             raise AssetFrozen("the asset is approved or gone; its current version is frozen")
         now = self.clock()
@@ -79,11 +115,8 @@ class VersionRecorder:
             "media": media, "sha256": sha256, "uploaded_by": upload["user_id"],
             "upload_id": upload["_id"], "created_at": now, "previews": {},
         }
-        await self.versions.insert_one(version)
-        await self.db[ASSETS].update_one(
-            {"_id": asset["_id"]},
-            {"$set": {"current_version": version["number"], "updated_at": now}},
-        )
+        await self.records.insert(version)
+        await self.assets.set_current_version(asset["_id"], version["number"])
         await self.events.append(asset["studio_id"], "asset.version_created",
                                  f"asset:{asset['_id']}", {"version": public_version(version)})
         await self._hand_off(version)

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pipelines.assets.models import AssetKind, AssetStatus
+from pipelines.assets.models import AssetKind, AssetStatus, UploadState
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
                                  examples=["2026-05-14T09:30:00.000+00:00"])]
@@ -97,8 +97,9 @@ class UploadOut(BaseModel):
     size: int
     part_size: int
     part_count: int
-    state: str = Field(description="open, receiving, completing, completed, aborted, "
-                                   "rejected or expired.")
+    state: UploadState = Field(description="open (parts arrive) or receiving (a simple "
+                                           "upload's bytes stream in) → completing → "
+                                           "completed; or rejected, aborted or expired.")
     expires_at: Timestamp
     version: int | None = Field(description="The version it became, once completed.")
     proxy_part_url_template: str | None = Field(

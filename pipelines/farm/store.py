@@ -124,12 +124,25 @@ class FarmStore:
                     ordered=False)
 
     async def set_job(self, job_id: str, fields: dict[str, Any],
-                      only_if_status: list[str] | None = None) -> bool:
-        query: dict[str, Any] = {"_id": job_id}
+                      only_if_status: list[str] | None = None,
+                      where: dict[str, Any] | None = None) -> bool:
+        query: dict[str, Any] = {"_id": job_id, **(where or {})}
         if only_if_status is not None:
             query["status"] = {"$in": only_if_status}
         result = await self.jobs.update_one(query, {"$set": fields})
         return result.modified_count == 1
+
+    async def set_task(self, fence: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """One task's fields, if it still matches `fence` (its attempt, its state)."""
+        result = await self.tasks.update_one(fence, {"$set": fields})
+        return result.modified_count == 1
+
+    async def set_job_tasks(self, job_id: str, states: list[str],
+                            fields: dict[str, Any]) -> int:
+        """Every task of a job in one of `states`; how many changed."""
+        result = await self.tasks.update_many({"job_id": job_id, "state": {"$in": states}},
+                                              {"$set": fields})
+        return result.modified_count
 
     async def save_nodes(self, docs: list[dict[str, Any]]) -> None:
         """The live nodes, as the API shows them; nodes that left are dropped."""

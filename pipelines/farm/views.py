@@ -128,6 +128,8 @@ class NodeOut(BaseModel):
     running_tasks: int
     my_tasks: list[str] = Field(description="Running tasks of the caller's studio.")
     last_heartbeat_at: Timestamp | None
+    refused: str | None = Field(None, description="Why this node gets no work: it speaks "
+                                                  "another farm protocol version.")
 
 
 class NodeList(BaseModel):

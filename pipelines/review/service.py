@@ -15,9 +15,9 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from pipelines.assets.lifecycle import Cause
 from pipelines.assets.models import AssetStatus, public_asset
 from pipelines.assets.service import AssetNotFound, AssetService
-from pipelines.assets.store import ASSETS
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
 from pipelines.identity.models import Principal
@@ -36,8 +36,9 @@ from pipelines.review.store import COMMENTS, DECISIONS
 
 MAX_PAGE = 200
 _OUTCOME = {
-    DecisionKind.APPROVE: (AssetStatus.APPROVED, "asset.approved"),
-    DecisionKind.REQUEST_CHANGES: (AssetStatus.CHANGES_REQUESTED, "asset.changes_requested"),
+    DecisionKind.APPROVE: (AssetStatus.APPROVED, Cause.APPROVAL, "asset.approved"),
+    DecisionKind.REQUEST_CHANGES: (AssetStatus.CHANGES_REQUESTED, Cause.CHANGES_REQUESTED,
+                                   "asset.changes_requested"),
 }
 
 
@@ -197,13 +198,10 @@ class ReviewService:
         version = body.version or asset.get("current_version")
         if version is None:
             raise Conflict("the asset has no version to decide on", code="nothing_to_review")
-        status, event_type = _OUTCOME[body.decision]
+        status, cause, event_type = _OUTCOME[body.decision]
         now = self.clock()
-        updated = await self.db[ASSETS].find_one_and_update(
-            {"_id": asset_id, "studio_id": principal.studio_id, "deleted": False,
-             "current_version": version},
-            {"$set": {"status": status.value, "updated_at": now}},
-            return_document=ReturnDocument.AFTER)
+        updated = await self.assets.move(principal.studio_id, asset_id, status, cause,
+                                         version=version)
         if updated is None:
             await self.assets.get_doc(principal, asset_id)  # 404 if it went away meanwhile
             raise Conflict(f"version {version} is not the asset's current version",

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from pipelines.context import request_id_var
 from pipelines.errors import FarmError, InvalidInput, RateLimited
-from pipelines.events import protocol
+from serve.realtime import messages as protocol
 from serve.realtime.connection import Closed
 from serve.room_access import check_room
 

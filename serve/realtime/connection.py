@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -132,11 +133,11 @@ class Connection:
     # The socket's life.
 
     async def run(self, hello: dict[str, Any], resume_from: int | None,
+                  reader: Callable[[Connection], Awaitable[None]],
                   start_now: bool = False) -> None:
-        """Serve the socket until it closes; `start_now`: live delivery needs no first
-        message (the client already sent one: its auth message, or ?last_seq=)."""
-        from serve.realtime.commands import read_messages
-
+        """Serve the socket until it closes: `reader` handles what the client sends (the
+        commands); `start_now`: live delivery needs no first message (the client already
+        sent one: its auth message, or ?last_seq=)."""
         feed = self.platform.feed
         try:
             self.delivered = await feed.join(self)
@@ -150,7 +151,7 @@ class Connection:
             if resume_from is not None or start_now:
                 self.start(resume_from)
             tasks = [asyncio.create_task(self._guard(job)) for job in (
-                read_messages(self), self._writer(), self._ticker())]
+                reader(self), self._writer(), self._ticker())]
             await self._done.wait()
         finally:
             feed.leave(self)

@@ -29,9 +29,9 @@ from pipelines.errors import (
     InvalidInput,
     Unauthenticated,
 )
-from pipelines.events import protocol
 from pipelines.identity.models import Principal
 from serve.errors import error_response, status_for
+from serve.realtime import messages as protocol
 
 if TYPE_CHECKING:
     from serve.platform import Platform

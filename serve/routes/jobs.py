@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.errors import InvalidInput
-from pipelines.farm.jobs import JobService, TaskNotFound
 from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit
+from pipelines.farm.submit.jobs import JobService, TaskNotFound
 from pipelines.farm.views import (
     JobOut,
     JobPage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, WebSocket
 
+from serve.realtime.commands import read_messages
 from serve.realtime.connection import Connection, Limits
 from serve.realtime.handshake import admit
 
@@ -25,4 +26,5 @@ async def live(ws: WebSocket) -> None:
                         "window_frames": limits.queue_frames,
                         "heartbeat_s": limits.heartbeat_s}}
     connection = Connection(ws, platform, principal, admitted.credential, limits)
-    await connection.run(hello, admitted.resume_from, start_now=admitted.by_message)
+    await connection.run(hello, admitted.resume_from, read_messages,
+                         start_now=admitted.by_message)

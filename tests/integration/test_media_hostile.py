@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.media import BadMedia, PreviewMaker, run_tool
+from pipelines.media.errors import BadMedia
+from pipelines.media.previews import PreviewMaker
 from pipelines.media.recipes import ProxyOptions, probe
+from pipelines.media.runner import run_tool
 from tests.support.ffmpeg_media import FifoTripwire, make_clip, make_image, streams
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.media import BadMedia, PreviewMaker
+from pipelines.media.errors import BadMedia
+from pipelines.media.previews import PreviewMaker
 from pipelines.media.recipes import ProxyOptions
 from tests.support.ffmpeg_media import (
     box_order,

@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.media import (
-    BadMedia,
-    MediaCrashed,
-    MediaTimeout,
-    PreviewLimits,
-    PreviewMaker,
-    run_tool,
-)
 from pipelines.media import runner as media_runner
+from pipelines.media.errors import BadMedia, MediaCrashed, MediaTimeout
+from pipelines.media.previews import PreviewLimits, PreviewMaker
 from pipelines.media.recipes import ProxyOptions
+from pipelines.media.runner import run_tool
 from tests.support.ffmpeg_media import make_clip
 
 pytestmark = pytest.mark.timeout(120)

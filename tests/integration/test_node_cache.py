@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from pipelines.farm.preview_runner import InputCache
+from pipelines.farm.node.cache import InputCache
 from pipelines.storage import ObjectStore, storage_config
 
 KIB = 1024

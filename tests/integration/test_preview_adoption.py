@@ -7,8 +7,8 @@ import uuid
 
 from pipelines.assets.previews import CLAIM_S, PreviewRequests
 from pipelines.events.log import EventLog
-from pipelines.farm.adoption import PreviewAdopter
-from pipelines.farm.jobs import JobService
+from pipelines.farm.submit.adoption import PreviewAdopter
+from pipelines.farm.submit.jobs import JobService
 
 
 class Clock:

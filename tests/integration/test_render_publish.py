@@ -11,11 +11,11 @@ import uuid
 import pytest
 
 from pipelines.events.log import EventLog
-from pipelines.farm.outcomes import OutcomeHandler
-from pipelines.farm.policy import BadNodes, CircuitBreakers, RetryPolicy
-from pipelines.farm.progress import JobTracker
-from pipelines.farm.render_hooks import RenderPublisher
-from pipelines.farm.runners import TaskFailed
+from pipelines.farm.control.outcomes import OutcomeHandler
+from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
+from pipelines.farm.control.progress import JobTracker
+from pipelines.farm.protocol import Finished, TaskFailed
+from pipelines.farm.publish.render import RenderPublisher
 from pipelines.farm.store import FarmStore
 from pipelines.storage import ObjectStore, storage_config
 from tests.support.assets import create_asset
@@ -36,9 +36,12 @@ async def finished(http, db, settings, mp4_bytes) -> tuple[dict, dict, dict, dic
     await db["jobs"].insert_one(job)
     task = {"_id": f"{job_id}-00003", "job_id": job_id, "state": "succeeded"}
     await db["tasks"].insert_one(task)
-    outcome = {"movie": {"key": key, "size": len(mp4_bytes),
-                         "sha256": hashlib.sha256(mp4_bytes).hexdigest()},
-               "previews": {"kind": "video", "keys": {"proxy": key}}}
+    outcome = Finished(
+        task_id=task["_id"], job_id=job_id, studio_id=studio.studio_id, kind="assemble",
+        attempt=1, node_id="node-a", ok=True, results={
+            "movie": {"key": key, "size": len(mp4_bytes),
+                      "sha256": hashlib.sha256(mp4_bytes).hexdigest()},
+            "previews": {"kind": "video", "keys": {"proxy": key}}})
     return job, task, outcome, {"id": studio.studio_id, "headers": studio.artist.headers,
                                 "target": target["id"]}
 
@@ -89,9 +92,9 @@ async def running_assembly(db) -> tuple[dict, dict]:
             "requirements": {"slots": 1.0, "gpus": 0, "memory_bytes": 0, "tags": []}}
     await db["jobs"].insert_one(job)
     await db["tasks"].insert_one(task)
-    payload = {"task_id": task["_id"], "job_id": job_id, "studio_id": studio_id,
-               "attempt": 1, "kind": "assemble", "node_id": "node-a", "ok": True,
-               "exit_code": 0, "outputs": [], "movie": {}}
+    payload = Finished(task_id=task["_id"], job_id=job_id, studio_id=studio_id, attempt=1,
+                       kind="assemble", node_id="node-a", ok=True, exit_code=0,
+                       results={"movie": {}})
     return job, payload
 
 
@@ -114,7 +117,7 @@ async def test_a_dispatcher_dying_while_publishing_leaves_the_task_to_run_again(
     handling.cancel()
     with pytest.raises(asyncio.CancelledError):
         await handling
-    task = await db["tasks"].find_one({"_id": payload["task_id"]})
+    task = await db["tasks"].find_one({"_id": payload.task_id})
     assert task["state"] == "running"  # recovery requeues it: never "succeeded" unpublished
 
 
@@ -126,7 +129,7 @@ async def test_a_refused_publication_fails_the_task_without_blaming_its_node(db)
 
     outcomes = handler(db, hook)
     await outcomes.succeeded([payload])
-    task = await db["tasks"].find_one({"_id": payload["task_id"]})
+    task = await db["tasks"].find_one({"_id": payload.task_id})
     assert (task["state"], task["error_class"]) == ("dead", "bad_input")
     assert task["error"] == "publish: the asset is approved"
     assert outcomes.circuits.allows("node-a")  # one failure would have opened it
@@ -139,7 +142,7 @@ async def test_storage_away_while_publishing_retries_the_task(db):
         raise TaskFailed("publish: storage unavailable", failure_class="crash")
 
     await handler(db, hook).succeeded([payload])
-    task = await db["tasks"].find_one({"_id": payload["task_id"]})
+    task = await db["tasks"].find_one({"_id": payload.task_id})
     assert (task["state"], task["failures"]) == ("ready", 1)
 
 
@@ -151,5 +154,5 @@ async def test_a_published_task_succeeds(db):
         seen.append(task["state"])
 
     await handler(db, hook).succeeded([payload])
-    task = await db["tasks"].find_one({"_id": payload["task_id"]})
+    task = await db["tasks"].find_one({"_id": payload.task_id})
     assert seen == ["running"] and task["state"] == "succeeded"

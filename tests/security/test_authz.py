@@ -21,9 +21,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from config.settings import Settings
-from pipelines.events import protocol
 from pipelines.events.rooms import KINDS
 from serve.app import create_app, create_upload_app
+from serve.realtime import messages as protocol
 from tests.integration.test_identity_matrix import (
     CALLERS,
     MATRIX,

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from pipelines.assets.content import SNIFF_BYTES
-from pipelines.media import BadMedia, PreviewMaker
+from pipelines.media.errors import BadMedia
+from pipelines.media.previews import PreviewMaker
 from pipelines.media.recipes import ProxyOptions
 from tests.integration.test_identity_matrix import World, fresh_headers
 from tests.integration.test_media_hostile import Listener

@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from pipelines.errors import DependencyUnavailable, Forbidden, InvalidInput
-from pipelines.events import protocol
 from pipelines.events.broadcast import Broadcaster
 from pipelines.events.feed import Feed
 from pipelines.events.rooms import audience, check_own, reaches
 from pipelines.events.throttle import ProgressThrottle, TokenBucket
+from serve.realtime import messages as protocol
 
 
 def event(seq: int, room: str = "asset:a1", studio: str = "s1") -> dict[str, Any]:

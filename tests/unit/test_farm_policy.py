@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pipelines.errors import InvalidInput
+from pipelines.farm.control.policy import BadNodes, CircuitBreakers, CircuitState, RetryPolicy
+from pipelines.farm.control.progress import job_status
+from pipelines.farm.control.scheduler import NodeView, Scheduler, TaskView
 from pipelines.farm.frames import chunk, parse_frames
-from pipelines.farm.jobs import check_template
-from pipelines.farm.policy import BadNodes, CircuitBreakers, CircuitState, RetryPolicy
-from pipelines.farm.progress import job_status
-from pipelines.farm.scheduler import NodeView, Scheduler, TaskView
+from pipelines.farm.submit.jobs import check_template
 
 
 def test_frame_ranges_as_tds_write_them():

@@ -8,10 +8,10 @@ import signal
 import pytest
 
 from pipelines.errors import InvalidInput
-from pipelines.media import BadMedia, MediaCrashed, MediaError, MediaTimeout, ToolResult
+from pipelines.media.errors import BadMedia, MediaCrashed, MediaError, MediaTimeout
 from pipelines.media.previews import moov_before_mdat, proxy_problems, top_level_atoms
 from pipelines.media.probe import ProbeSummary
-from pipelines.media.runner import last_meaningful_line, raise_for_outcome, scrub_paths
+from pipelines.media.runner import ToolResult, last_meaningful_line, raise_for_outcome, scrub_paths
 from serve.errors import status_for
 
 ARGV = ["/usr/bin/ffmpeg", "-i", "file:/srv/farm/cache/ab12/shot 010.mov",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.farm.frames import parse_frames
-from pipelines.render.chunks import plan, preview_points, spread_order
+from pipelines.farm.submit.render_plan import plan, preview_points, spread_order
 
 
 @pytest.mark.parametrize("count", [*range(0, 40), 97, 1000])

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
-from pipelines.farm.dispatcher import Dispatcher
-from pipelines.farm.node_state import NodeState
-from pipelines.farm.outcomes import OutcomeHandler
-from pipelines.farm.ports import NodeInfo
-from pipelines.farm.render_runner import frame_metrics
+from pipelines.farm.control.node_state import NodeState, NodeTable
+from pipelines.farm.control.outcomes import OutcomeHandler
+from pipelines.farm.control.ports import NodeInfo
+from pipelines.farm.node.render import frame_metrics
+from pipelines.farm.protocol import FailureClass, Finished
 from pipelines.render.base import FrameReport
 
 GIB = 2**30
 REQ = {"slots": 1.0, "gpus": 0, "memory_bytes": 0, "tags": []}
 
 
-def dispatcher(*nodes: NodeInfo) -> Dispatcher:
-    farm = Dispatcher(store=None, directory=None, events=None)  # type: ignore[arg-type]
-    farm.nodes = {n.node_id: NodeState(n, 0.0) for n in nodes}
+def table(*nodes: NodeInfo) -> NodeTable:
+    farm = NodeTable()
+    farm.update({n.node_id: NodeState(n, 0.0) for n in nodes})
     return farm
 
 
 def test_the_next_bigger_node_that_meets_the_other_requirements():
-    farm = dispatcher(NodeInfo("small", 2, memory_bytes=8 * GIB),
+    farm = table(NodeInfo("small", 2, memory_bytes=8 * GIB),
                       NodeInfo("gpu-big", 2, gpus=1, memory_bytes=64 * GIB),
                       NodeInfo("big", 2, memory_bytes=32 * GIB,
                                tags=frozenset({"linux"})),
                       NodeInfo("huge", 2, memory_bytes=128 * GIB))
-    assert farm._bigger_node("small", REQ) == 32 * GIB
-    assert farm._bigger_node("small", REQ | {"gpus": 1}) == 64 * GIB
-    assert farm._bigger_node("small", REQ | {"tags": ["linux"]}) == 32 * GIB
-    assert farm._bigger_node("huge", REQ) is None
-    assert farm._bigger_node("gone", REQ) == 8 * GIB  # a lost node: any node will do
+    assert farm.bigger_memory("small", REQ) == 32 * GIB
+    assert farm.bigger_memory("small", REQ | {"gpus": 1}) == 64 * GIB
+    assert farm.bigger_memory("small", REQ | {"tags": ["linux"]}) == 32 * GIB
+    assert farm.bigger_memory("huge", REQ) is None
+    assert farm.bigger_memory("gone", REQ) == 8 * GIB  # a lost node: any node will do
 
 
 def handler(bigger: int | None) -> OutcomeHandler:
@@ -37,14 +37,19 @@ def handler(bigger: int | None) -> OutcomeHandler:
                           bigger_node=lambda node_id, requirements: bigger)
 
 
+def failed(node_id: str, oom: bool = False) -> Finished:
+    return Finished(task_id="t", job_id="j", studio_id="s", kind="render", attempt=1,
+                    node_id=node_id, ok=False, failure_class=FailureClass.CRASH, oom=oom)
+
+
 def test_only_out_of_memory_failures_raise_the_memory_requirement():
     task = {"requirements": REQ}
-    assert handler(32 * GIB)._more_memory({"oom": True, "node_id": "small"}, task) == {
+    assert handler(32 * GIB)._more_memory(failed("small", oom=True), task) == {
         "requirements": REQ | {"memory_bytes": 32 * GIB}}
-    assert handler(32 * GIB)._more_memory({"node_id": "small"}, task) == {}
-    assert handler(None)._more_memory({"oom": True, "node_id": "huge"}, task) == {}
+    assert handler(32 * GIB)._more_memory(failed("small"), task) == {}
+    assert handler(None)._more_memory(failed("huge", oom=True), task) == {}
     asked = {"requirements": REQ | {"memory_bytes": 64 * GIB}}
-    assert handler(32 * GIB)._more_memory({"oom": True, "node_id": "x"}, asked) == {}
+    assert handler(32 * GIB)._more_memory(failed("x", oom=True), asked) == {}
 
 
 def test_chunk_metrics_sum_frame_times_and_keep_the_peak(tmp_path):

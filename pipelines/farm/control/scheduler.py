@@ -37,6 +37,15 @@ class TaskView:
     bad_nodes: frozenset[str] = field(default_factory=frozenset)
 
 
+def task_view(task: dict, job: dict) -> TaskView:
+    """A ready task as the scheduler sees it, from its document and its job's."""
+    req = task["requirements"]
+    return TaskView(task["_id"], task["job_id"], task["studio_id"], task["kind"],
+                    job["priority"], job["created_s"], task["index"], req["slots"],
+                    req["gpus"], req["memory_bytes"], frozenset(req["tags"]),
+                    frozenset(job.get("bad_nodes", [])))
+
+
 def fits(task: TaskView, node: NodeView) -> bool:
     return (node.slots_free + 1e-9 >= task.slots and node.gpus >= task.gpus
             and (not task.memory_bytes or node.memory_bytes >= task.memory_bytes)

@@ -8,40 +8,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipelines.errors import FarmError
+from pipelines.farm.protocol import TaskFailed, TaskSpec
 from pipelines.media.runner import run_tool
 
 Progress = Callable[[float], Awaitable[None]]
 
 
-class TaskFailed(FarmError):
-    """A task ended badly; `failure_class` tells the retry policy what kind of bad."""
-
-    code = "task_failed"
-
-    def __init__(self, message: str, *, failure_class: str = "crash",
-                 exit_code: int | None = None, **kwargs: Any):
-        super().__init__(message, **kwargs)
-        self.failure_class = failure_class
-        self.exit_code = exit_code
-
-    def __reduce__(self):
-        return (_rebuild, (self.message, self.failure_class, self.exit_code))
-
-
-def _rebuild(message, failure_class, exit_code):
-    return TaskFailed(message, failure_class=failure_class, exit_code=exit_code)
-
-
 @dataclass
 class TaskContext:
-    spec: dict[str, Any]
+    spec: TaskSpec
     workdir: Path
     log: list[str]
     progress: Progress
     deadline: float
-    outputs: list[Path] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. preview metadata
+    outputs: list[Path] = field(default_factory=list)  # files the agent stores as outputs
+    stored: list[str] = field(default_factory=list)  # keys the runner stored itself
+    metrics: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # for the kind's publisher
 
     def remaining_s(self) -> float:
         return max(0.1, self.deadline - time.monotonic())
@@ -58,8 +41,8 @@ def _expand(argv: list[str], values: dict[str, Any]) -> list[str]:
 async def run_command(ctx: TaskContext) -> None:
     """A command template over the task's frames: once per frame when it names `{frame}`,
     else once for the chunk (`{first}`..`{last}`). Outputs go to `{output}`."""
-    argv: list[str] = ctx.spec["payload"]["argv"]
-    frames: list[int] = ctx.spec["frames"] or [0]
+    argv: list[str] = ctx.spec.payload["argv"]
+    frames: list[int] = ctx.spec.frames or [0]
     output = ctx.workdir / "out"
     output.mkdir(parents=True, exist_ok=True)
     per_frame = any("{frame" in arg for arg in argv)

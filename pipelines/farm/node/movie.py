@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import FarmError, NotFound
-from pipelines.farm.agent import job_prefix
 from pipelines.farm.frames import parse_frames
-from pipelines.farm.render_runner import frame_key, scene_info_key
-from pipelines.farm.runners import TaskContext
+from pipelines.farm.node.render import frame_key, scene_info_key
+from pipelines.farm.node.runners import TaskContext
+from pipelines.farm.protocol import TaskSpec
 from pipelines.media.previews import PreviewLimits
 from pipelines.render.base import IMAGE_FORMATS, RenderFailed
 from pipelines.render.movie import MovieMaker, hold_frames
@@ -25,14 +25,14 @@ DEFAULT_FPS = 24.0
 CONTENT_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
-def movie_prefix(spec: dict[str, Any]) -> str:
+def movie_prefix(spec: TaskSpec) -> str:
     """Under the target asset, so deleting the asset removes the movie with it."""
-    return (f"studios/{spec['studio_id']}/assets/{spec['payload']['target_asset_id']}/"
-            f"renders/{spec['job_id']}")
+    return (f"studios/{spec.studio_id}/assets/{spec.payload['target_asset_id']}/"
+            f"renders/{spec.job_id}")
 
 
-def progressive_key(spec: dict[str, Any]) -> str:
-    return f"{job_prefix(spec)}/preview/{spec['task_id']}.mp4"
+def progressive_key(spec: TaskSpec) -> str:
+    return f"{spec.job_prefix}/preview/{spec.task_id}.mp4"
 
 
 def sha256_of(path: Path) -> str:
@@ -52,18 +52,18 @@ class _Frames:
         self.maker = MovieMaker(limits)
         self.parallel = asyncio.Semaphore(parallel)
 
-    async def fps(self, spec: dict[str, Any]) -> float:
-        if spec["payload"].get("fps"):
-            return float(spec["payload"]["fps"])
+    async def fps(self, spec: TaskSpec) -> float:
+        if spec.payload.get("fps"):
+            return float(spec.payload["fps"])
         try:
             scene = json.loads(await self.store.get_bytes(scene_info_key(spec)))
         except (NotFound, ValueError):
             return DEFAULT_FPS  # the command renderer reports no scene
         return float(scene.get("fps") or DEFAULT_FPS)
 
-    async def fetch(self, spec: dict[str, Any], frames: list[int], folder: Path,
+    async def fetch(self, spec: TaskSpec, frames: list[int], folder: Path,
                     missing_ok: bool = False) -> dict[int, Path]:
-        extension = IMAGE_FORMATS[spec["payload"]["format"]]  # downloads create `folder`
+        extension = IMAGE_FORMATS[spec.payload["format"]]  # downloads create `folder`
 
         async def one(frame: int) -> tuple[int, Path | None]:
             path = folder / f"{frame:05d}.{extension}"
@@ -83,7 +83,7 @@ class _Frames:
 class AssembleRunner(_Frames):
     async def __call__(self, ctx: TaskContext) -> None:
         spec = ctx.spec
-        frames = await self.fetch(spec, list(spec["frames"]), ctx.workdir / "frames")
+        frames = await self.fetch(spec, list(spec.frames), ctx.workdir / "frames")
         await ctx.progress(0.3)
         fps = await self.fps(spec)
         movie = await self.maker.assemble([frames[f] for f in sorted(frames)],
@@ -93,11 +93,11 @@ class AssembleRunner(_Frames):
         for name, path in movie.files().items():
             keys[name] = f"{movie_prefix(spec)}/{path.name}"
             await self.store.put_file(keys[name], str(path), CONTENT_TYPES[path.suffix])
-        ctx.extra["movie"] = {"key": keys["proxy"], "size": movie.movie.stat().st_size,
+        ctx.results["movie"] = {"key": keys["proxy"], "size": movie.movie.stat().st_size,
                               "sha256": sha256_of(movie.movie), "fps": fps,
                               "frames": len(frames)}
-        ctx.extra["previews"] = movie.as_dict() | {"keys": keys}
-        ctx.extra["outputs"] = sorted(keys.values())
+        ctx.results["previews"] = movie.as_dict() | {"keys": keys}
+        ctx.stored[:] = sorted(keys.values())
 
 
 class ProgressiveRunner(_Frames):
@@ -106,17 +106,17 @@ class ProgressiveRunner(_Frames):
 
     async def __call__(self, ctx: TaskContext) -> None:
         try:
-            ctx.extra["preview"] = await self._make(ctx)
+            ctx.results["preview"] = await self._make(ctx)
         except FarmError as exc:
-            log.warning("progressive preview skipped", extra={"task_id": ctx.spec["task_id"],
+            log.warning("progressive preview skipped", extra={"task_id": ctx.spec.task_id,
                                                               "error": exc.message})
             ctx.log.append(f"[skipped] {exc.message}\n")
-            ctx.extra["preview"] = None
+            ctx.results["preview"] = None
 
     async def _make(self, ctx: TaskContext) -> dict[str, Any]:
         spec = ctx.spec
-        timeline = parse_frames(spec["payload"]["timeline"])
-        present = await self.fetch(spec, list(spec["frames"]), ctx.workdir / "frames",
+        timeline = parse_frames(spec.payload["timeline"])
+        present = await self.fetch(spec, list(spec.frames), ctx.workdir / "frames",
                                    missing_ok=True)
         fps = await self.fps(spec)
         movie = await self.maker.progressive(hold_frames(timeline, present),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from pipelines.farm.protocol import Attempt, TaskSpec
 
 # What marks a cluster node as a farm node: a resource whose amount is its slots, and one
 # label per tag (`farm-tag/<tag>`), as `farm up` and `farm join` start them.
@@ -22,11 +24,13 @@ class NodeInfo:
 
 
 class AgentPort(Protocol):
-    async def run_many(self, specs: list[dict[str, Any]]) -> None: ...
+    """One node's agent. Raises `ProtocolMismatch` when it speaks another version."""
+
+    async def run_many(self, specs: list[TaskSpec]) -> None: ...
 
     async def cancel(self, task_id: str, attempt: int) -> None: ...
 
-    async def running(self) -> list[list]: ...  # [[task_id, attempt], ...]
+    async def running(self) -> list[Attempt]: ...
 
 
 class NodeDirectory(Protocol):

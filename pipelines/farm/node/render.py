@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import NotFound
-from pipelines.farm.agent import job_prefix
-from pipelines.farm.preview_runner import InputCache
-from pipelines.farm.runners import TaskContext
+from pipelines.farm.node.cache import InputCache
+from pipelines.farm.node.runners import TaskContext
+from pipelines.farm.protocol import TaskSpec
 from pipelines.render.base import (
     IMAGE_FORMATS,
     IMAGE_TYPES,
@@ -28,12 +28,12 @@ from pipelines.render.base import (
 from pipelines.storage import ObjectStore
 
 
-def frame_key(spec: dict[str, Any], frame: int, extension: str) -> str:
-    return f"{job_prefix(spec)}/frames/{frame:05d}.{extension}"
+def frame_key(spec: TaskSpec, frame: int, extension: str) -> str:
+    return f"{spec.job_prefix}/frames/{frame:05d}.{extension}"
 
 
-def scene_info_key(spec: dict[str, Any]) -> str:
-    return f"{job_prefix(spec)}/frames/scene.json"
+def scene_info_key(spec: TaskSpec) -> str:
+    return f"{spec.job_prefix}/frames/scene.json"
 
 
 def frame_metrics(reports: list[FrameReport], process_peak: int | None) -> dict[str, Any]:
@@ -53,7 +53,7 @@ class RenderRunner:
         self.renderers = renderers
 
     async def __call__(self, ctx: TaskContext) -> None:
-        payload = ctx.spec["payload"]
+        payload = ctx.spec.payload
         renderer = self.renderers.get(payload["renderer"])
         if renderer is None:
             raise RenderFailed(f"this node has no {payload['renderer']} renderer")
@@ -75,9 +75,9 @@ class RenderRunner:
         if result.scene:  # the assembly reads the scene's frame rate from here
             await self.store.put_bytes(scene_info_key(ctx.spec), json.dumps(
                 result.scene).encode(), "application/json")
-        ctx.extra["outputs"] = [frame_key(ctx.spec, r.frame, request.extension)
+        ctx.stored[:] = [frame_key(ctx.spec, r.frame, request.extension)
                                 for r in sorted(reports, key=lambda r: r.frame)]
-        ctx.extra["metrics"] = frame_metrics(reports, result.peak_rss) | {
+        ctx.metrics |= frame_metrics(reports, result.peak_rss) | {
             "scene_downloaded": downloaded, "device": result.scene.get("device")}
 
     @contextlib.asynccontextmanager
@@ -99,12 +99,12 @@ class RenderRunner:
 
     @staticmethod
     def _request(ctx: TaskContext, scene: Path | None) -> RenderRequest:
-        payload = ctx.spec["payload"]
+        payload = ctx.spec.payload
         if payload["format"] not in IMAGE_FORMATS:
             raise RenderFailed(f"unknown output format {payload['format']}",
                                failure_class="bad_input")
         return RenderRequest(
-            frames=list(ctx.spec["frames"]), out=ctx.workdir / "frames",
+            frames=list(ctx.spec.frames), out=ctx.workdir / "frames",
             timeout_s=ctx.remaining_s(), scene=scene, samples=payload["samples"],
             percent=payload["percent"], image_format=payload["format"],
             device=payload["device"], threads=payload["threads"], argv=payload["argv"])

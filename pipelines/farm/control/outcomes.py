@@ -10,14 +10,14 @@ from typing import Any
 from pymongo import UpdateOne
 
 from pipelines.events.log import EventLog
+from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
+from pipelines.farm.control.progress import JobTracker
 from pipelines.farm.models import ACTIVE, TaskState
-from pipelines.farm.policy import BadNodes, CircuitBreakers, FailureClass, RetryPolicy
-from pipelines.farm.progress import JobTracker
-from pipelines.farm.runners import TaskFailed
+from pipelines.farm.protocol import FailureClass, Finished, Started, TaskFailed
 from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
-SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
+SuccessHook = Callable[[dict, dict, Finished], Awaitable[None]]
 BiggerNode = Callable[[str, dict], int | None]  # (node, requirements) → memory of one
 NODE_FAULTS = (FailureClass.CRASH.value, FailureClass.TIMEOUT.value)
 
@@ -33,64 +33,66 @@ class OutcomeHandler:
         self.clock = clock
         self.bigger_node = bigger_node
 
-    def _fence(self, payload: dict[str, Any], states=ACTIVE) -> dict[str, Any]:
-        return {"_id": payload["task_id"], "attempt": payload["attempt"],
+    @staticmethod
+    def _fence(report: Started | Finished, states=ACTIVE) -> dict[str, Any]:
+        return {"_id": report.task_id, "attempt": report.attempt,
                 "state": {"$in": list(states)}}
 
-    def _entry(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _entry(self, report: Finished) -> dict[str, Any]:
         """One line of the task's attempt history, for TDs and for the tests."""
-        return {"task_id": payload["task_id"], "job_id": payload["job_id"],
-                "attempt": payload["attempt"], "node_id": payload.get("node_id"),
-                "ok": payload["ok"], "failure_class": payload.get("failure_class"),
-                "exit_code": payload.get("exit_code"), "finished_s": self.clock(),
-                "wall_s": (payload.get("metrics") or {}).get("wall_s")}
+        return {"task_id": report.task_id, "job_id": report.job_id,
+                "attempt": report.attempt, "node_id": report.node_id, "ok": report.ok,
+                "failure_class": report.failure_class and report.failure_class.value,
+                "exit_code": report.exit_code, "finished_s": self.clock(),
+                "wall_s": report.metrics.get("wall_s")}
 
-    async def started(self, payloads: list[dict[str, Any]]) -> None:
+    async def started(self, reports: list[Started]) -> None:
         """Leased → running, for a whole round's reports in one round trip."""
         now = self.clock()
         await self.store.apply([
-            UpdateOne(self._fence(p, (TaskState.LEASED.value,)),
+            UpdateOne(self._fence(r, (TaskState.LEASED.value,)),
                       {"$set": {"state": TaskState.RUNNING.value, "started_s": now}})
-            for p in payloads])
-        by_job: dict[str, list[dict[str, Any]]] = {}
-        for payload in payloads:
-            self.jobs.touch(payload["job_id"])
-            by_job.setdefault(payload["job_id"], []).append(payload)
+            for r in reports])
+        by_job: dict[str, list[Started]] = {}
+        for report in reports:
+            self.jobs.touch(report.job_id)
+            by_job.setdefault(report.job_id, []).append(report)
         for job_id, started in by_job.items():
             # One event per job and round, listing the tasks: a 10,000-task job must not
             # flood its room with 10,000 events.
-            await self.events.append(started[0]["studio_id"], "task.started", f"job:{job_id}", {
-                "job_id": job_id, "tasks": [{"task_id": p["task_id"], "attempt": p["attempt"],
-                                             "node_id": p["node_id"]} for p in started]})
+            await self.events.append(started[0].studio_id, "task.started", f"job:{job_id}", {
+                "job_id": job_id, "tasks": [{"task_id": r.task_id, "attempt": r.attempt,
+                                             "node_id": r.node_id} for r in started]})
 
-    async def succeeded(self, payloads: list[dict[str, Any]]) -> None:
+    async def succeeded(self, reports: list[Finished]) -> None:
         """Active → succeeded in one round trip; kinds with a hook go one by one."""
-        plain = [p for p in payloads if p["kind"] not in self.hooks]
+        plain = [r for r in reports if r.kind not in self.hooks]
         now = self.clock()
-        await self.store.apply([UpdateOne(self._fence(p), {"$set": self._success(p, now)})
-                                for p in plain])
-        await self.store.record_attempts([self._entry(p) for p in plain])
-        for payload in plain:
-            self._credit(payload)
-        for payload in payloads:
-            if payload["kind"] in self.hooks:
-                await self._succeeded(payload)
+        await self.store.apply([UpdateOne(self._fence(r), {"$set": self._success(r, now)})
+                                for r in plain])
+        await self.store.record_attempts([self._entry(r) for r in plain])
+        for report in plain:
+            self._credit(report)
+        for report in reports:
+            if report.kind in self.hooks:
+                await self._succeeded(report)
 
-    def _success(self, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    @staticmethod
+    def _success(report: Finished, now: float) -> dict[str, Any]:
         return {"state": TaskState.SUCCEEDED.value, "progress": 1.0, "finished_s": now,
-                "exit_code": payload.get("exit_code", 0), "outputs": payload.get("outputs", []),
-                "log_key": payload.get("log_key"), "metrics": payload.get("metrics", {}),
+                "exit_code": report.exit_code or 0, "outputs": report.outputs,
+                "log_key": report.log_key, "metrics": report.metrics,
                 "error": None, "error_class": None}
 
-    def _credit(self, payload: dict[str, Any]) -> None:
-        self.circuits.record_success(payload["node_id"])
-        self.circuits.record_success((payload["node_id"], payload["kind"]))
-        self.jobs.task_succeeded(payload["job_id"])
+    def _credit(self, report: Finished) -> None:
+        self.circuits.record_success(report.node_id)
+        self.circuits.record_success((report.node_id, report.kind))
+        self.jobs.task_succeeded(report.job_id)
 
-    async def failed(self, payload: dict[str, Any]) -> None:
-        await self._failed(payload)
+    async def failed(self, report: Finished) -> None:
+        await self._failed(report)
 
-    async def _succeeded(self, payload: dict[str, Any]) -> None:
+    async def _succeeded(self, payload: Finished) -> None:
         """A kind with a hook (publishing) is marked succeeded only after its hook ran: a
         dispatcher that dies in between leaves the task active, so it is requeued and run
         again (hooks are idempotent) instead of ending complete without its publication."""
@@ -99,37 +101,36 @@ class OutcomeHandler:
             return  # a stale attempt, or a cancelled job: nothing is published
         task, job = found
         try:
-            await self.hooks[payload["kind"]](job, task, payload)
+            await self.hooks[payload.kind](job, task, payload)
         except TaskFailed as exc:  # e.g. the publication was refused, or storage is away
-            await self._failed(payload | {"ok": False, "failure_class": exc.failure_class,
-                                          "error": exc.message, "exit_code": None},
-                               blame_node=False)
+            await self._failed(payload.model_copy(update={
+                "ok": False, "failure_class": FailureClass(exc.failure_class),
+                "error": exc.message, "exit_code": None}), blame_node=False)
             return
         except Exception:  # noqa: BLE001 - the round's other reports must go on
             log.exception("success hook failed", extra={"task_id": task["_id"]})
-        result = await self.store.tasks.update_one(
-            self._fence(payload), {"$set": self._success(payload, self.clock())})
-        if result.modified_count:
+        if await self.store.set_task(self._fence(payload),
+                                     self._success(payload, self.clock())):
             await self.store.record_attempt(self._entry(payload))
             self._credit(payload)
 
-    async def _active(self, payload: dict[str, Any]) -> tuple[dict, dict] | None:
+    async def _active(self, report: Finished) -> tuple[dict, dict] | None:
         """The task, if this attempt of it is still active, and its job."""
-        task = await self.store.tasks.find_one(self._fence(payload))
-        job = await self.store.job(payload["job_id"]) if task else None
+        task = await self.store.tasks.find_one(self._fence(report))
+        job = await self.store.job(report.job_id) if task else None
         return (task, job) if task is not None and job is not None else None
 
-    async def _failed(self, payload: dict[str, Any], blame_node: bool = True) -> None:
+    async def _failed(self, payload: Finished, blame_node: bool = True) -> None:
         found = await self._active(payload)
         if found is None:
             return
         task, job = found
-        failure = payload.get("failure_class") or FailureClass.CRASH.value
+        failure = (payload.failure_class or FailureClass.CRASH).value
         decision = self.retry.decide(failure, task["failures"] + 1, job["max_attempts"])
         now = self.clock()
         fields: dict[str, Any] = {
-            "error_class": failure, "error": (payload.get("error") or "")[:2000],
-            "exit_code": payload.get("exit_code"), "log_key": payload.get("log_key"),
+            "error_class": failure, "error": (payload.error or "")[:2000],
+            "exit_code": payload.exit_code, "log_key": payload.log_key,
             "finished_s": now, "failures": task["failures"] + int(decision.charge_attempt)}
         if decision.retry:
             fields |= {"state": TaskState.READY.value, "not_before_s": now + decision.delay_s,
@@ -138,8 +139,7 @@ class OutcomeHandler:
             fields["state"] = TaskState.FAILED.value
         else:
             fields["state"] = TaskState.DEAD.value
-        result = await self.store.tasks.update_one(self._fence(payload), {"$set": fields})
-        if not result.modified_count:
+        if not await self.store.set_task(self._fence(payload), fields):
             return
         await self.store.record_attempt(self._entry(payload))
         if blame_node:
@@ -147,26 +147,26 @@ class OutcomeHandler:
         kind = "task.retrying" if decision.retry else "task.failed"
         await self.events.append(job["studio_id"], kind, f"job:{job['_id']}", {
             "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],
-            "attempt": payload["attempt"], "failure_class": failure,
+            "attempt": payload.attempt, "failure_class": failure,
             "error": fields["error"][:500], "retry_in_s": round(decision.delay_s, 3)})
         self.jobs.touch(job["_id"])
 
-    def _more_memory(self, payload: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    def _more_memory(self, payload: Finished, task: dict[str, Any]) -> dict[str, Any]:
         """Out of memory: the retry asks for a node with more memory than this one, when
         the farm has one that meets the task's other requirements."""
-        if not payload.get("oom"):
+        if not payload.oom:
             return {}
-        memory = self.bigger_node(payload.get("node_id") or "", task["requirements"])
+        memory = self.bigger_node(payload.node_id, task["requirements"])
         if not memory or memory <= task["requirements"].get("memory_bytes", 0):
             return {}
         return {"requirements": task["requirements"] | {"memory_bytes": memory}}
 
-    async def _blame_node(self, payload: dict[str, Any], job: dict, failure: str) -> None:
-        node_id = payload["node_id"]
+    async def _blame_node(self, payload: Finished, job: dict, failure: str) -> None:
+        node_id = payload.node_id
         if failure not in NODE_FAULTS:
             return
         opened = self.circuits.record_failure(node_id)
-        self.circuits.record_failure((node_id, payload["kind"]))
+        self.circuits.record_failure((node_id, payload.kind))
         if opened:
             log.warning("circuit opened", extra={"node_id": node_id})
             await self.events.append(job["studio_id"], "node.circuit_opened",
@@ -179,12 +179,11 @@ class OutcomeHandler:
     async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,
                            job_id: str | None, why: str = "it was lost") -> None:
         """The node is gone: the task goes back to the queue; no attempt is charged."""
-        result = await self.store.tasks.update_one(
-            {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
-            {"$set": {"state": TaskState.READY.value, "node_id": None, "not_before_s": 0.0,
-                      "error_class": FailureClass.NODE_LOST.value,
-                      "error": f"node {node_id}: {why}"}})
-        if result.modified_count:
+        if await self.store.set_task(
+                {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
+                {"state": TaskState.READY.value, "node_id": None, "not_before_s": 0.0,
+                 "error_class": FailureClass.NODE_LOST.value,
+                 "error": f"node {node_id}: {why}"}):
             task = await self.store.tasks.find_one({"_id": task_id})
             if task:
                 await self.store.record_attempt({

@@ -9,14 +9,7 @@ from enum import StrEnum
 
 from tenacity import wait_exponential_jitter
 
-
-class FailureClass(StrEnum):
-    CRASH = "crash"          # non-zero exit, killed, out of memory: may work next time
-    TIMEOUT = "timeout"      # ran past the task timeout
-    BAD_INPUT = "bad_input"  # missing or corrupt input: retrying cannot help
-    NODE_LOST = "node_lost"  # the node died or went silent: not the task's fault
-    STORAGE = "storage"      # storage stayed away: neither the task's fault nor the node's
-    CANCELLED = "cancelled"
+from pipelines.farm.protocol import FailureClass
 
 
 @dataclass(frozen=True)

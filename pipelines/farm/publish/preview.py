@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.assets.versions import Versions
 from pipelines.events.log import EventLog
+from pipelines.farm.protocol import Finished
 
 
 class PreviewPublisher:
     """Records a preview task's outputs on its asset version and announces them."""
 
     def __init__(self, db, events: EventLog):
-        self.versions = db["asset_versions"]
+        self.versions = Versions(db)
         self.events = events
 
     async def __call__(self, job: dict[str, Any], task: dict[str, Any],
-                       outcome: dict[str, Any]) -> None:
+                       outcome: Finished) -> None:
         target = job.get("target") or {}
-        previews = outcome.get("previews") or {}
-        await self.versions.update_one(
-            {"studio_id": job["studio_id"], "asset_id": target.get("asset_id"),
-             "number": target.get("version")},
-            {"$set": {"previews": previews}})
+        previews = outcome.results.get("previews") or {}
+        await self.versions.set_previews(job["studio_id"], target.get("asset_id"),
+                                         target.get("version"), previews)
         await self.events.append(job["studio_id"], "asset.preview_ready",
                                  f"asset:{target.get('asset_id')}",
                                  {"asset_id": target.get("asset_id"),

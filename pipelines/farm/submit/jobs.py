@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pipelines.assets.versions import Versions
 from pipelines.clock import iso
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
@@ -19,9 +20,9 @@ from pipelines.farm.models import (
     public_job,
     public_task,
 )
-from pipelines.farm.records import check_template, new_job, new_task
-from pipelines.farm.render_jobs import RenderJobs, render_totals
 from pipelines.farm.store import FarmStore
+from pipelines.farm.submit.records import check_template, new_job, new_task
+from pipelines.farm.submit.render import RenderJobs, render_totals
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
@@ -51,7 +52,7 @@ class JobService:
                  clock: Callable[[], float] = time.time):
         self.store = FarmStore(db)
         self.renders = RenderJobs(db, clock)
-        self.db = db
+        self.versions = Versions(db)
         self.events = events
         self.wake = wake
         self.clock = clock
@@ -92,8 +93,7 @@ class JobService:
     async def _preview_job(self, principal: Principal, body: JobSubmit) -> tuple[dict, list]:
         if not (body.asset_id and body.version):
             raise InvalidInput("preview jobs need `asset_id` and `version`", code="target_missing")
-        version = await self.db["asset_versions"].find_one(
-            {"studio_id": principal.studio_id, "asset_id": body.asset_id, "number": body.version})
+        version = await self.versions.one(principal.studio_id, body.asset_id, body.version)
         if version is None:
             raise NotFound("no such version", code="version_not_found")
         return self.preview_job_for(version, principal.user_id, body)
@@ -131,9 +131,8 @@ class JobService:
         preview, published = render.get("preview"), render.get("published")
         movie = None
         if published:
-            version = await self.db["asset_versions"].find_one({
-                "studio_id": job["studio_id"], "asset_id": published["asset_id"],
-                "number": published["version"]})
+            version = await self.versions.one(job["studio_id"], published["asset_id"],
+                                              published["version"])
             movie = version and published | {"key": version["key"]}
         return {"progressive": preview and {k: preview[k] for k in ("key", "frames", "of")},
                 "movie": movie}
@@ -173,22 +172,18 @@ class JobService:
         if not await self.store.set_job(job_id, fields, only_if_status=allowed):
             raise Conflict("the job changed meanwhile; try again", code="job_state")
         if action == "cancel":
-            await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": [*ACTIVE, "waiting", "ready", "paused",
-                                                     "failed"]}},
-                {"$set": {"state": TaskState.CANCELLED.value, "finished_s": now}})
+            await self.store.set_job_tasks(
+                job_id, [*ACTIVE, "waiting", "ready", "paused", "failed"],
+                {"state": TaskState.CANCELLED.value, "finished_s": now})
         elif action == "pause":
             # Ready and leased-but-not-started tasks (and running ones, when asked to) are
             # held, uncharged: a state no round leases, whatever it read of the job.
             held = ["ready", *(ACTIVE if requeue else [TaskState.LEASED.value])]
-            await self.store.tasks.update_many(
-                {"job_id": job_id, "state": {"$in": held}},
-                {"$set": {"state": TaskState.PAUSED.value, "node_id": None,
-                          "not_before_s": 0.0}})
+            await self.store.set_job_tasks(job_id, held, {
+                "state": TaskState.PAUSED.value, "node_id": None, "not_before_s": 0.0})
         elif action == "resume":
-            await self.store.tasks.update_many(
-                {"job_id": job_id, "state": TaskState.PAUSED.value},
-                {"$set": {"state": TaskState.READY.value}})
+            await self.store.set_job_tasks(job_id, [TaskState.PAUSED.value],
+                                           {"state": TaskState.READY.value})
         await self.wake(job_id)
         await self.events.append(job["studio_id"], f"job.{STEERED[action]}", f"job:{job_id}",
                                  {"job_id": job_id, "by": principal.user_id,
@@ -199,11 +194,10 @@ class JobService:
         return await self.public(principal, job_id)
 
     async def _retry_tasks(self, job_id: str) -> None:
-        result = await self.store.tasks.update_many(
-            {"job_id": job_id, "state": {"$in": ["failed", "dead"]}},
-            {"$set": {"state": TaskState.READY.value, "failures": 0, "not_before_s": 0.0,
-                      "error": None, "error_class": None}})
-        if result.modified_count == 0:
+        retried = await self.store.set_job_tasks(job_id, ["failed", "dead"], {
+            "state": TaskState.READY.value, "failures": 0, "not_before_s": 0.0,
+            "error": None, "error_class": None})
+        if retried == 0:
             raise Conflict("nothing to retry: no failed or dead tasks", code="nothing_to_retry")
 
     async def set_priority(self, principal: Principal, job_id: str, priority: int) -> dict:
@@ -232,11 +226,11 @@ class JobService:
         task = await self.task_doc(principal, task_id)
         job = await self.get_doc(principal, task["job_id"])
         self._may_steer(principal, job)
-        result = await self.store.tasks.update_one(
+        killed = await self.store.set_task(
             {"_id": task_id, "attempt": task["attempt"], "state": {"$in": list(ACTIVE)}},
-            {"$set": {"state": TaskState.FAILED.value, "error_class": "killed",
-                      "error": f"killed by {principal.user_id}", "finished_s": self.clock()}})
-        if not result.modified_count:
+            {"state": TaskState.FAILED.value, "error_class": "killed",
+             "error": f"killed by {principal.user_id}", "finished_s": self.clock()})
+        if not killed:
             raise Conflict(f"the task is {task['state']}, not running", code="task_not_running")
         await self.wake(task["job_id"])
         await self.events.append(job["studio_id"], "task.killed", f"job:{job['_id']}",
@@ -258,4 +252,5 @@ class JobService:
                  "gpus": d.get("gpus", 0), "tags": d.get("tags", []), "circuit": d["circuit"],
                  "running_tasks": len(d["running_tasks"]),
                  "my_tasks": [t for t in d["running_tasks"] if t in mine],
-                 "last_heartbeat_at": iso(d.get("last_heartbeat_s"))} for d in docs]
+                 "last_heartbeat_at": iso(d.get("last_heartbeat_s")),
+                 "refused": d.get("refused")} for d in docs]

@@ -6,14 +6,15 @@ import time
 from collections.abc import Callable
 
 from pipelines.assets.previews import PreviewRequests
-from pipelines.farm.jobs import JobService
+from pipelines.assets.versions import Versions
+from pipelines.farm.submit.jobs import JobService
 
 
 class PreviewAdopter:
     def __init__(self, db, jobs: JobService, batch: int = 50,
                  clock: Callable[[], float] = time.time):
         self.queue = PreviewRequests(db, clock)
-        self.versions = db["asset_versions"]
+        self.versions = Versions(db)
         self.jobs = jobs
         self.batch = batch
 
@@ -24,7 +25,7 @@ class PreviewAdopter:
         for request in await self.queue.pending(self.batch):
             if not await self.queue.claim(request["_id"]):
                 continue
-            version = await self.versions.find_one({"_id": request["_id"]})
+            version = await self.versions.by_id(request["_id"])
             if version is None:  # the asset was deleted meanwhile: nothing to make
                 await self.queue.adopted(request["_id"], None)
                 continue

@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.assets.lifecycle import Cause
 from pipelines.assets.models import AssetStatus, public_version, safe_filename
+from pipelines.assets.quota import Quota
 from pipelines.assets.service import AssetService
-from pipelines.assets.store import ASSETS, USAGE, VERSIONS
-from pipelines.assets.versions import VersionRecorder
+from pipelines.assets.versions import VersionRecorder, Versions
 from pipelines.errors import Conflict, FarmError, InvalidInput, NotFound
 from pipelines.events.log import EventLog
-from pipelines.farm.policy import FailureClass
-from pipelines.farm.runners import TaskFailed
+from pipelines.farm.protocol import FailureClass, Finished, TaskFailed
 from pipelines.farm.store import FarmStore
 from pipelines.storage import ObjectStore
 
@@ -35,19 +35,19 @@ log = logging.getLogger("farm.dispatcher")
 class ProgressivePublisher:
     def __init__(self, db, events: EventLog, store: ObjectStore, url_ttl_s: int = 3600,
                  clock: Callable[[], float] = time.time):
-        self.jobs = FarmStore(db).jobs
+        self.farm = FarmStore(db)
         self.events, self.store, self.url_ttl_s, self.clock = events, store, url_ttl_s, clock
 
     async def __call__(self, job: dict[str, Any], task: dict[str, Any],
-                       outcome: dict[str, Any]) -> None:
-        preview = outcome.get("preview")
+                       outcome: Finished) -> None:
+        preview = outcome.results.get("preview")
         if not preview:
             return
-        newer = await self.jobs.update_one(
-            {"_id": job["_id"], "render.preview_frames": {"$lt": preview["frames"]}},
-            {"$set": {"render.preview": preview | {"made_s": self.clock()},
-                      "render.preview_frames": preview["frames"]}})
-        if not newer.modified_count:
+        newer = await self.farm.set_job(
+            job["_id"], {"render.preview": preview | {"made_s": self.clock()},
+                         "render.preview_frames": preview["frames"]},
+            where={"render.preview_frames": {"$lt": preview["frames"]}})
+        if not newer:
             return  # a preview of more frames finished first: it stays the one shown
         url = await self.store.presigned_get(preview["key"], self.url_ttl_s)
         await self.events.append(job["studio_id"], "job.progress", f"job:{job['_id']}", {
@@ -59,15 +59,17 @@ class ProgressivePublisher:
 class RenderPublisher:
     def __init__(self, db, events: EventLog, store: ObjectStore,
                  clock: Callable[[], float] = time.time):
-        self.db = db
         self.farm = FarmStore(db)
         self.events = events
-        self.recorder = VersionRecorder(db, store, AssetService(db, events), events,
+        self.assets = AssetService(db, events, clock)
+        self.versions = Versions(db)
+        self.usage = Quota(db, max_bytes=0, max_open_uploads=0)  # counts only, never refuses
+        self.recorder = VersionRecorder(db, store, self.assets, events,
                                         on_version_created=None, clock=clock)
         self.clock = clock
 
     async def __call__(self, job: dict[str, Any], task: dict[str, Any],
-                       outcome: dict[str, Any]) -> None:
+                       outcome: Finished) -> None:
         try:
             version = await self._version(job, outcome)
         except Exception as exc:  # noqa: BLE001 - whatever it was, the job must say so
@@ -85,13 +87,12 @@ class RenderPublisher:
                                      "version": version["number"], "job_id": job["_id"],
                                      "previews": version["previews"]})
 
-    async def _version(self, job: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    async def _version(self, job: dict[str, Any], outcome: Finished) -> dict[str, Any]:
         """The version of this job's movie: recorded once, found again on a repeat (the
         hook runs again when a dispatcher died while publishing)."""
         upload_id, target = f"job:{job['_id']}", job["target"]["asset_id"]
-        movie = outcome["movie"]
-        version = await self.db[VERSIONS].find_one(
-            {"studio_id": job["studio_id"], "asset_id": target, "upload_id": upload_id})
+        movie = outcome.results["movie"]
+        version = await self.versions.of_upload(job["studio_id"], target, upload_id)
         if version is None:
             upload = {"_id": upload_id, "asset_id": target, "studio_id": job["studio_id"],
                       "key": movie["key"], "filename": safe_filename(f"{job['name']}.mp4"),
@@ -99,19 +100,14 @@ class RenderPublisher:
                       "content_type": "video/mp4"}
             media, sha256 = await self.recorder.verify(upload, movie["size"], movie["sha256"])
             version = await self.recorder.record(upload, media, sha256)
-        version["previews"] = outcome.get("previews") or {}
+        version["previews"] = outcome.results.get("previews") or {}
         # Whoever sets `render_job_id` finishes the publication, once: the asset goes in
         # review and the bytes count against the quota. (A crash right after this update
         # leaves the usage short by one movie, never counted twice.)
-        finished = await self.db[VERSIONS].update_one(
-            {"_id": version["_id"], "render_job_id": {"$exists": False}},
-            {"$set": {"previews": version["previews"], "render_job_id": job["_id"]}})
-        if finished.modified_count:
-            await self.db[ASSETS].update_one(
-                {"_id": target, "studio_id": job["studio_id"]},
-                {"$set": {"status": AssetStatus.IN_REVIEW.value, "updated_at": self.clock()}})
-            await self.db[USAGE].update_one({"_id": job["studio_id"]},
-                                            {"$inc": {"bytes": movie["size"]}}, upsert=True)
+        if await self.versions.mark_published(version["_id"], version["previews"], job["_id"]):
+            await self.assets.move(job["studio_id"], target, AssetStatus.IN_REVIEW,
+                                   Cause.RENDER_PUBLISHED)
+            await self.usage.add_bytes(job["studio_id"], movie["size"])
             log.info("render published", extra={"job_id": job["_id"], "asset_id": target,
                                                  "version": public_version(version)["number"]})
         return version

@@ -17,19 +17,28 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pipelines.errors import DependencyUnavailable, FarmError
-from pipelines.farm.runners import Runner, TaskContext, TaskFailed
+from pipelines.farm.node.runners import Runner, TaskContext
+from pipelines.farm.protocol import (
+    Attempt,
+    FailureClass,
+    Finished,
+    Heartbeat,
+    Progressed,
+    Started,
+    TaskFailed,
+    TaskSpec,
+)
 from pipelines.storage import ObjectStore
 
 log = logging.getLogger("farm.agent")
 
-
-Report = tuple[str, dict[str, Any]]
+Report = Started | Progressed | Finished
 
 
 class Reporter(Protocol):
     async def report_many(self, reports: list[Report]) -> None: ...
 
-    async def heartbeat(self, node_id: str, running: list[list]) -> None: ...
+    async def heartbeat(self, beat: Heartbeat) -> None: ...
 
 
 class ReportQueue:
@@ -44,21 +53,21 @@ class ReportQueue:
         self.send = send
         self.attempts, self.first_delay_s, self.max_delay_s = (attempts, first_delay_s,
                                                                max_delay_s)
-        self.pending: list[tuple[str, dict[str, Any], bool]] = []
-        self.in_flight: list[tuple[str, dict[str, Any], bool]] = []
+        self.pending: list[Report] = []
+        self.in_flight: list[Report] = []
         self.flushing: asyncio.Task | None = None
 
-    def undelivered_results(self) -> list[list]:
-        """[[task_id, attempt], ...] of tasks that ended but whose result has not reached
-        the dispatcher yet: a restarted dispatcher must not take them for lost."""
-        return [[p["task_id"], p["attempt"]] for kind, p, _ in (*self.in_flight, *self.pending)
-                if kind == "finished"]
+    def undelivered_results(self) -> list[Attempt]:
+        """Tasks that ended but whose result has not reached the dispatcher yet: a
+        restarted dispatcher must not take them for lost."""
+        return [Attempt(task_id=r.task_id, attempt=r.attempt)
+                for r in (*self.in_flight, *self.pending) if isinstance(r, Finished)]
 
-    def put(self, kind: str, payload: dict[str, Any], required: bool = True) -> None:
-        if kind == "progress":  # only the latest progress of a task is worth sending
-            self.pending = [r for r in self.pending if r[0] != "progress"
-                            or r[1]["task_id"] != payload["task_id"]]
-        self.pending.append((kind, payload, required))
+    def put(self, report: Report) -> None:
+        if isinstance(report, Progressed):  # only a task's latest progress is worth sending
+            self.pending = [r for r in self.pending if not isinstance(r, Progressed)
+                            or r.task_id != report.task_id]
+        self.pending.append(report)
         if self.flushing is None or self.flushing.done():
             self.flushing = asyncio.get_running_loop().create_task(self._flush())
 
@@ -70,20 +79,20 @@ class ReportQueue:
             finally:
                 self.in_flight = []
 
-    async def _deliver(self, batch: list[tuple[str, dict[str, Any], bool]]) -> None:
+    async def _deliver(self, batch: list[Report]) -> None:
         delay = self.first_delay_s
         for _ in range(self.attempts):
             try:
-                await self.send([(kind, payload) for kind, payload, _ in batch])
+                await self.send(batch)
                 return
             except Exception:  # noqa: BLE001 - the dispatcher may be restarting
-                batch = [report for report in batch if report[2]]
+                batch = [report for report in batch if not isinstance(report, Progressed)]
                 if not batch:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_delay_s)
         log.error("reports not delivered", extra={"reports": len(batch), "task_ids": [
-            payload.get("task_id") for _, payload, _ in batch]})
+            report.task_id for report in batch]})
 
 
 class Slots:
@@ -110,10 +119,6 @@ class Slots:
             self.changed.notify_all()
 
 
-def job_prefix(spec: dict[str, Any]) -> str:
-    return f"studios/{spec['studio_id']}/jobs/{spec['job_id']}"
-
-
 class NodeAgent:
     def __init__(self, node_id: str, reporter: Reporter, store: ObjectStore, work_dir: Path,
                  runners: dict[str, Runner], clock: Callable[[], float] = time.monotonic,
@@ -129,26 +134,26 @@ class NodeAgent:
         self.slots = Slots()
         self.reports = ReportQueue(reporter.report_many)
 
-    def running(self) -> list[list]:
+    def running(self) -> list[Attempt]:
         """What this node holds: running or waiting tasks, and ended ones whose result is
         still on its way (so a dispatcher restarted meanwhile keeps their leases until the
         result arrives, rather than requeueing work that is done)."""
-        return [[task_id, attempt] for task_id, (attempt, _) in self.tasks.items()
+        return [Attempt(task_id=task_id, attempt=attempt)
+                for task_id, (attempt, _) in self.tasks.items()
                 ] + self.reports.undelivered_results()
 
-    async def run_many(self, specs: list[dict[str, Any]]) -> None:
+    async def run_many(self, specs: list[TaskSpec]) -> None:
         for spec in specs:
             await self.run(spec)
 
-    async def run(self, spec: dict[str, Any]) -> None:
+    async def run(self, spec: TaskSpec) -> None:
         """Start a task and return at once; its outcome is reported when it ends."""
-        current = self.tasks.get(spec["task_id"])
-        if current and current[0] >= spec["attempt"]:
+        current = self.tasks.get(spec.task_id)
+        if current and current[0] >= spec.attempt:
             return  # a duplicate delivery of an attempt already running
         if current:
             current[1].cancel()
-        self.tasks[spec["task_id"]] = (spec["attempt"],
-                                       asyncio.create_task(self._execute(spec)))
+        self.tasks[spec.task_id] = (spec.attempt, asyncio.create_task(self._execute(spec)))
 
     async def cancel(self, task_id: str, attempt: int) -> None:
         current = self.tasks.get(task_id)
@@ -168,73 +173,73 @@ class NodeAgent:
     async def heartbeat_forever(self, every_s: float = 2.0) -> None:
         while True:
             with contextlib.suppress(Exception):
-                await self.reporter.heartbeat(self.node_id, self.running())
+                await self.reporter.heartbeat(Heartbeat(node_id=self.node_id,
+                                                        running=self.running()))
             await asyncio.sleep(every_s)
 
-    async def _execute(self, spec: dict[str, Any]) -> None:
+    async def _execute(self, spec: TaskSpec) -> None:
         try:
             await self._run(spec)
         finally:
             # Ended, killed while queued or cancelled mid-report: this attempt holds nothing
             # any more (its result, if any, is counted by `running` until delivered).
-            if self.tasks.get(spec["task_id"], (None,))[0] == spec["attempt"]:
-                del self.tasks[spec["task_id"]]  # a newer attempt may have taken the slot
+            if self.tasks.get(spec.task_id, (None,))[0] == spec.attempt:
+                del self.tasks[spec.task_id]  # a newer attempt may have taken the slot
 
-    async def _run(self, spec: dict[str, Any]) -> None:
-        base = {k: spec[k] for k in ("task_id", "job_id", "studio_id", "attempt", "kind")} | {
-            "node_id": self.node_id}
-        need = float(spec.get("slots", 1.0))
+    async def _run(self, spec: TaskSpec) -> None:
         try:
-            await self.slots.acquire(need, float(spec.get("node_slots", need)))
+            await self.slots.acquire(spec.slots, spec.node_slots)
         except asyncio.CancelledError:  # killed while queued: it never ran
-            self.reports.put("finished", base | {"ok": False, "failure_class": "cancelled",
-                                                 "error": "killed before it started"})
+            self.reports.put(Finished.about(spec, self.node_id, ok=False,
+                                            failure_class=FailureClass.CANCELLED,
+                                            error="killed before it started"))
             return
-        workdir = self.work_dir / f"{spec['task_id']}-{spec['attempt']}"
+        workdir = self.work_dir / f"{spec.task_id}-{spec.attempt}"
         workdir.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
         started = time.monotonic()
-        self.reports.put("started", base)
+        self.reports.put(Started.about(spec, self.node_id))
 
         async def progress(value: float) -> None:
             if value < 1.0:  # the end is told by the finished report
-                self.reports.put("progress", base | {"progress": round(value, 4)},
-                                 required=False)
+                self.reports.put(Progressed.about(spec, self.node_id,
+                                                  progress=round(value, 4)))
 
-        ctx = TaskContext(spec, workdir, lines, progress, started + spec["timeout_s"])
+        ctx = TaskContext(spec, workdir, lines, progress, started + spec.timeout_s)
         try:
             outcome = await self._outcome(ctx)
         finally:
-            await self.slots.release(need)  # the next queued task starts while we report
-        outcome["metrics"] = (outcome.get("metrics") or {}) | {
-            "wall_s": round(time.monotonic() - started, 3)}
-        outcome["log_key"] = await self._upload_log(spec, lines, outcome)
+            await self.slots.release(spec.slots)  # the next queued task starts meanwhile
+        outcome["metrics"] = ctx.metrics | {"wall_s": round(time.monotonic() - started, 3)}
+        outcome["log_key"] = await self._upload_log(spec, lines)
         shutil.rmtree(workdir, ignore_errors=True)
-        self.reports.put("finished", base | outcome)
+        self.reports.put(Finished.about(spec, self.node_id, **outcome))
 
     async def _outcome(self, ctx: TaskContext) -> dict[str, Any]:
-        runner = self.runners.get(ctx.spec["kind"])
+        runner = self.runners.get(ctx.spec.kind)
         try:
             if runner is None:
-                raise TaskFailed(f"this node cannot run {ctx.spec['kind']} tasks",
-                                 failure_class="crash")
-            async with asyncio.timeout(ctx.spec["timeout_s"]):
+                raise TaskFailed(f"this node cannot run {ctx.spec.kind} tasks",
+                                 failure_class=FailureClass.CRASH)
+            async with asyncio.timeout(ctx.spec.timeout_s):
                 await runner(ctx)
             outputs = await self._upload_outputs(ctx)  # after the task's time: it is done
-            return {"ok": True, "exit_code": 0, "outputs": outputs, **ctx.extra}
+            return {"ok": True, "exit_code": 0, "outputs": ctx.stored + outputs,
+                    "results": ctx.results}
         except TimeoutError:
-            return self._failure(ctx, "timeout", f"ran past {ctx.spec['timeout_s']:g} s")
+            return self._failure(ctx, FailureClass.TIMEOUT,
+                                 f"ran past {ctx.spec.timeout_s:g} s")
         except asyncio.CancelledError:
-            return self._failure(ctx, "cancelled", "killed on request")
+            return self._failure(ctx, FailureClass.CANCELLED, "killed on request")
         except DependencyUnavailable as exc:  # neither the task's fault nor this node's
-            return self._failure(ctx, "storage", exc.message)
+            return self._failure(ctx, FailureClass.STORAGE, exc.message)
         except FarmError as exc:
-            failure = self._failure(ctx, getattr(exc, "failure_class", "crash"), exc.message,
-                                    getattr(exc, "exit_code", None))
-            return failure | ({"oom": True} if getattr(exc, "oom", False) else {})
+            failure = self._failure(ctx, getattr(exc, "failure_class", FailureClass.CRASH),
+                                    exc.message, getattr(exc, "exit_code", None))
+            return failure | {"oom": bool(getattr(exc, "oom", False))}
         except Exception as exc:  # noqa: BLE001 - any other error is reported, not lost
             log.exception("task crashed on the node")
-            return self._failure(ctx, "crash", f"{type(exc).__name__}: {exc}")
+            return self._failure(ctx, FailureClass.CRASH, f"{type(exc).__name__}: {exc}")
 
     @staticmethod
     def _failure(ctx: TaskContext, failure_class: str, message: str,
@@ -248,7 +253,7 @@ class NodeAgent:
         root = ctx.workdir / "out"
         for path in ctx.outputs:
             relative = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-            key = f"{job_prefix(ctx.spec)}/outputs/{relative.as_posix()}"
+            key = f"{ctx.spec.job_prefix}/outputs/{relative.as_posix()}"
             await self._patiently(self.store.put_file, key, str(path),
                                   "application/octet-stream")
             keys.append(key)
@@ -269,13 +274,12 @@ class NodeAgent:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
 
-    async def _upload_log(self, spec: dict[str, Any], lines: list[str],
-                          outcome: dict[str, Any]) -> str | None:
-        key = f"{job_prefix(spec)}/logs/{spec['task_id']}/attempt-{spec['attempt']}.log"
+    async def _upload_log(self, spec: TaskSpec, lines: list[str]) -> str | None:
+        key = f"{spec.job_prefix}/logs/{spec.task_id}/attempt-{spec.attempt}.log"
         text = "".join(lines)[-4_000_000:]  # the end of a huge log is the part that matters
         try:
             await self.store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
         except FarmError:
-            log.warning("task log not stored", extra={"task_id": spec["task_id"]})
+            log.warning("task log not stored", extra={"task_id": spec.task_id})
             return None
         return key

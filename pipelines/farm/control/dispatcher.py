@@ -14,28 +14,53 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
 
 from pymongo import UpdateOne
-from pymongo.errors import ConnectionFailure
 
-from pipelines.errors import DependencyUnavailable
+from pipelines.db import database_away
 from pipelines.events.log import EventLog
-from pipelines.farm.config import DispatchConfig
+from pipelines.farm.control.config import DispatchConfig
+from pipelines.farm.control.node_state import Lease, NodeState, NodeTable
+from pipelines.farm.control.outcomes import OutcomeHandler
+from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
+from pipelines.farm.control.ports import NodeDirectory
+from pipelines.farm.control.progress import JobTracker
+from pipelines.farm.control.scheduler import Scheduler, TaskView, task_view
 from pipelines.farm.models import ACTIVE, TaskState
-from pipelines.farm.node_state import Lease, NodeState
-from pipelines.farm.outcomes import OutcomeHandler
-from pipelines.farm.policy import BadNodes, CircuitBreakers, RetryPolicy
-from pipelines.farm.ports import NodeDirectory
-from pipelines.farm.progress import JobTracker
-from pipelines.farm.scheduler import NodeView, Scheduler, TaskView
+from pipelines.farm.protocol import (
+    Attempt,
+    Finished,
+    Heartbeat,
+    Progressed,
+    ProtocolMismatch,
+    Started,
+    TaskSpec,
+)
 from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
 
 LEFT_NODE_QUARANTINE_S = 300.0
-SuccessHook = Callable[[dict, dict, dict], Awaitable[None]]
+SuccessHook = Callable[[dict, dict, Finished], Awaitable[None]]
 Adopter = Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class Leaving:
+    """A node leaves on purpose (`farm join` stopping)."""
+
+    node_id: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """Set once the reports queued before it are written (see `report_many`)."""
+
+    future: asyncio.Future
+
+
+Message = Started | Progressed | Finished | Heartbeat | Leaving | Written
 
 
 class Dispatcher:
@@ -47,8 +72,8 @@ class Dispatcher:
         self.directory = directory
         self.config = config or DispatchConfig()
         self.clock = clock
-        self.nodes: dict[str, NodeState] = {}
-        self.reports: list[tuple[str, dict[str, Any]]] = []
+        self.nodes = NodeTable()
+        self.reports: list[Message] = []
         self.wakeup = asyncio.Event()
         self.circuits = CircuitBreakers(self.config.circuit_threshold,
                                         self.config.circuit_cooldown_s, clock)
@@ -57,40 +82,45 @@ class Dispatcher:
             store, events, self.jobs, RetryPolicy(self.config.retry_initial_s,
                                                   self.config.retry_max_s),
             self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock,
-            bigger_node=self._bigger_node)
+            bigger_node=self.nodes.bigger_memory)
         self.adopt = adopt
         self.scheduler = Scheduler(self._allowed, self._placed)
         self._recovered = False
-        # Nodes whose agent could not be reached are ignored for a while, even if the
-        # cluster still lists them (it notices a dead node only after 10-15 s).
-        self.quarantine: dict[str, float] = {}
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
         self._adopt_due = False
 
     # -- called by agents and the API (through the actor) -------------------------------
-    def report(self, kind: str, payload: dict[str, Any]) -> None:
-        self.reports.append((kind, payload))
+    def report(self, message: Message) -> None:
+        self.reports.append(message)
         self.wakeup.set()
 
-    async def report_many(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
+    async def report_many(self, reports: list[Started | Progressed | Finished]) -> None:
         """Results are acknowledged once written, not once received: a dispatcher that
         dies in between fails the agent's call, which sends them to the next one (a result
         acknowledged and then lost would run its task again)."""
-        for kind, payload in reports:
-            self.report(kind, payload)
-        if any(kind == "finished" for kind, _ in reports):
+        for report in reports:
+            self.report(report)
+        if any(isinstance(report, Finished) for report in reports):
             written: asyncio.Future = asyncio.get_running_loop().create_future()
-            self.report("written", {"future": written})
+            self.report(Written(written))
             await written
 
-    def heartbeat(self, node_id: str, running: list[list]) -> None:
-        self.report("heartbeat", {"node_id": node_id, "running": running})
+    def heartbeat(self, beat: Heartbeat) -> None:
+        self.report(beat)
 
     def leave(self, node_id: str) -> None:
         """A node is leaving on purpose (`farm join` stopping): its tasks go back to the
         queue at once, without costing an attempt, and it is given nothing new."""
-        self.report("leaving", {"node_id": node_id})
+        self.report(Leaving(node_id))
+
+    def refuse(self, node_id: str, why: ProtocolMismatch) -> None:
+        """A node speaking another protocol version gets no work (it would misread it);
+        the log and the nodes table say why, until it is upgraded and joins again."""
+        if node_id not in self.nodes.refused:
+            log.error("node refused: %s", why.message, extra={"node_id": node_id})
+        self.nodes.refused[node_id] = why.message
+        self.wakeup.set()
 
     def wake(self, job_id: str | None = None) -> None:
         """New work or a steered job (recounted: its tasks may have ended while paused)."""
@@ -133,7 +163,7 @@ class Dispatcher:
                 await phase()
             except Exception as exc:  # noqa: BLE001
                 name = getattr(phase, "__name__", type(phase).__name__)
-                if _database_away(exc):  # one line a round, not a traceback, while it is away
+                if database_away(exc):  # one line a round, not a traceback, while it is away
                     log.warning("dispatch phase %s: the database is unavailable (%s); "
                                 "retrying", name, type(exc).__name__)
                 else:
@@ -143,7 +173,8 @@ class Dispatcher:
         """At most once a second: the table is for people, not for scheduling."""
         if self.clock() - self._nodes_saved_at >= 1.0:
             self._nodes_saved_at = self.clock()
-            await self.store.save_nodes([self._node_doc(s) for s in self.nodes.values()])
+            await self.store.save_nodes(self.nodes.docs(
+                lambda node_id: self.circuits.state(node_id).value, self.clock()))
 
     async def _recover(self) -> None:
         """After a (re)start: what MongoDB says is leased or running is checked with the
@@ -151,18 +182,21 @@ class Dispatcher:
         Agents first, then results that arrived, then MongoDB: a task that ended while no
         dispatcher ran is claimed (result on its way) or recorded, never run again."""
         infos = {i.node_id: i for i in await self.directory.discover()}
-        claimed: dict[str, set[tuple[str, int]]] = {}
+        claimed: dict[str, set[Attempt]] = {}
         for node_id in infos:
             try:
-                running = await self.directory.agent(node_id).running()
-                claimed[node_id] = {(t, a) for t, a in running}
+                claimed[node_id] = set(await self.directory.agent(node_id).running())
+            except ProtocolMismatch as exc:
+                self.refuse(node_id, exc)
+                claimed[node_id] = set()
             except Exception:  # noqa: BLE001 - an unreachable agent runs nothing
                 claimed[node_id] = set()
         await self._apply_reports()
         active = await self.store.active_tasks()
         for task in active:
             holder = task.get("node_id") or ""
-            if holder in infos and (task["_id"], task["attempt"]) in claimed[holder]:
+            if holder in infos and Attempt(task_id=task["_id"], attempt=task["attempt"]
+                                           ) in claimed[holder]:
                 state = self.nodes.setdefault(holder, NodeState(infos[holder], self.clock()))
                 state.running[task["_id"]] = Lease(task["attempt"], task["requirements"]["slots"],
                                                    task["studio_id"], task["job_id"])
@@ -174,9 +208,8 @@ class Dispatcher:
 
     async def _refresh_nodes(self) -> None:
         now = self.clock()
-        self.quarantine = {n: t for n, t in self.quarantine.items() if t > now}
         found = {info.node_id: info for info in await self.directory.discover()
-                 if info.node_id not in self.quarantine}
+                 if self.nodes.welcome(info.node_id, now)}
         for node_id, info in found.items():
             if node_id not in self.nodes:
                 self.nodes[node_id] = NodeState(info, self.clock())
@@ -195,7 +228,7 @@ class Dispatcher:
 
     async def _node_left(self, node_id: str) -> None:
         # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
-        self.quarantine[node_id] = self.clock() + LEFT_NODE_QUARANTINE_S
+        self.nodes.quarantine[node_id] = self.clock() + LEFT_NODE_QUARANTINE_S
         if (state := self.nodes.get(node_id)) is not None:
             # Requeued first: the reports of the stopped attempts then change nothing.
             await self._lose_node(node_id, "it left the farm")
@@ -209,7 +242,7 @@ class Dispatcher:
                 await self._lose_node(node_id, "no heartbeat")
         # Leases nobody renews any more and no node holds (e.g. a round that died between
         # writing a lease and handing the task over) go back to the queue.
-        held = {t for s in self.nodes.values() for t in s.running}
+        held = self.nodes.leases()
         for task in await self.store.expired_leases(now):
             if task["_id"] not in held:
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"],
@@ -226,31 +259,35 @@ class Dispatcher:
             self.reports[:0] = reports
             raise
 
-    async def _apply(self, reports: list[tuple[str, dict[str, Any]]]) -> None:
+    async def _apply(self, reports: list[Message]) -> None:
         renewals: list[UpdateOne] = []
-        started, succeeded, written = [], [], []
-        for kind, payload in reports:
-            node = self.nodes.get(payload.get("node_id", ""))
+        started: list[Started] = []
+        succeeded: list[Finished] = []
+        written: list[asyncio.Future] = []
+        for report in reports:
+            if isinstance(report, Written):
+                written.append(report.future)
+                continue
+            node = self.nodes.get(report.node_id)
             if node is not None:
                 node.last_seen = self.clock()
-            if kind == "leaving":
-                await self._node_left(payload["node_id"])
-            elif kind == "heartbeat" and node is not None:
-                renewals += await self._on_heartbeat(node, payload["running"])
-            elif kind == "started":
-                started.append(payload)
-            elif kind == "progress":
-                self.jobs.progress(payload)
-            elif kind == "written":
-                written.append(payload["future"])
-            elif kind == "finished":
+            if isinstance(report, Leaving):
+                await self._node_left(report.node_id)
+            elif isinstance(report, Heartbeat):
                 if node is not None:
-                    node.running.pop(payload["task_id"], None)
-                    self.circuits.trial_over(node.info.node_id, payload["kind"])
-                if payload["ok"]:
-                    succeeded.append(payload)
+                    renewals += await self._on_heartbeat(node, report.running)
+            elif isinstance(report, Started):
+                started.append(report)
+            elif isinstance(report, Progressed):
+                self.jobs.progress(report)
+            else:
+                if node is not None:
+                    node.running.pop(report.task_id, None)
+                    self.circuits.trial_over(node.info.node_id, report.kind)
+                if report.ok:
+                    succeeded.append(report)
                 else:
-                    await self.outcomes.failed(payload)
+                    await self.outcomes.failed(report)
         # Batched: a busy farm reports hundreds of starts and successes a second. Starts
         # first, so a task that started and ended within one round keeps its start time.
         await self.outcomes.started(started)
@@ -260,8 +297,8 @@ class Dispatcher:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)
 
-    async def _on_heartbeat(self, node: NodeState, running: list[list]) -> list[UpdateOne]:
-        reported = {(task_id, attempt) for task_id, attempt in running}
+    async def _on_heartbeat(self, node: NodeState, running: list[Attempt]) -> list[UpdateOne]:
+        reported = {(a.task_id, a.attempt) for a in running}
         expires = self.clock() + self.config.lease_s
         ours = {(t, lease.attempt) for t, lease in node.running.items()}
         for task_id, attempt in reported - ours:
@@ -272,8 +309,7 @@ class Dispatcher:
 
     async def _enforce_cancellations(self) -> None:
         """Tasks of cancelled jobs, or killed through the API, are stopped on their node."""
-        running = {t: (n, lease.attempt) for n, s in self.nodes.items()
-                   for t, lease in s.running.items()}
+        running = self.nodes.leases()
         if not running:
             return
         states = await self.store.states_of(list(running))
@@ -285,15 +321,6 @@ class Dispatcher:
                 self.jobs.touch(lease.job_id if lease else None)
                 await self.directory.agent(node_id).cancel(task_id, attempt)
 
-    def _bigger_node(self, node_id: str, requirements: dict[str, Any]) -> int | None:
-        """The memory of the smallest live node with more memory than `node_id` that meets
-        the other requirements (GPUs, tags); None when there is none."""
-        state = self.nodes.get(node_id)
-        have = state.info.memory_bytes if state else 0
-        return min((s.info.memory_bytes for s in self.nodes.values()
-                    if s.info.memory_bytes > have and s.info.gpus >= requirements["gpus"]
-                    and set(requirements["tags"]) <= s.info.tags), default=None)
-
     def _allowed(self, node_id: str, kind: str) -> bool:
         return self.circuits.allows(node_id) and self.circuits.allows((node_id, kind))
 
@@ -301,36 +328,17 @@ class Dispatcher:
         self.circuits.on_dispatch(node_id)
         self.circuits.on_dispatch((node_id, kind))
 
-    def _views(self) -> list[NodeView]:
-        # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
-        ahead = 1.0 + self.config.dispatch_ahead
-        return [NodeView(n, s.info.slots * ahead,
-                         sum(lease.slots for lease in s.running.values()),
-                         s.info.gpus, s.info.memory_bytes, s.info.tags)
-                for n, s in self.nodes.items()]
-
     async def _schedule(self) -> None:
-        nodes = self._views()
+        # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
+        nodes = self.nodes.views(1.0 + self.config.dispatch_ahead)
         if not any(n.slots_free > 0 for n in nodes):
             return
         jobs = await self.store.schedulable_jobs()
         free = sum(max(0.0, n.slots_free) for n in nodes)
         ready = await self.store.ready_tasks(list(jobs), self.clock(), per_job=int(free) + 1)
-        views = [self._task_view(t, jobs[t["job_id"]]) for t in ready]
-        running_by_studio: dict[str, int] = {}
-        for state in self.nodes.values():
-            for lease in state.running.values():
-                running_by_studio[lease.studio_id] = running_by_studio.get(lease.studio_id, 0) + 1
-        plan = self.scheduler.plan(views, nodes, running_by_studio)
+        views = [task_view(t, jobs[t["job_id"]]) for t in ready]
+        plan = self.scheduler.plan(views, nodes, self.nodes.running_by_studio())
         await self._lease(plan, {t["_id"]: t for t in ready}, jobs)
-
-    @staticmethod
-    def _task_view(task: dict, job: dict) -> TaskView:
-        req = task["requirements"]
-        return TaskView(task["_id"], task["job_id"], task["studio_id"], task["kind"],
-                        job["priority"], job["created_s"], task["index"], req["slots"],
-                        req["gpus"], req["memory_bytes"], frozenset(req["tags"]),
-                        frozenset(job.get("bad_nodes", [])))
 
     async def _lease(self, plan: list[tuple[TaskView, str]], tasks: dict[str, dict],
                      jobs: dict[str, dict]) -> None:
@@ -348,7 +356,7 @@ class Dispatcher:
         leased = ({view.task_id: TaskState.LEASED.value for view, _ in plan}
                   if held == len(updates) else
                   await self.store.states_of([view.task_id for view, _ in plan]))
-        handed: dict[str, list[dict[str, Any]]] = {}
+        handed: dict[str, list[TaskSpec]] = {}
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:
                 self.circuits.trial_over(node_id, view.kind)
@@ -363,35 +371,26 @@ class Dispatcher:
             self.jobs.touch(view.job_id)
             handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
         # One call per node and round, to all nodes at once.
-        async def hand(node_id: str, specs: list[dict[str, Any]]) -> None:
+        async def hand(node_id: str, specs: list[TaskSpec]) -> None:
             await self.directory.agent(node_id).run_many(specs)
 
         results = await asyncio.gather(*(hand(node_id, specs)
                                          for node_id, specs in handed.items()),
                                        return_exceptions=True)
         for node_id, result in zip(handed, results, strict=True):
-            if isinstance(result, BaseException):  # the agent is gone with its node
-                self.quarantine[node_id] = self.clock() + self.config.node_silence_s
-                if node_id in self.nodes:
-                    await self._lose_node(node_id, "its agent does not answer")
+            if isinstance(result, ProtocolMismatch):
+                self.refuse(node_id, result)
+            elif isinstance(result, BaseException):  # the agent is gone with its node
+                # Ignored a while, though the cluster may list it for 10-15 s more.
+                self.nodes.quarantine[node_id] = self.clock() + self.config.node_silence_s
+            if isinstance(result, BaseException) and node_id in self.nodes:
+                await self._lose_node(node_id, f"its agent did not take the tasks: {result}")
 
-    def _spec(self, task: dict, attempt: int, node_id: str) -> dict[str, Any]:
-        return {"task_id": task["_id"], "job_id": task["job_id"],
-                "studio_id": task["studio_id"], "kind": task["kind"], "attempt": attempt,
-                "frames": task["frames"], "payload": task["payload"],
-                "timeout_s": task["timeout_s"], "node_id": node_id,
-                "slots": task["requirements"]["slots"],
-                "node_slots": self.nodes[node_id].info.slots}
+    def _spec(self, task: dict, attempt: int, node_id: str) -> TaskSpec:
+        return TaskSpec(task_id=task["_id"], job_id=task["job_id"],
+                        studio_id=task["studio_id"], kind=task["kind"], attempt=attempt,
+                        frames=task["frames"], payload=task["payload"],
+                        timeout_s=task["timeout_s"], node_id=node_id,
+                        slots=task["requirements"]["slots"],
+                        node_slots=self.nodes[node_id].info.slots)
 
-    def _node_doc(self, state: NodeState) -> dict[str, Any]:
-        node_id = state.info.node_id
-        return {"_id": node_id, "name": state.info.name, "slots": state.info.slots,
-                "slots_used": sum(lease.slots for lease in state.running.values()),
-                "running_tasks": sorted(state.running), "gpus": state.info.gpus,
-                "tags": sorted(state.info.tags), "circuit": self.circuits.state(node_id).value,
-                "last_heartbeat_s": state.last_seen, "seen_s": self.clock()}
-
-
-def _database_away(exc: Exception) -> bool:
-    return isinstance(exc, ConnectionFailure | DependencyUnavailable) or \
-        bool(getattr(exc, "timeout", False))

@@ -1,8 +1,8 @@
 """Render jobs: a scene version → frames on farm nodes → a movie → a new version in review.
 
-The DAG (`pipelines.render.chunks.plan`): render chunks in spread order, progressive
+The DAG (`pipelines.farm.submit.render_plan.plan`): render chunks in spread order, progressive
 previews after 3, 6, 12... chunks, and an assembly that waits for every chunk. The
-assembly's success publishes the movie (`pipelines.farm.render_hooks`).
+assembly's success publishes the movie (`pipelines.farm.publish.render`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from pipelines.assets.versions import AssetFrozen, VersionNotFound
 from pipelines.errors import Forbidden, InvalidInput
 from pipelines.farm.frames import parse_frames
 from pipelines.farm.models import JobSubmit, RenderOptions
-from pipelines.farm.records import check_template, new_job, new_task
+from pipelines.farm.submit.records import check_template, new_job, new_task
+from pipelines.farm.submit.render_plan import PlannedTask, plan
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
 from pipelines.render.base import RenderNeeds
 from pipelines.render.blender import BlenderRenderer
-from pipelines.render.chunks import PlannedTask, plan
 from pipelines.render.command import PLACEHOLDERS, CommandRenderer
 
 NEEDS = {"blender": BlenderRenderer().needs, "command": CommandRenderer().needs}

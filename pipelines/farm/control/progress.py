@@ -12,6 +12,7 @@ from pymongo import UpdateOne
 from pipelines.events.log import EventLog
 from pipelines.events.throttle import ProgressThrottle
 from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
+from pipelines.farm.protocol import Progressed
 from pipelines.farm.store import FarmStore
 
 PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
@@ -53,9 +54,9 @@ class JobTracker:
         self.touch(job_id)
         self.dependencies_may_have_changed = True
 
-    def progress(self, payload: dict[str, Any]) -> None:
-        self.task_progress[(payload["task_id"], payload["attempt"])] = payload["progress"]
-        self.touch(payload.get("job_id"))
+    def progress(self, report: Progressed) -> None:
+        self.task_progress[(report.task_id, report.attempt)] = report.progress
+        self.touch(report.job_id)
 
     async def promote_waiting(self) -> None:
         """Waiting tasks whose dependencies all succeeded become ready."""

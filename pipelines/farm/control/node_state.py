@@ -1,0 +1,79 @@
+"""What the dispatcher holds in memory about the farm's nodes: their leases, and the nodes
+it keeps out of scheduling for a while (quarantined) or for good (refused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.farm.control.ports import NodeInfo
+from pipelines.farm.control.scheduler import NodeView
+
+
+@dataclass(frozen=True)
+class Lease:
+    attempt: int
+    slots: float
+    studio_id: str
+    job_id: str
+
+
+@dataclass
+class NodeState:
+    info: NodeInfo
+    last_seen: float
+    running: dict[str, Lease] = field(default_factory=dict)  # by task id
+
+    @property
+    def slots_used(self) -> float:
+        return sum(lease.slots for lease in self.running.values())
+
+
+class NodeTable(dict[str, NodeState]):
+    """The live farm nodes by id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quarantine: dict[str, float] = {}  # node id → until when it is ignored
+        self.refused: dict[str, str] = {}  # node id → why (another protocol version)
+
+    def welcome(self, node_id: str, now: float) -> bool:
+        self.quarantine = {n: t for n, t in self.quarantine.items() if t > now}
+        return node_id not in self.quarantine and node_id not in self.refused
+
+    def views(self, ahead: float) -> list[NodeView]:
+        """What the scheduler sees; `ahead` > 1 leases beyond the free slots (see Slots)."""
+        return [NodeView(n, s.info.slots * ahead, s.slots_used, s.info.gpus,
+                         s.info.memory_bytes, s.info.tags) for n, s in self.items()]
+
+    def leases(self) -> dict[str, tuple[str, int]]:
+        """Task id → (node id, attempt) of every task the farm runs."""
+        return {t: (n, lease.attempt) for n, s in self.items() for t, lease in s.running.items()}
+
+    def running_by_studio(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for state in self.values():
+            for lease in state.running.values():
+                counts[lease.studio_id] = counts.get(lease.studio_id, 0) + 1
+        return counts
+
+    def bigger_memory(self, node_id: str, requirements: dict[str, Any]) -> int | None:
+        """The memory of the smallest live node with more memory than `node_id` that meets
+        the other requirements (GPUs, tags); None when there is none."""
+        state = self.get(node_id)
+        have = state.info.memory_bytes if state else 0
+        return min((s.info.memory_bytes for s in self.values()
+                    if s.info.memory_bytes > have and s.info.gpus >= requirements["gpus"]
+                    and set(requirements["tags"]) <= s.info.tags), default=None)
+
+    def docs(self, circuit: Any, now: float) -> list[dict[str, Any]]:
+        """The nodes table, for people; refused nodes stay listed with the reason."""
+        live = [{"_id": node_id, "name": s.info.name, "slots": s.info.slots,
+                 "slots_used": s.slots_used, "running_tasks": sorted(s.running),
+                 "gpus": s.info.gpus, "tags": sorted(s.info.tags),
+                 "circuit": circuit(node_id), "last_heartbeat_s": s.last_seen, "seen_s": now,
+                 "refused": None} for node_id, s in self.items()]
+        return live + [{"_id": node_id, "name": "", "slots": 0.0, "slots_used": 0.0,
+                        "running_tasks": [], "gpus": 0, "tags": [], "circuit": "open",
+                        "last_heartbeat_s": None, "seen_s": now, "refused": why}
+                       for node_id, why in self.refused.items() if node_id not in self]
