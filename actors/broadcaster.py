@@ -64,8 +64,8 @@ class RayEventPublisher(_Handle):
             await asyncio.wait_for(self.actor.publish.remote(event), self.timeout_s)
         except (RayError, TimeoutError) as exc:
             self.forget()
-            raise DependencyUnavailable(f"broadcaster unavailable: {type(exc).__name__}",
-                                        retryable=True) from exc
+            raise DependencyUnavailable(
+                f"broadcaster unavailable: {type(exc).__name__}") from exc
 
 
 class RayEventSource(_Handle):
@@ -81,8 +81,8 @@ class RayEventSource(_Handle):
             raise
         except (RayError, TimeoutError) as exc:
             self.forget()
-            raise DependencyUnavailable(f"broadcaster unavailable: {type(exc).__name__}",
-                                        retryable=True) from exc
+            raise DependencyUnavailable(
+                f"broadcaster unavailable: {type(exc).__name__}") from exc
 
     async def stats(self) -> dict[str, Any]:
         try:

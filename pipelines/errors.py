@@ -12,36 +12,26 @@ from typing import Any
 
 class FarmError(Exception):
     code = "farm_error"
+    # The same request may succeed later: the HTTP answer then says when (`Retry-After`).
     retryable = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        details: list[dict[str, Any]] | None = None,
-        retryable: bool | None = None,
-    ):
-        super().__init__(message, code, details, retryable)
+    def __init__(self, message: str, *, code: str | None = None,
+                 details: list[dict[str, Any]] | None = None):
+        super().__init__(message, code, details)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details or []
-        if retryable is not None:
-            self.retryable = retryable
 
     def __reduce__(self):  # keep keyword-only arguments through pickling
-        return (
-            _rebuild,
-            (type(self), self.message, self.code, self.details, self.retryable),
-        )
+        return (_rebuild, (type(self), self.message, self.code, self.details))
 
     def __str__(self) -> str:
         return self.message
 
 
-def _rebuild(cls, message, code, details, retryable):
-    return cls(message, code=code, details=details, retryable=retryable)
+def _rebuild(cls, message, code, details):
+    return cls(message, code=code, details=details)
 
 
 class InvalidInput(FarmError):

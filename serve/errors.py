@@ -59,8 +59,8 @@ def error_response(status: int, code: str, message: str, details: list | None = 
 async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.FarmError)
     headers = {}
-    if isinstance(exc, errors.RateLimited):
-        headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.retryable:  # a limit or a dependency away: clients wait and retry, not give up
+        headers["Retry-After"] = str(getattr(exc, "retry_after_s", 1))
     status = status_for(exc)
     if status == 401:  # RFC 6750: say which scheme, and why, to clients and proxies
         headers["WWW-Authenticate"] = f'Bearer realm="studio-farm", error="invalid_token", ' \
@@ -68,7 +68,6 @@ async def _farm_error(_: Request, exc: Exception) -> JSONResponse:
 
     if status >= 500:
         log.warning("dependency failure: %s", exc.message, extra={"code": exc.code})
-        headers["Retry-After"] = "1"  # a dependency away: clients retry, not give up
     return error_response(status, exc.code, exc.message, exc.details, headers)
 
 

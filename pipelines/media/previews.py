@@ -291,5 +291,4 @@ def _check_picture(summary: ProbeSummary) -> None:
 
 def _in_step(exc: MediaError, step: str) -> MediaError:
     """The same error, its message prefixed with the step (`proxy: ...`)."""
-    return type(exc)(f"{step}: {exc.message}", code=exc.code, details=exc.details,
-                     retryable=exc.retryable)
+    return type(exc)(f"{step}: {exc.message}", code=exc.code, details=exc.details)

@@ -63,7 +63,7 @@ async def list_jobs(jobs: JobsDep, who: Reader,
 @router.get("/jobs/{job_id}", response_model=JobOut, summary="One job with its counts by task "
             "state (and, for renders, frame totals)", responses=errors(codes=JOB_NOT_FOUND))
 async def get_job(job_id: str, jobs: JobsDep, who: Reader) -> dict:
-    return await jobs.public(who, job_id)
+    return await jobs.get(who, job_id)
 
 
 @router.get("/jobs/{job_id}/preview", response_model=JobPreviewOut,

@@ -24,7 +24,7 @@ def test_status_is_found_by_walking_the_class_hierarchy():
 
 def test_errors_survive_pickling_with_their_decisions():
     original = errors.InvalidInput("bad frame range", code="bad_range",
-                                   details=[{"loc": ["frames"]}], retryable=False)
+                                   details=[{"loc": ["frames"]}])
     copy = pickle.loads(pickle.dumps(original))
     assert (type(copy), copy.message, copy.code, copy.details) == (
         errors.InvalidInput, "bad frame range", "bad_range", [{"loc": ["frames"]}])

@@ -216,7 +216,8 @@ class Dispatcher:
                 log.info("node joined", extra={"node_id": node_id, "slots": info.slots})
             self.nodes[node_id].info = info
         for node_id in [n for n in self.nodes if n not in found]:
-            await self._lose_node(node_id, "the node left the cluster")
+            await self._lose_node(node_id, self.nodes.refused.get(node_id)
+                                  or "the node left the cluster")
 
     async def _lose_node(self, node_id: str, why: str) -> None:
         state = self.nodes.pop(node_id)

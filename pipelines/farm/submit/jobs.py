@@ -116,7 +116,7 @@ class JobService:
             raise JobNotFound("no such job")
         return job
 
-    async def public(self, principal: Principal, job_id: str) -> dict[str, Any]:
+    async def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
         """One job; a render job with its per-job totals (frames, render time, memory)."""
         job = await self.get_doc(principal, job_id)
         shown = public_job(job)
@@ -191,7 +191,7 @@ class JobService:
         await self.audit.record(job["studio_id"], f"job.{STEERED[action]}",
                                 actor=principal.actor(), target={"job_id": job_id},
                                 details={"requeue": True} if requeue else None)
-        return await self.public(principal, job_id)
+        return await self.get(principal, job_id)
 
     async def _retry_tasks(self, job_id: str) -> None:
         retried = await self.store.set_job_tasks(job_id, ["failed", "dead"], {
@@ -205,7 +205,7 @@ class JobService:
         self._may_steer(principal, job)
         await self.store.set_job(job_id, {"priority": priority, "updated_s": self.clock()})
         await self.wake()
-        return await self.public(principal, job_id)
+        return await self.get(principal, job_id)
 
     async def task_doc(self, principal: Principal, task_id: str) -> dict[str, Any]:
         task = await self.store.tasks.find_one({"_id": task_id, "studio_id": principal.studio_id})

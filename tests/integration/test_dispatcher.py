@@ -1,0 +1,308 @@
+"""The dispatcher in-process: real store on the embedded database, fake nodes, a clock we
+move by hand. One `round()` is one `Dispatcher.step()`; nothing here needs Ray, so node
+loss, lease expiry, restarts, late reports, circuits and bad nodes are each one test that
+runs in well under a second (the cluster tests keep what needs real nodes)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from pipelines.db import Database
+from pipelines.events.log import EventLog
+from pipelines.farm.control.config import DispatchConfig
+from pipelines.farm.control.dispatcher import Dispatcher
+from pipelines.farm.control.ports import NodeInfo
+from pipelines.farm.models import JobSubmit
+from pipelines.farm.protocol import (
+    PROTOCOL_VERSION,
+    Attempt,
+    FailureClass,
+    Finished,
+    Heartbeat,
+    ProtocolMismatch,
+    Started,
+    TaskSpec,
+)
+from pipelines.farm.store import FarmStore
+from pipelines.farm.submit.records import new_job, new_task
+
+TICK = 1.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeAgent:
+    """Takes tasks and holds them until told they ended; never runs anything."""
+
+    def __init__(self, refuses: bool = False):
+        self.specs: list[TaskSpec] = []
+        self.holding: set[Attempt] = set()
+        self.cancelled: list[tuple[str, int]] = []
+        self.refuses = refuses
+
+    async def run_many(self, specs: list[TaskSpec]) -> None:
+        if self.refuses:  # an agent of another version, as `read_specs` answers there
+            raise ProtocolMismatch("the dispatcher", PROTOCOL_VERSION + 1)
+        self.specs += specs
+        self.holding |= {Attempt(task_id=s.task_id, attempt=s.attempt) for s in specs}
+
+    async def cancel(self, task_id: str, attempt: int) -> None:
+        self.cancelled.append((task_id, attempt))
+        self.holding.discard(Attempt(task_id=task_id, attempt=attempt))
+
+    async def running(self) -> list[Attempt]:
+        return sorted(self.holding, key=lambda a: (a.task_id, a.attempt))
+
+
+class FakeDirectory:
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeInfo] = {}
+        self.agents: dict[str, FakeAgent] = {}
+
+    def add(self, node_id: str, slots: float = 1.0, refuses: bool = False) -> FakeAgent:
+        self.nodes[node_id] = NodeInfo(node_id, slots, name=node_id)
+        self.agents[node_id] = FakeAgent(refuses)
+        return self.agents[node_id]
+
+    async def discover(self) -> list[NodeInfo]:
+        return list(self.nodes.values())
+
+    def agent(self, node_id: str) -> FakeAgent:
+        return self.agents[node_id]
+
+    def forget(self, node_id: str) -> None:
+        pass
+
+
+class Farm:
+    def __init__(self, db, **config) -> None:
+        self.db, self.clock, self.directory = db, Clock(), FakeDirectory()
+        self.store = FarmStore(db)
+        self.configure(**config)
+
+    def configure(self, **config) -> None:
+        # No leasing ahead of free slots: each lease below is one the test asked for.
+        self.config = DispatchConfig(**{"tick_s": TICK, "retry_initial_s": 0.5,
+                                        "retry_max_s": 0.5, "dispatch_ahead": 0.0} | config)
+        self.dispatcher = self.new_dispatcher()
+
+    def new_dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.store, self.directory, EventLog(self.db), self.config,
+                          clock=self.clock)
+
+    async def submit(self, tasks: int = 1, **body) -> str:
+        job = new_job("studio-a", "user-a", JobSubmit(kind="command", command=["true"],
+                                                      **body), self.clock())
+        docs = [new_task(job, i, {"argv": ["true"]}, frames=[i]) for i in range(tasks)]
+        job["task_count"] = len(docs)
+        await self.store.insert_job(job, docs)
+        return job["_id"]
+
+    async def next_spec(self, agent: FakeAgent) -> TaskSpec:
+        """Rounds until the agent is handed a task (a failed one waits out its retry)."""
+        handed = len(agent.specs)
+        for _ in range(5):
+            await self.round()
+            if len(agent.specs) > handed:
+                return agent.specs[-1]
+        raise AssertionError("no task was handed to the node")
+
+    async def round(self, advance_s: float = TICK) -> None:
+        """One dispatch round, after `advance_s` (a tick: housekeeping runs too)."""
+        self.clock.now += advance_s
+        await self.dispatcher.step()
+
+    def beat(self, node_id: str) -> None:
+        agent = self.directory.agents[node_id]
+        self.dispatcher.heartbeat(Heartbeat(node_id=node_id, running=list(agent.holding)))
+
+    def end(self, spec: TaskSpec, ok: bool = True, failure: FailureClass | None = None) -> None:
+        self.directory.agents[spec.node_id].holding.discard(
+            Attempt(task_id=spec.task_id, attempt=spec.attempt))
+        self.dispatcher.report(Started.about(spec, spec.node_id))
+        self.dispatcher.report(Finished.about(spec, spec.node_id, ok=ok, failure_class=failure,
+                                              error=None if ok else "exit 1"))
+
+    async def task(self, job_id: str, index: int = 0) -> dict:
+        return await self.store.tasks.find_one({"_id": f"{job_id}-{index:05d}"})
+
+    async def job(self, job_id: str) -> dict:
+        return await self.store.job(job_id)
+
+
+@pytest.fixture
+async def farm(settings):
+    """A database of its own: the dispatcher reads every job and task in it."""
+    name = f"dispatch_{uuid.uuid4().hex[:12]}"
+    db = Database(settings.mongo_url.get_secret_value(), name)
+    await db.ensure_indexes()
+    yield Farm(db)
+    await db.db.client.drop_database(name)
+    await db.close()
+
+
+async def test_a_task_is_handed_to_a_node_as_a_typed_spec_and_its_job_completes(farm):
+    agent = farm.directory.add("n1", slots=2)
+    job_id = await farm.submit(tasks=2)
+    await farm.round()
+    assert [(s.task_id, s.attempt, s.node_id, s.protocol) for s in agent.specs] == [
+        (f"{job_id}-00000", 1, "n1", PROTOCOL_VERSION),
+        (f"{job_id}-00001", 1, "n1", PROTOCOL_VERSION)]
+    assert agent.specs[0].payload == {"argv": ["true"]} and agent.specs[0].frames == [0]
+    for spec in agent.specs:
+        farm.end(spec)
+    await farm.round()
+    assert [(await farm.task(job_id, i))["state"] for i in (0, 1)] == ["succeeded"] * 2
+    assert (await farm.job(job_id))["status"] == "completed"
+
+
+async def test_results_are_acknowledged_only_once_written(farm):
+    agent = farm.directory.add("n1")
+    job_id = await farm.submit()
+    await farm.round()
+    spec = agent.specs[0]
+    acknowledged = asyncio.create_task(farm.dispatcher.report_many(
+        [Finished.about(spec, "n1", ok=True)]))
+    await asyncio.sleep(0.05)
+    assert not acknowledged.done()  # received, not yet written: the agent keeps it
+    await farm.round()
+    await asyncio.wait_for(acknowledged, 5)
+    assert (await farm.task(job_id))["state"] == "succeeded"
+
+
+async def test_a_lost_node_s_task_runs_elsewhere_without_costing_an_attempt(farm):
+    farm.directory.add("n1")
+    job_id = await farm.submit()
+    await farm.round()
+    del farm.directory.nodes["n1"]  # the node left the cluster
+    n2 = farm.directory.add("n2")
+    await farm.round()
+    await farm.round()
+    task = await farm.task(job_id)
+    assert (task["failures"], task["error_class"]) == (0, "node_lost")
+    assert [(s.node_id, s.attempt) for s in n2.specs] == [("n2", 2)]
+    assert task["node_id"] == "n2"
+
+
+async def test_a_node_that_stops_reporting_is_lost_after_the_silence_allowed(farm):
+    farm.directory.add("n1")
+    job_id = await farm.submit()
+    await farm.round()
+    for _ in range(5):  # heartbeats keep it: 5 s without one would not be enough anyway
+        farm.beat("n1")
+        await farm.round(advance_s=5.0)
+    assert (await farm.task(job_id))["attempt"] == 1
+    await farm.round(advance_s=farm.config.node_silence_s + 1)  # silent since the last beat
+    task = await farm.task(job_id)
+    assert (task["error_class"], task["failures"]) == ("node_lost", 0)
+    assert "no heartbeat" in task["error"]
+
+
+async def test_a_lease_nobody_renews_and_no_node_holds_goes_back_to_the_queue(farm):
+    farm.directory.add("n1")
+    job_id = await farm.submit()
+    # As a dispatcher that died between writing a lease and handing the task over leaves it.
+    await farm.store.set_task({"_id": f"{job_id}-00000"}, {
+        "state": "leased", "attempt": 1, "node_id": "n1",
+        "lease_expires_s": farm.clock() - 1})
+    farm.dispatcher._recovered = True  # the lease appears after recovery, not before it
+    await farm.round()
+    task = await farm.task(job_id)
+    assert task["error_class"] == "node_lost" and task["failures"] == 0
+    assert task["attempt"] == 2 and task["state"] == "leased"  # handed out again at once
+
+
+async def test_a_restarted_dispatcher_keeps_what_agents_run_and_requeues_the_rest(farm):
+    agent = farm.directory.add("n1", slots=2)
+    job_id = await farm.submit(tasks=2)
+    await farm.round()
+    kept, gone = agent.specs
+    agent.holding.discard(Attempt(task_id=gone.task_id, attempt=gone.attempt))
+    farm.dispatcher = farm.new_dispatcher()  # the old one died with its memory
+    await farm.round()
+    held = await farm.task(job_id, 0)
+    assert (held["state"], held["attempt"]) == ("leased", 1)
+    assert farm.dispatcher.nodes["n1"].running[kept.task_id].attempt == 1
+    lost = await farm.task(job_id, 1)
+    assert (lost["error_class"], lost["failures"]) == ("node_lost", 0)
+    farm.end(kept)
+    await farm.round()
+    assert (await farm.task(job_id, 0))["state"] == "succeeded"
+
+
+async def test_a_late_report_of_an_older_attempt_changes_nothing(farm):
+    farm.directory.add("n1")
+    job_id = await farm.submit()
+    await farm.round()
+    first = farm.directory.agents["n1"].specs[0]
+    del farm.directory.nodes["n1"]
+    n2 = farm.directory.add("n2")
+    await farm.round()
+    await farm.round()
+    second = n2.specs[0]
+    assert second.attempt == first.attempt + 1
+    farm.dispatcher.report(Finished.about(first, "n1", ok=True))  # the lost node's result
+    await farm.round()
+    task = await farm.task(job_id)
+    assert (task["state"], task["attempt"]) == ("leased", 2)
+    farm.end(second)
+    await farm.round()
+    assert (await farm.task(job_id))["state"] == "succeeded"
+
+
+async def test_crashes_open_a_node_s_circuit_and_the_work_goes_elsewhere(farm):
+    farm.configure(circuit_threshold=2, bad_node_threshold=100)
+    n1 = farm.directory.add("n1")
+    job_id = await farm.submit(tasks=3, max_attempts=5)
+    for _ in range(2):
+        farm.end(await farm.next_spec(n1), ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    assert farm.dispatcher.circuits.state("n1").value == "open"
+    n2 = farm.directory.add("n2", slots=3)
+    await farm.round()
+    await farm.round()
+    assert len(n1.specs) == 2 and {s.node_id for s in n2.specs} == {"n2"}
+    assert len(n2.specs) == 3
+    nodes = {d["_id"]: d for d in await farm.store.nodes.find({}).to_list()}
+    assert nodes["n1"]["circuit"] == "open" and nodes["n2"]["circuit"] == "closed"
+    assert [(await farm.task(job_id, i))["state"] for i in range(3)] == ["leased"] * 3
+
+
+async def test_a_job_stops_using_a_node_where_it_failed_too_often(farm):
+    farm.configure(circuit_threshold=100, bad_node_threshold=2)
+    n1 = farm.directory.add("n1")
+    bad_job = await farm.submit(max_attempts=5)
+    for _ in range(2):
+        farm.end(await farm.next_spec(n1), ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    assert (await farm.job(bad_job))["bad_nodes"] == ["n1"]
+    other_job = await farm.submit()
+    assert (await farm.next_spec(n1)).job_id == other_job  # other jobs still use n1
+    n2 = farm.directory.add("n2")
+    assert (await farm.next_spec(n2)).job_id == bad_job
+    assert (await farm.task(bad_job))["attempt"] == 3
+
+
+async def test_a_node_speaking_another_protocol_is_refused_and_its_work_placed_elsewhere(farm):
+    farm.directory.add("old", slots=4, refuses=True)
+    job_id = await farm.submit()
+    await farm.round()
+    refused = farm.dispatcher.nodes.refused["old"]
+    assert f"protocol {PROTOCOL_VERSION + 1}" in refused and f"speaks {PROTOCOL_VERSION}" in refused
+    n2 = farm.directory.add("n2")
+    await farm.round()
+    await farm.round()
+    assert [s.node_id for s in n2.specs] == ["n2"]
+    assert (await farm.task(job_id))["node_id"] == "n2"
+    await farm.round()
+    doc = await farm.store.nodes.find_one({"_id": "old"})
+    assert doc["refused"] == refused and doc["slots"] == 0.0
