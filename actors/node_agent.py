@@ -88,6 +88,7 @@ class NodeAgentActor:
 
 def _optional_runners(settings: Settings, store: ObjectStore, work_dir: Path) -> dict:
     from pipelines.farm.node.cache import InputCache
+    from pipelines.farm.node.encode import EncodeRunner
     from pipelines.farm.node.movie import AssembleRunner, ProgressiveRunner
     from pipelines.farm.node.preview import PreviewRunner
     from pipelines.farm.node.render import RenderRunner
@@ -102,7 +103,8 @@ def _optional_runners(settings: Settings, store: ObjectStore, work_dir: Path) ->
     return {"preview": PreviewRunner(settings, cache),
             "render": RenderRunner(store, cache, renderers),
             "assemble": AssembleRunner(store, limits),
-            "progressive": ProgressiveRunner(store, limits)}
+            "progressive": ProgressiveRunner(store, limits),
+            "encode": EncodeRunner(cache, limits)}
 
 
 def stop_agents(timeout_s: float = 15.0) -> None:

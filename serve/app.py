@@ -24,6 +24,7 @@ from serve.routes import (
     auth,
     events,
     health,
+    job_types,
     jobs,
     review,
     upload_bytes,
@@ -44,7 +45,8 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
         description="Assets, review, render-farm jobs and live events for animation studios.",
     )
     app.include_router(health.router)
-    for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs):
+    for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs,
+                   job_types):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)

@@ -1,4 +1,13 @@
-"""Frame ranges as TDs write them (`1-100x2,120`) and their chunks."""
+"""Frame ranges as TDs write them (`1001-1100`, `1-100x2`, `1-10,20,30-40`, `-5-5`) and
+their chunks. One parser for the server and the client library.
+
+- A part is a frame (`5`, `-3`, `0`), a range `a-b` (both ends in, `a` ≤ `b`) or a stepped
+  range `a-bxN` (every Nth frame from `a`, up to `b`). Parts are comma-separated; spaces
+  around a part are ignored. Negative and zero frames are frames like any other.
+- The frames of a job are the union, sorted, each once: `1-5,3-8` is `1-8`.
+- Chunks are runs of `chunk_size` consecutive frames *of that sorted list*: `1-100x2` in
+  chunks of 5 is `1,3,5,7,9`, `11,...,19`, ...; the last chunk may be shorter.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +42,27 @@ def parse_frames(spec: str) -> list[int]:
     if not frames:
         raise BadFrameRange("no frames")
     return sorted(frames)
+
+
+def format_frames(frames: list[int]) -> str:
+    """The shortest spelling `parse_frames` reads back: runs as ranges, steps as `xN`."""
+    parts: list[str] = []
+    values = sorted(set(frames))
+    i = 0
+    while i < len(values):
+        j = i
+        step = values[i + 1] - values[i] if i + 1 < len(values) else 1
+        while j + 1 < len(values) and values[j + 1] - values[j] == step:
+            j += 1
+        if j == i:
+            parts.append(str(values[i]))
+        elif j == i + 1 and step != 1:  # two frames: a list says it more plainly
+            parts.append(str(values[i]))
+            j = i
+        else:
+            parts.append(f"{values[i]}-{values[j]}" + (f"x{step}" if step != 1 else ""))
+        i = j + 1
+    return ",".join(parts)
 
 
 def chunk(frames: list[int], size: int) -> list[list[int]]:

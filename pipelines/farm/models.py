@@ -14,12 +14,17 @@ from pipelines.text import JobName
 
 
 class JobKind(StrEnum):
+    """The job types `POST /jobs` takes with their fields inline; every registered type
+    (these, `encode` and a studio's own) is also at `POST /job-types/{type}/jobs`."""
+
     PREVIEW = "preview"
     COMMAND = "command"
     RENDER = "render"
+    LAYERED = "layered"
 
 
 class JobStatus(StrEnum):
+    WAITING = "waiting"  # for the jobs it runs `after`
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
@@ -102,28 +107,70 @@ _JOB_EXAMPLES: list[Any] = [
                 "target_asset_id": "c7d1e2f3", "samples": 64}},
     {"kind": "command", "name": "cache sim", "command": ["simtool", "--frame", "{frame}"],
      "frames": "1-10"},
+    {"kind": "layered", "name": "sh010 comp", "layers": [
+        {"name": "comp", "command": ["comptool", "{frame}"], "frames": "1001-1048"},
+        {"name": "dailies", "command": ["mkdailies", "{first}", "{last}"],
+         "frames": "1001-1048", "chunk_size": 48, "depends_on": ["comp"]}]},
 ]
 
 
-class JobSubmit(BaseModel):
-    """One body for every kind; what each kind needs is stated per kind (if/then)."""
+JobId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+LayerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+
+
+class JobCommon(BaseModel):
+    """What every job has, whatever its type."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: JobName = "job"
+    priority: Int = Field(50, ge=0, le=100)
+    requirements: Requirements = Field(default_factory=Requirements)  # type: ignore[arg-type]
+    max_attempts: Int = Field(3, ge=1, le=10)
+    task_timeout_s: Float = Field(3600, gt=0, le=7 * 24 * 3600)
+    after: list[JobId] = Field(default_factory=list, max_length=50, description=(
+        "Jobs of the studio this one waits for: it is `waiting` until they all completed, "
+        "and fails if one of them fails or is cancelled."))
+
+
+class LayerDependency(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layer: LayerName
+    per_frame: Bool = Field(False, description="Each chunk waits only for the chunks of "
+                                               "`layer` that hold its frames.")
+
+
+class LayerSubmit(BaseModel):
+    """A command over frames in chunks; it may wait for other layers, whole or frame by
+    frame. Placeholders as in command jobs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: LayerName
+    command: list[Arg] = Field(min_length=1, max_length=256)
+    frames: Frames | None = Field(None, description="Unset: one task without frames.")
+    chunk_size: Int = Field(1, ge=1, le=10_000)
+    requirements: Requirements | None = None
+    depends_on: list[LayerName | LayerDependency] = Field(
+        default_factory=list, max_length=16,
+        description="A layer name (wait for all of it) or `{layer, per_frame}`.")
+
+
+class JobSubmit(JobCommon):
+    """One body for the inline kinds; what each kind needs is stated per kind (if/then)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "allOf": [
             when("kind", "preview", given("asset_id", "version")),
             when("kind", "command", given("command")),
             when("kind", "render", given("render", "frames")),
+            when("kind", "layered", given("layers")),
             {"if": {"required": ["kind", "render"], "properties": {
                 "kind": {"const": "render"}} | _COMMAND_RENDER["properties"]},
              "then": given("command")},
         ],
         "examples": _JOB_EXAMPLES})
-    kind: Literal["preview", "command", "render"]
-    name: JobName = "job"
-    priority: Int = Field(50, ge=0, le=100)
-    requirements: Requirements = Field(default_factory=Requirements)  # type: ignore[arg-type]
-    max_attempts: Int = Field(3, ge=1, le=10)
-    task_timeout_s: Float = Field(3600, gt=0, le=7 * 24 * 3600)
+    kind: Literal["preview", "command", "render", "layered"]
+    # layered jobs
+    layers: list[LayerSubmit] | None = Field(None, min_length=1, max_length=64)
     # command jobs
     command: list[Arg] | None = Field(None, min_length=1, max_length=256)
     frames: Frames | None = None
@@ -133,6 +180,13 @@ class JobSubmit(BaseModel):
     version: VersionNumber | None = None
     # render jobs (frames, chunk_size and, for the command renderer, command as above)
     render: RenderOptions | None = None
+
+
+class TypedJobSubmit(JobCommon):
+    """A job of a registered type: `settings` as the type's schema says
+    (`GET /job-types`)."""
+
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class JobPatch(BaseModel):
@@ -148,6 +202,8 @@ def public_job(doc: dict[str, Any]) -> dict[str, Any]:
         "task_timeout_s": doc["task_timeout_s"], "task_count": doc["task_count"],
         "counts": doc.get("counts", {}), "reason": doc.get("reason"),
         "bad_nodes": doc.get("bad_nodes", []), "target": doc.get("target"),
+        "layers": doc.get("layers", []), "after": doc.get("after", []),
+        "waiting_on": doc.get("waiting_on", []),
         "render": {k: v for k, v in doc["render"].items() if k != "preview_frames"}
         if doc.get("render") else None,
         "created_at": iso(doc["created_s"]), "updated_at": iso(doc.get("updated_s")),
@@ -164,6 +220,7 @@ def public_attempt(entry: dict[str, Any]) -> dict[str, Any]:
 def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[str, Any]:
     return {
         "id": doc["_id"], "job_id": doc["job_id"], "index": doc["index"],
+        "layer": doc.get("layer"),
         "frames": doc.get("frames", []), "depends_on": doc.get("deps", []),
         "state": doc["state"], "attempt": doc["attempt"], "node_id": doc.get("node_id"),
         "lease_expires_at": iso(doc.get("lease_expires_s")), "progress": doc.get("progress", 0.0),

@@ -31,6 +31,8 @@ declare_indexes(TASKS, [
     IndexModel([("state", ASCENDING), ("lease_expires_s", ASCENDING)], name="leases"),
     IndexModel([("job_id", ASCENDING), ("index", ASCENDING)], unique=True, name="job_index"),
     IndexModel([("node_id", ASCENDING), ("state", ASCENDING)], name="node_state"),
+    IndexModel([("job_id", ASCENDING), ("layer", ASCENDING), ("state", ASCENDING)],
+               name="job_layer"),
 ])
 declare_indexes(ATTEMPTS, [IndexModel([("job_id", ASCENDING), ("task_id", ASCENDING)],
                                       name="job_task")])
@@ -67,8 +69,26 @@ class FarmStore:
         return await self.jobs.find_one({"_id": job_id})
 
     async def schedulable_jobs(self) -> dict[str, dict[str, Any]]:
-        docs = await self.jobs.find({"status": {"$in": ["queued", "running"]}}).to_list()
+        """Jobs whose tasks may run now or become ready (waiting ones included)."""
+        docs = await self.jobs.find({"status": {"$in": ["waiting", "queued", "running"]}}
+                                    ).to_list()
         return {d["_id"]: d for d in docs}
+
+    async def job_statuses(self, studio_id: str | None, job_ids: list[str]) -> dict[str, str]:
+        """Status by id of those of `job_ids` that exist (in `studio_id`, when given)."""
+        if not job_ids:
+            return {}
+        query: dict[str, Any] = {"_id": {"$in": list(job_ids)}}
+        if studio_id is not None:
+            query["studio_id"] = studio_id
+        docs = await self.jobs.find(query, {"status": 1}).to_list()
+        return {d["_id"]: d["status"] for d in docs}
+
+    async def layer_done(self, job_id: str, layer: str) -> bool:
+        """Every task of the layer succeeded."""
+        return await self.tasks.count_documents(
+            {"job_id": job_id, "layer": layer, "state": {"$ne": TaskState.SUCCEEDED.value}},
+            limit=1) == 0
 
     async def ready_tasks(self, job_ids: list[str], now_s: float,
                           per_job: int) -> list[dict[str, Any]]:
@@ -137,7 +157,7 @@ class FarmStore:
         result = await self.tasks.update_one(fence, {"$set": fields})
         return result.modified_count == 1
 
-    async def set_job_tasks(self, job_id: str, states: list[str],
+    async def set_job_tasks(self, job_id: str, states: list[str] | tuple[str, ...],
                             fields: dict[str, Any]) -> int:
         """Every task of a job in one of `states`; how many changed."""
         result = await self.tasks.update_many({"job_id": job_id, "state": {"$in": states}},

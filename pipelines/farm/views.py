@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipelines.farm.models import JobKind, JobStatus, TaskState
+from pipelines.farm.models import JobStatus, TaskState
 
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"},
                                  examples=["2026-05-14T09:30:00.000+00:00"])]
@@ -24,9 +24,23 @@ class RequirementsOut(BaseModel):
     tags: list[str]
 
 
+class LayerDependencyOut(BaseModel):
+    layer: str
+    per_frame: bool
+
+
+class LayerOut(BaseModel):
+    name: str
+    kind: str = Field(description="The kind of its tasks (command, render, encode, ...).")
+    task_count: int
+    frames: str | None
+    chunk_size: int
+    depends_on: list[LayerDependencyOut]
+
+
 class JobOut(BaseModel):
     id: str
-    kind: JobKind
+    kind: str = Field(description="The job type (`GET /job-types`).")
     name: str
     status: JobStatus
     priority: int
@@ -42,9 +56,25 @@ class JobOut(BaseModel):
                                                       "version; for renders, the scene).")
     render: dict[str, Any] | None = Field(description="Render jobs: the render options, "
                                           "frames, progressive preview and totals.")
+    layers: list[LayerOut] = Field(description="The job's graph: its layers in submission "
+                                               "order.")
+    after: list[str] = Field(description="Jobs it waits for.")
+    waiting_on: list[str] = Field(description="Of those, the ones not completed yet.")
     created_at: Timestamp
     updated_at: Timestamp | None
     finished_at: Timestamp | None
+
+
+class JobTypeOut(BaseModel):
+    name: str
+    title: str
+    description: str
+    who_may_submit: list[str] = Field(description="Roles that may submit it.")
+    settings_schema: dict[str, Any] = Field(description="JSON Schema of `settings`.")
+
+
+class JobTypeList(BaseModel):
+    items: list[JobTypeOut]
 
 
 class JobPage(BaseModel):
@@ -66,6 +96,7 @@ class TaskOut(BaseModel):
     id: str
     job_id: str
     index: int
+    layer: str | None
     frames: list[int]
     depends_on: list[str]
     state: TaskState

@@ -172,6 +172,27 @@ def waveform(ffmpeg_bin: str, source: str | os.PathLike[str], output: str | os.P
     return _compile(ffmpeg_bin, out)
 
 
+ENCODE_CODECS = {
+    # codec: (ffmpeg encoder options, container extension)
+    "h264": ({"vcodec": "libx264", "preset": "medium", "pix_fmt": "yuv420p",
+              "movflags": "+faststart"}, "mp4"),
+    "prores": ({"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"}, "mov"),
+}
+
+
+def encode(ffmpeg_bin: str, source: str | os.PathLike[str], output: str | os.PathLike[str],
+           *, codec: str, crf: int, max_height: int | None) -> list[str]:
+    """A deliverable of a video: H.264 (`crf` sets its quality) or ProRes 422 HQ, video
+    only, no taller than `max_height` (even sizes, aspect kept)."""
+    options, _ = ENCODE_CODECS[codec]
+    video = _input(source).video
+    if max_height:
+        video = video.filter("scale", w="-2", h=f"min({max_height},trunc(ih/2)*2)")
+    extra = {"crf": crf} if codec == "h264" else {}
+    node = ffmpeg.output(video, str(output), **options, **extra)
+    return _compile(ffmpeg_bin, node)
+
+
 def _input(source: str | os.PathLike[str], **options: Any):
     return ffmpeg.input(file_url(source), **INPUT_OPTIONS, **options)
 

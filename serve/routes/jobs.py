@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.errors import InvalidInput
-from pipelines.farm.models import JobKind, JobPatch, JobStatus, JobSubmit
+from pipelines.farm.models import JobPatch, JobStatus, JobSubmit
 from pipelines.farm.submit.jobs import JobService, TaskNotFound
 from pipelines.farm.views import (
     JobOut,
@@ -38,13 +38,20 @@ JOB_NOT_FOUND = {404: ["job_not_found"]}
 TASK_NOT_FOUND = {404: ["task_not_found"]}
 
 
+# What compiling any job may refuse (the types' own checks).
+SUBMIT_ERRORS = {404: ["version_not_found", "asset_not_found"], 409: ["asset_frozen"],
+                 422: ["invalid_frame_range", "bad_template", "invalid_layers",
+                       "unknown_prerequisite", "target_not_render", "scene_missing",
+                       "scene_unsupported", "command_missing"]}
+
+
 @router.post("/jobs", status_code=201, response_model=JobOut,
-             summary="Submit a job (preview, render; command and command renders for TDs)",
+             summary="Submit a job (preview, render; command, layered and command renders "
+                     "for TDs)",
              responses=errors(codes={
-                 404: ["version_not_found", "asset_not_found"],
-                 422: ["command_missing", "render_missing", "frames_missing", "target_missing",
-                       "invalid_frame_range", "bad_template", "target_not_render",
-                       "scene_missing", "scene_unsupported"]}))
+                 404: SUBMIT_ERRORS[404], 409: SUBMIT_ERRORS[409],
+                 422: ["render_missing", "frames_missing", "target_missing", "layers_missing",
+                       *SUBMIT_ERRORS[422]]}))
 async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict:
     return await jobs.submit(who, body)
 
@@ -54,7 +61,9 @@ async def submit_job(body: JobSubmit, jobs: JobsDep, who: Submitter) -> dict:
 async def list_jobs(jobs: JobsDep, who: Reader,
                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
                     cursor: Cursor = None,
-                    status: JobStatus | None = None, kind: JobKind | None = None,
+                    status: JobStatus | None = None,
+                    kind: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                                                      description="A job type.")] = None,
                     submitter: Annotated[str | None, Query(max_length=64)] = None) -> dict:
     return await jobs.list_jobs(who, limit=limit, cursor=cursor, status=status, kind=kind,
                            submitter=submitter)

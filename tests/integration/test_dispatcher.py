@@ -15,7 +15,7 @@ from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.dispatcher import Dispatcher
 from pipelines.farm.control.ports import NodeInfo
-from pipelines.farm.models import JobSubmit
+from pipelines.farm.models import JobCommon
 from pipelines.farm.protocol import (
     PROTOCOL_VERSION,
     Attempt,
@@ -27,7 +27,8 @@ from pipelines.farm.protocol import (
     TaskSpec,
 )
 from pipelines.farm.store import FarmStore
-from pipelines.farm.submit.records import new_job, new_task
+from pipelines.farm.submit.graph import Dependency, Layer, compile_tasks
+from pipelines.farm.submit.records import new_job
 
 TICK = 1.0
 
@@ -99,10 +100,12 @@ class Farm:
         return Dispatcher(self.store, self.directory, EventLog(self.db), self.config,
                           clock=self.clock)
 
-    async def submit(self, tasks: int = 1, **body) -> str:
-        job = new_job("studio-a", "user-a", JobSubmit(kind="command", command=["true"],
-                                                      **body), self.clock())
-        docs = [new_task(job, i, {"argv": ["true"]}, frames=[i]) for i in range(tasks)]
+    async def submit(self, tasks: int = 1, layers: list[Layer] | None = None,
+                     **common) -> str:
+        """A job of `layers`; by default one command layer of `tasks` one-frame chunks."""
+        job = new_job("studio-a", "user-a", JobCommon(**common), "command", self.clock())
+        docs = compile_tasks(job, layers or [
+            Layer("command", "command", {"argv": ["true"]}, list(range(tasks)))])
         job["task_count"] = len(docs)
         await self.store.insert_job(job, docs)
         return job["_id"]
@@ -306,3 +309,76 @@ async def test_a_node_speaking_another_protocol_is_refused_and_its_work_placed_e
     await farm.round()
     doc = await farm.store.nodes.find_one({"_id": "old"})
     assert doc["refused"] == refused and doc["slots"] == 0.0
+
+
+def _layer(name: str, frames: str, chunk_size: int = 1, *deps: Dependency) -> Layer:
+    from pipelines.farm.frames import parse_frames
+
+    return Layer(name, "command", {"argv": [name]}, parse_frames(frames) if frames else [],
+                 chunk_size, deps)
+
+
+async def test_a_frame_by_frame_chunk_runs_as_soon_as_its_render_chunk_is_done(farm):
+    node = farm.directory.add("n1", slots=8)
+    job_id = await farm.submit(layers=[
+        _layer("render", "1-4", 2),
+        _layer("comp", "1-4", 1, Dependency("render", per_frame=True)),
+        _layer("encode", "", 1, Dependency("comp"))])
+    await farm.round()
+    assert [s.frames for s in node.specs] == [[1, 2], [3, 4]]  # only the render layer
+    farm.end(node.specs[0])  # render 1-2 done; render 3-4 still running
+    await farm.round()
+    await farm.round()
+    assert [(s.kind, s.payload["argv"], s.frames) for s in node.specs[2:]] == [
+        ("command", ["comp"], [1]), ("command", ["comp"], [2])]
+    for spec in node.specs[2:]:
+        farm.end(spec)
+    await farm.round()
+    await farm.round()
+    assert len(node.specs) == 4  # encode waits for the whole comp layer
+    farm.end(node.specs[1])
+    await farm.round()
+    await farm.round()
+    for spec in node.specs[4:]:
+        farm.end(spec)
+    await farm.round()
+    await farm.round()
+    encode = node.specs[-1]
+    assert encode.payload["argv"] == ["encode"] and len(node.specs) == 7
+    farm.end(encode)
+    await farm.round()
+    assert (await farm.job(job_id))["status"] == "completed"
+
+
+async def test_a_job_after_another_waits_for_it_then_runs(farm):
+    node = farm.directory.add("n1", slots=4)
+    first = await farm.submit()
+    second = await farm.submit(after=[first])
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [first]
+    assert (await farm.job(second))["status"] == "waiting"
+    assert (await farm.job(second))["waiting_on"] == [first]
+    farm.end(node.specs[0])
+    await farm.round()
+    await farm.round()
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [first, second]
+    job = await farm.job(second)
+    assert job["waiting_on"] == [] and job["status"] in ("queued", "running")
+
+
+async def test_a_job_after_a_failed_one_fails_with_the_reason_and_runs_nothing(farm):
+    node = farm.directory.add("n1", slots=4)
+    first = await farm.submit(max_attempts=1)
+    second = await farm.submit(after=[first])
+    await farm.round()
+    farm.end(node.specs[0], ok=False, failure=FailureClass.BAD_INPUT)
+    for _ in range(3):
+        await farm.round()
+    assert (await farm.job(first))["status"] == "failed"
+    job = await farm.job(second)
+    assert job["status"] == "failed" and job["reason"] == (
+        f"job {first}, which it runs after, is failed")
+    task = await farm.task(second)
+    assert (task["state"], task["error_class"]) == ("failed", "prerequisite_failed")
+    assert [s.job_id for s in node.specs] == [first]

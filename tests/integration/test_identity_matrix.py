@@ -139,6 +139,11 @@ MATRIX: list[Case] = [
         "kind": "command", "frames": "1", "command": ["true"],
         "requirements": {"tags": ["matrix-never"]}}),
     Case("GET", "/api/v1/jobs", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("GET", "/api/v1/job-types", OK_FOR_ALL_WITH_CREDENTIAL),
+    # Commands, through a job type: TDs and admins only, in their own studio.
+    Case("POST", "/api/v1/job-types/{job_type}/jobs", (201, 403, 403, 201, 401), lambda w: {
+        "requirements": {"tags": ["matrix-never"]}, "settings": {"layers": [
+            {"name": "one", "command": ["true"]}]}}),
     Case("GET", "/api/v1/jobs/{job_id}", (200, 200, 200, 404, 401)),
     Case("PATCH", "/api/v1/jobs/{job_id}", (200, 403, 403, 404, 401),
          lambda w: {"priority": 20}),
@@ -222,10 +227,14 @@ async def part_one(http: httpx.AsyncClient, world: World) -> str:
     return "1"
 
 
+async def a_command_type(http: httpx.AsyncClient, world: World) -> str:
+    return "layered"
+
+
 # Path parameter -> a studio-A object to put there.
 FILLERS: dict[str, Filler] = {"user_id": a_user, "key_id": a_fresh_key,
                               "asset_id": a_fresh_asset, "upload_id": a_fresh_upload,
-                              "number": part_one}
+                              "number": part_one, "job_type": a_command_type}
 
 
 async def a_fresh_comment(http: httpx.AsyncClient, world: World) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,22 @@ class FarmUp:
         """`farm up` once more with the same data dir and ports (a restart)."""
         return launch([str(BIN / "farm"), "up"], log_path, self.env,
                       cwd=self.data_dir.parent)
+
+
+TURNTABLE = Path(__file__).resolve().parents[1] / "fixtures" / "turntable"
+UV = Path(__file__).resolve().parents[2] / ".tools" / "bin" / "uv"
+
+
+def install_plugin(source: Path, target: Path) -> Path:
+    """`pip install` a job type package into `target` (from a copy: building writes into
+    the source tree), without touching the project's virtualenv, by the project's own uv
+    (`make setup` installs it; it fetches the package's build backend from PyPI)."""
+    build = target.parent / f"{source.name}-src"
+    shutil.copytree(source, build)
+    installed = subprocess.run([str(UV), "pip", "install", "--quiet", "--no-deps",
+                                "--target", str(target), str(build)], capture_output=True)
+    assert installed.returncode == 0, installed.stderr.decode(errors="replace")
+    return target
 
 
 def farm_up(tmp: Path, **settings: str) -> FarmUp:

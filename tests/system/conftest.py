@@ -12,12 +12,15 @@ import httpx
 import pytest
 
 from tests.support import contract
-from tests.support.system import FarmUp, farm_running
+from tests.support.system import TURNTABLE, FarmUp, farm_running, install_plugin
 
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FarmUp]:
-    with farm_running(tmp_path_factory.mktemp("farm-up")) as up:
+    # A studio's own job type, installed beside the farm as a studio installs its package
+    # (on the farm's Python path); tests/system/test_job_types.py submits it.
+    plugins = install_plugin(TURNTABLE, tmp_path_factory.mktemp("site"))
+    with farm_running(tmp_path_factory.mktemp("farm-up"), PYTHONPATH=str(plugins)) as up:
         yield up
 
 

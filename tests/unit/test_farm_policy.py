@@ -9,7 +9,7 @@ from pipelines.farm.control.policy import BadNodes, CircuitBreakers, CircuitStat
 from pipelines.farm.control.progress import job_status
 from pipelines.farm.control.scheduler import NodeView, Scheduler, TaskView
 from pipelines.farm.frames import chunk, parse_frames
-from pipelines.farm.submit.jobs import check_template
+from pipelines.farm.submit.records import check_template
 
 
 def test_frame_ranges_as_tds_write_them():

@@ -27,6 +27,7 @@ from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
 from pipelines.farm.control.scheduler import Scheduler, TaskView, task_view
+from pipelines.farm.control.waiting import Waiting
 from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.protocol import (
     Attempt,
@@ -83,6 +84,7 @@ class Dispatcher:
                                                   self.config.retry_max_s),
             self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock,
             bigger_node=self.nodes.bigger_memory)
+        self.waiting = Waiting(store, events, self.jobs, clock)
         self.adopt = adopt
         self.scheduler = Scheduler(self._allowed, self._placed)
         self._recovered = False
@@ -125,6 +127,7 @@ class Dispatcher:
     def wake(self, job_id: str | None = None) -> None:
         """New work or a steered job (recounted: its tasks may have ended while paused)."""
         self.jobs.touch(job_id)
+        self.jobs.dependencies_may_have_changed = True  # a retry makes tasks wait again
         self._adopt_due = True
         self.wakeup.set()
 
@@ -155,7 +158,7 @@ class Dispatcher:
                   *([self._expire_silent_nodes] if housekeeping else []),
                   *([self.adopt] if self.adopt and (housekeeping or adopt_due) else []),
                   self._enforce_cancellations,
-                  *([self.jobs.promote_waiting] if housekeeping or
+                  *([self.waiting.promote] if housekeeping or
                     self.jobs.dependencies_may_have_changed else []), self._schedule,
                   self.jobs.flush, self._save_nodes]
         for phase in phases:

@@ -19,7 +19,8 @@ PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
 RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
 
 
-def job_status(current: str, counts: Counter, total: int) -> str:
+def job_status(current: str, counts: Counter, total: int, waiting: bool = False) -> str:
+    """`waiting`: the job still waits for jobs it runs after."""
     if current in (JobStatus.PAUSED.value, JobStatus.CANCELLED.value):
         return current
     if counts[TaskState.SUCCEEDED.value] == total:
@@ -31,7 +32,7 @@ def job_status(current: str, counts: Counter, total: int) -> str:
         return JobStatus.FAILED.value
     if any(counts[s] for s in ACTIVE) or counts[TaskState.SUCCEEDED.value]:
         return JobStatus.RUNNING.value
-    return JobStatus.QUEUED.value
+    return JobStatus.WAITING.value if waiting else JobStatus.QUEUED.value
 
 
 class JobTracker:
@@ -58,22 +59,6 @@ class JobTracker:
         self.task_progress[(report.task_id, report.attempt)] = report.progress
         self.touch(report.job_id)
 
-    async def promote_waiting(self) -> None:
-        """Waiting tasks whose dependencies all succeeded become ready."""
-        self.dependencies_may_have_changed = False
-        jobs = await self.store.schedulable_jobs()
-        waiting = await self.store.waiting_tasks(list(jobs))
-        if not waiting:
-            return
-        deps = await self.store.states_of(sorted({d for t in waiting for d in t["deps"]}))
-        ready = [t for t in waiting
-                 if all(deps.get(d) == TaskState.SUCCEEDED.value for d in t["deps"])]
-        await self.store.apply([UpdateOne({"_id": t["_id"], "state": "waiting"},
-                                          {"$set": {"state": TaskState.READY.value}})
-                                for t in ready])
-        for task in ready:
-            self.touch(task["job_id"])
-
     async def flush(self) -> None:
         progress, self.task_progress = self.task_progress, {}
         await self.store.apply([
@@ -92,7 +77,8 @@ class JobTracker:
         if job is None:
             return
         counts = await self.store.recount(job_id)
-        status = job_status(job["status"], counts, job["task_count"])
+        status = job_status(job["status"], counts, job["task_count"],
+                            waiting=bool(job.get("waiting_on")))
         now = self.clock()
         fields: dict[str, Any] = {"counts": dict(counts), "updated_s": now}
         if status != job["status"]:

@@ -4,37 +4,45 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from pipelines.assets.versions import Versions
 from pipelines.clock import iso
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
-from pipelines.farm.frames import chunk, parse_frames
 from pipelines.farm.models import (
     ACTIVE,
+    JobCommon,
     JobKind,
     JobStatus,
     JobSubmit,
     TaskState,
+    TypedJobSubmit,
     public_job,
     public_task,
 )
 from pipelines.farm.store import FarmStore
-from pipelines.farm.submit.records import check_template, new_job, new_task
+from pipelines.farm.submit.builtin_types import BUILTINS, check_layer_template, preview_layer
+from pipelines.farm.submit.graph import compile_tasks
+from pipelines.farm.submit.records import new_job
 from pipelines.farm.submit.render import RenderJobs, render_totals
+from pipelines.farm.submit.types import Context, load_job_types
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import Principal
-from pipelines.identity.permissions import Action, can
+from pipelines.identity.permissions import TABLE, Action, can
 from pipelines.identity.records import AUDIT
 from pipelines.paging import fetch_page
 
 Wake = Callable[..., Awaitable[None]]  # wake(job_id=None): the job is recounted too
 
 # action: (job statuses it applies to, the status it leaves), and the event it is.
-STEERING = {"pause": (["queued", "running"], JobStatus.PAUSED),
+STEERING = {"pause": (["waiting", "queued", "running"], JobStatus.PAUSED),
             "resume": (["paused"], JobStatus.QUEUED),
-            "cancel": (["queued", "running", "paused", "failed"], JobStatus.CANCELLED),
+            "cancel": (["waiting", "queued", "running", "paused", "failed"],
+                       JobStatus.CANCELLED),
             "retry": (["failed", "running", "queued"], JobStatus.QUEUED)}
 STEERED = {"pause": "paused", "resume": "resumed", "cancel": "cancelled", "retry": "retried"}
 
@@ -47,27 +55,100 @@ class TaskNotFound(NotFound):
     code = "task_not_found"
 
 
+class JobTypeNotFound(NotFound):
+    code = "job_type_not_found"
+
+
+class UnknownPrerequisite(InvalidInput):
+    code = "unknown_prerequisite"
+
+
+# `POST /jobs` takes these types' settings inline, as fields of the job itself.
+INLINE = {JobKind.COMMAND: ("command", "frames", "chunk_size"),
+          JobKind.LAYERED: ("layers",),
+          JobKind.PREVIEW: ("asset_id", "version"),
+          JobKind.RENDER: ("frames", "chunk_size", "render", "command")}
+# What each inline kind cannot do without, as its own error code (older than the types).
+NEEDED = {JobKind.COMMAND: [("command", "command_missing", "an argument list")],
+          JobKind.LAYERED: [("layers", "layers_missing", "a list of layers")],
+          JobKind.PREVIEW: [("asset_id", "target_missing", "the asset"),
+                            ("version", "target_missing", "the version")],
+          JobKind.RENDER: [("render", "render_missing", "scene, target asset, settings"),
+                           ("frames", "frames_missing", 'e.g. "1-48"')]}
+
+
+@dataclass
+class Lookups:
+    """What the built-in types check a submission against."""
+
+    versions: Versions
+    renders: RenderJobs
+
+
 class JobService:
     def __init__(self, db, events: EventLog, wake: Wake,
                  clock: Callable[[], float] = time.time):
         self.store = FarmStore(db)
-        self.renders = RenderJobs(db, clock)
         self.versions = Versions(db)
+        self.lookups = Lookups(self.versions, RenderJobs(db))
+        self.types = load_job_types(BUILTINS)
         self.events = events
         self.wake = wake
         self.clock = clock
         self.audit = AuditLog(db[AUDIT], clock)
 
+    def job_types(self) -> list[dict[str, Any]]:
+        return [{"name": t.name, "title": t.title, "description": t.description,
+                 "who_may_submit": sorted(str(r) for r in TABLE[t.action]),
+                 "settings_schema": t.schema()} for t in self.types.values()]
+
     async def submit(self, principal: Principal, body: JobSubmit) -> dict[str, Any]:
-        if body.kind == JobKind.COMMAND:
-            if not can(principal.role, Action.JOB_SUBMIT_COMMAND):
-                raise Forbidden("command jobs are for TDs and admins")
-            job, tasks = self._command_job(principal, body)
-        elif body.kind == JobKind.RENDER:
-            job, tasks = await self.renders.build(principal, body)
-        else:
-            job, tasks = await self._preview_job(principal, body)
-        return await self.store_and_announce(job, tasks)
+        """A job of one of the inline kinds: its fields are the type's settings."""
+        kind = JobKind(body.kind)
+        for field, code, what in NEEDED[kind]:
+            if getattr(body, field) is None:
+                raise InvalidInput(f"{kind} jobs need `{field}` ({what})", code=code)
+        common = body.model_dump(include=set(JobCommon.model_fields))
+        settings = body.model_dump(include=set(INLINE[kind]), exclude_none=True)
+        return await self.submit_typed(principal, kind.value,
+                                       TypedJobSubmit(**common, settings=settings))
+
+    async def submit_typed(self, principal: Principal, type_name: str,
+                           body: TypedJobSubmit) -> dict[str, Any]:
+        job_type = self.types.get(type_name)
+        if job_type is None:
+            raise JobTypeNotFound(f"no job type {type_name!r}; see GET /api/v1/job-types")
+        if not can(principal.role, job_type.action):
+            raise Forbidden(f"{type_name} jobs are for "
+                            f"{', '.join(sorted(str(r) for r in TABLE[job_type.action]))}")
+        try:
+            settings = job_type.Settings.model_validate(body.settings)
+        except ValidationError as exc:
+            # Not `validation_failed`: the request's own schema allows any settings object;
+            # the type's schema (GET /job-types) is the rule it broke.
+            raise InvalidInput("the settings do not match the job type's schema",
+                               code="invalid_settings", details=[
+                                   {"loc": ["body", "settings", *map(str, e["loc"])],
+                                    "msg": e["msg"], "type": e["type"]}
+                                   for e in exc.errors()]) from None
+        await self._check_after(principal, body.after)
+        compiled = await job_type.compile(settings, Context(
+            principal, body.requirements.model_dump(), self.lookups))
+        for layer in compiled.layers:  # a type's commands are checked like a TD's
+            if layer.kind == "command":
+                check_layer_template(layer.name, layer.payload["argv"])
+        job = new_job(principal.studio_id, principal.user_id, body, job_type.name,
+                      self.clock(), compiled.target) | compiled.fields
+        return await self.store_and_announce(job, compile_tasks(job, compiled.layers))
+
+    async def _check_after(self, principal: Principal, after: list[str]) -> None:
+        known = await self.store.job_statuses(principal.studio_id, after)
+        for i, job_id in enumerate(after):
+            if job_id not in known:
+                raise UnknownPrerequisite(f"no job {job_id} in this studio to wait for",
+                                          details=[{"loc": ["body", "after", str(i)],
+                                                    "msg": "no such job",
+                                                    "type": "unknown_prerequisite"}])
 
     async def store_and_announce(self, job: dict, tasks: list[dict]) -> dict[str, Any]:
         job["task_count"] = len(tasks)
@@ -79,36 +160,14 @@ class JobService:
         await self.wake()
         return public_job(job)
 
-    def _command_job(self, principal: Principal, body: JobSubmit) -> tuple[dict, list[dict]]:
-        if not body.command:
-            raise InvalidInput("command jobs need `command` (an argument list)",
-                               code="command_missing")
-        check_template(body.command)
-        frames = parse_frames(body.frames or "1")
-        job = new_job(principal.studio_id, principal.user_id, body, self.clock())
-        tasks = [new_task(job, i, {"argv": body.command}, frames=part)
-                 for i, part in enumerate(chunk(frames, body.chunk_size))]
-        return job, tasks
-
-    async def _preview_job(self, principal: Principal, body: JobSubmit) -> tuple[dict, list]:
-        if not (body.asset_id and body.version):
-            raise InvalidInput("preview jobs need `asset_id` and `version`", code="target_missing")
-        version = await self.versions.one(principal.studio_id, body.asset_id, body.version)
-        if version is None:
-            raise NotFound("no such version", code="version_not_found")
-        return self.preview_job_for(version, principal.user_id, body)
-
-    def preview_job_for(self, version: dict, submitted_by: str,
-                        body: JobSubmit | None = None) -> tuple[dict, list[dict]]:
-        body = body or JobSubmit.model_validate({
-            "kind": "preview", "name": f"preview v{version['number']}", "priority": 70,
-            "task_timeout_s": 1800})
-        target = {"asset_id": version["asset_id"], "version": version["number"]}
-        job = new_job(version["studio_id"], submitted_by, body, self.clock(), target)
-        payload = {"key": version["key"], "sha256": version["sha256"],
-                   "family": version["media"]["family"], "filename": version["filename"],
-                   **target}
-        return job, [new_task(job, 0, payload)]
+    def preview_job_for(self, version: dict, submitted_by: str) -> tuple[dict, list[dict]]:
+        """The preview job of a new version (adopted by the dispatcher, not submitted)."""
+        common = JobCommon(name=f"preview v{version['number']}", priority=70,
+                           task_timeout_s=1800)
+        layer, target = preview_layer(version)
+        job = new_job(version["studio_id"], submitted_by, common, JobKind.PREVIEW.value,
+                      self.clock(), target)
+        return job, compile_tasks(job, [layer])
 
     async def get_doc(self, principal: Principal, job_id: str) -> dict[str, Any]:
         job = await self.store.jobs.find_one({"_id": job_id, "studio_id": principal.studio_id})
@@ -165,6 +224,8 @@ class JobService:
         if action == "retry":
             await self._retry_tasks(job_id)
         fields: dict[str, Any] = {"status": target.value, "updated_s": now, "reason": None}
+        if action == "retry":  # the jobs it runs after are checked again
+            fields["waiting_on"] = job.get("after", [])
         if action == "cancel":
             fields["finished_s"] = now
         # The job first: once it reads cancelled (or paused) no hook publishes for it and
@@ -194,8 +255,9 @@ class JobService:
         return await self.get(principal, job_id)
 
     async def _retry_tasks(self, job_id: str) -> None:
+        # Waiting again: each runs once what it waits for (tasks, layers, jobs) succeeded.
         retried = await self.store.set_job_tasks(job_id, ["failed", "dead"], {
-            "state": TaskState.READY.value, "failures": 0, "not_before_s": 0.0,
+            "state": TaskState.WAITING.value, "failures": 0, "not_before_s": 0.0,
             "error": None, "error_class": None})
         if retried == 0:
             raise Conflict("nothing to retry: no failed or dead tasks", code="nothing_to_retry")

@@ -1,4 +1,4 @@
-"""New job and task documents, and the command template check they rely on."""
+"""New job documents, and the command template check every command layer gets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from pipelines.errors import InvalidInput
-from pipelines.farm.models import JobStatus, JobSubmit, TaskState
+from pipelines.farm.models import JobCommon, JobStatus
 
 PLACEHOLDERS = frozenset({"frame", "first", "last", "output"})
 
@@ -25,27 +25,15 @@ def check_template(argv: list[str], allowed: set[str] | frozenset[str] = PLACEHO
                                f"{sorted(allowed)}", code="bad_template")
 
 
-def new_task(job: dict[str, Any], index: int, payload: dict[str, Any],
-             frames: list[int] | None = None, deps: list[str] | None = None, *,
-             kind: str | None = None,
-             requirements: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "_id": f"{job['_id']}-{index:05d}", "job_id": job["_id"], "studio_id": job["studio_id"],
-        "kind": kind or job["kind"], "index": index, "frames": frames or [],
-        "deps": deps or [], "state": TaskState.WAITING.value if deps else TaskState.READY.value,
-        "attempt": 0, "failures": 0, "not_before_s": 0.0, "payload": payload,
-        "requirements": requirements or job["requirements"],
-        "timeout_s": job["task_timeout_s"], "created_s": job["created_s"],
-    }
-
-
-def new_job(studio_id: str, submitted_by: str, body: JobSubmit, now_s: float,
+def new_job(studio_id: str, submitted_by: str, common: JobCommon, kind: str, now_s: float,
             target: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
-        "_id": uuid.uuid4().hex, "studio_id": studio_id, "kind": body.kind, "name": body.name,
-        "status": JobStatus.QUEUED.value, "priority": body.priority,
-        "submitted_by": submitted_by, "requirements": body.requirements.model_dump(),
-        "max_attempts": body.max_attempts, "task_timeout_s": body.task_timeout_s,
+        "_id": uuid.uuid4().hex, "studio_id": studio_id, "kind": kind, "name": common.name,
+        "status": JobStatus.WAITING.value if common.after else JobStatus.QUEUED.value,
+        "priority": common.priority, "submitted_by": submitted_by,
+        "requirements": common.requirements.model_dump(),
+        "max_attempts": common.max_attempts, "task_timeout_s": common.task_timeout_s,
         "task_count": 0, "counts": {}, "created_s": now_s, "updated_s": now_s,
-        "target": target, "bad_nodes": [],
+        "target": target, "bad_nodes": [], "after": list(common.after),
+        "waiting_on": list(common.after),
     }

@@ -1,8 +1,9 @@
 """Render jobs: a scene version → frames on farm nodes → a movie → a new version in review.
 
-The DAG (`pipelines.farm.submit.render_plan.plan`): render chunks in spread order, progressive
-previews after 3, 6, 12... chunks, and an assembly that waits for every chunk. The
-assembly's success publishes the movie (`pipelines.farm.publish.render`).
+A layered job like any other (`graph.py`): `render` (chunks in spread order), `progressive`
+(low-res previews after the first 3, 6, 12... chunks: `render_plan.py`) and `assemble`
+(waits for the whole render layer). The assembly's success publishes the movie
+(`pipelines.farm.publish.render`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pipelines.assets.service import AssetNotFound, may_edit
 from pipelines.assets.store import ASSETS, VERSIONS
 from pipelines.assets.versions import AssetFrozen, VersionNotFound
 from pipelines.errors import Forbidden, InvalidInput
-from pipelines.farm.frames import parse_frames
-from pipelines.farm.models import JobSubmit, RenderOptions
-from pipelines.farm.submit.records import check_template, new_job, new_task
-from pipelines.farm.submit.render_plan import PlannedTask, plan
+from pipelines.farm.frames import chunk, parse_frames
+from pipelines.farm.models import RenderOptions
+from pipelines.farm.submit.graph import Dependency, Layer, Unit
+from pipelines.farm.submit.records import check_template
+from pipelines.farm.submit.render_plan import preview_points, spread_order
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
 from pipelines.render.base import RenderNeeds
@@ -39,67 +41,50 @@ def media_requirements(job_requirements: dict[str, Any]) -> dict[str, Any]:
 
 
 class RenderJobs:
-    def __init__(self, db, clock):
+    """Checks a render submission against the studio's assets and compiles its layers."""
+
+    def __init__(self, db):
         self.assets = db[ASSETS]
         self.versions = db[VERSIONS]
-        self.clock = clock
 
-    async def build(self, principal: Principal, body: JobSubmit) -> tuple[dict, list[dict]]:
-        options = body.render
-        if options is None:
-            raise InvalidInput("render jobs need `render` (scene, target asset, settings)",
-                               code="render_missing")
-        if not body.frames:
-            raise InvalidInput("render jobs need `frames`, e.g. \"1-48\"", code="frames_missing")
-        frames = parse_frames(body.frames)
-        argv = self._command(principal, body, options)
+    async def compile(self, principal: Principal, requirements: dict[str, Any],
+                      settings: Any) -> tuple[list[Layer], dict[str, Any], dict[str, Any]]:
+        """(layers, target, the job's `render` field) of a render job."""
+        options: RenderOptions = settings.render
+        frames = parse_frames(settings.frames)
+        argv = self._command(principal, settings.command, options)
         needs = NEEDS[options.renderer](options.device)
         target = await self._target(principal, options.target_asset_id)
         scene = await self._scene(principal, options, needs)
-        job = new_job(principal.studio_id, principal.user_id, body, self.clock(), {
-            "asset_id": target["_id"], "scene": scene and {
-                "asset_id": scene["asset_id"], "version": scene["number"]}})
-        job["render"] = options.model_dump(mode="json") | {
-            "frames": body.frames, "frame_count": len(frames), "chunk_size": body.chunk_size,
-            "preview": None, "preview_frames": 0}
-        requirements = render_requirements(job["requirements"], needs)
+        render = options.model_dump(mode="json") | {
+            "frames": settings.frames, "frame_count": len(frames),
+            "chunk_size": settings.chunk_size, "preview": None, "preview_frames": 0}
+        slots = render_requirements(requirements, needs)
         render_payload = {
             "renderer": options.renderer, "argv": argv, "samples": options.samples,
             "percent": options.resolution_percent, "format": options.output_format,
-            "device": options.device, "threads": max(1, math.ceil(requirements["slots"])),
+            "device": options.device, "threads": max(1, math.ceil(slots["slots"])),
             "scene": scene and {"key": scene["key"], "sha256": scene["sha256"],
                                 "filename": scene["filename"]}}
-        tasks = self._tasks(job, plan(frames, body.chunk_size, options.progressive),
-                            render_payload, requirements)
-        return job, tasks
-
-    def _tasks(self, job: dict, planned: list[PlannedTask], render_payload: dict,
-               requirements: dict) -> list[dict]:
-        options = job["render"]
-        media = {"fps": options["fps"], "format": options["output_format"],
-                 "timeline": options["frames"], "target_asset_id": job["target"]["asset_id"]}
-        tasks: list[dict] = []
-        for index, item in enumerate(planned):
-            deps = [tasks[d]["_id"] for d in item.deps]
-            if item.kind == "render":
-                tasks.append(new_task(job, index, render_payload, item.frames, kind="render",
-                                      requirements=requirements))
-            else:
-                tasks.append(new_task(job, index, media, item.frames, deps, kind=item.kind,
-                                      requirements=media_requirements(job["requirements"])))
-        return tasks
+        media = {"fps": options.fps, "format": options.output_format,
+                 "timeline": settings.frames, "target_asset_id": target["_id"]}
+        layers = render_layers(frames, settings.chunk_size, options.progressive,
+                               render_payload, media, slots, media_requirements(requirements))
+        return layers, {"asset_id": target["_id"], "scene": scene and {
+            "asset_id": scene["asset_id"], "version": scene["number"]}}, render
 
     @staticmethod
-    def _command(principal: Principal, body: JobSubmit, options: RenderOptions) -> list[str]:
+    def _command(principal: Principal, command: list[str] | None,
+                 options: RenderOptions) -> list[str]:
         if options.renderer != "command":
             return []
         if not can(principal.role, Action.JOB_SUBMIT_COMMAND):
             raise Forbidden("the command renderer is for TDs and admins")
-        if not body.command:
+        if not command:
             raise InvalidInput("the command renderer needs `command` (an argument list)",
                                code="command_missing")
-        check_template(body.command, PLACEHOLDERS)
-        return list(body.command)
+        check_template(command, PLACEHOLDERS)
+        return list(command)
 
     async def _target(self, principal: Principal, asset_id: str) -> dict[str, Any]:
         asset = await self.assets.find_one({"_id": asset_id, "studio_id": principal.studio_id,
@@ -135,6 +120,25 @@ class RenderJobs:
                                f"{media.get('label') or 'file of this type'}",
                                code="scene_unsupported")
         return version
+
+
+def render_layers(frames: list[int], chunk_size: int, progressive: bool,
+                  render_payload: dict[str, Any], media: dict[str, Any],
+                  render_requirements: dict[str, Any],
+                  media_requirements: dict[str, Any]) -> list[Layer]:
+    """render → (progressive previews) → assemble, as layers."""
+    chunks = chunk(frames, chunk_size)
+    order = spread_order(len(chunks))
+    layers = [Layer("render", "render", render_payload, frames, chunk_size, spread=True,
+                    requirements=render_requirements)]
+    points = preview_points(len(chunks)) if progressive else []
+    if points:  # each covers the chunks rendered first, in lease (spread) order
+        layers.append(Layer("progressive", "progressive", media, requirements=media_requirements,
+                            units=tuple(Unit(sorted(f for i in order[:at] for f in chunks[i]),
+                                             {"render": list(range(at))}) for at in points)))
+    layers.append(Layer("assemble", "assemble", media, requirements=media_requirements,
+                        units=(Unit(list(frames)),), depends_on=(Dependency("render"),)))
+    return layers
 
 
 async def render_totals(store, job: dict[str, Any]) -> dict[str, Any]:
