@@ -1,15 +1,19 @@
-"""The `farm` command."""
+"""The `farm` command: the client's commands (`studio_farm.cli`: login, upload, submit,
+jobs, ...) and, where the backend is installed, the backend's own (up, join, ...)."""
 
 from __future__ import annotations
 
 import argparse
 
+from studio_farm import cli as client
+
 from config.loader import load_settings_or_exit
+
+SERVER_COMMANDS = ("up", "join", "check-config", "sample-scene")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="farm", description="Studio Farm backend and tools.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser, commands = client.parser()
     commands.add_parser("up", help="start the whole backend (embedded services when unset)")
     join = commands.add_parser(
         "join", help="make this machine a render node of a running farm (Ctrl-C leaves)",
@@ -30,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--frames", type=int, default=48)
     args = parser.parse_args(argv)
 
+    if args.command not in SERVER_COMMANDS:
+        return client.run(parser, args)
     if args.command == "join":
         return _join(args)
     settings = load_settings_or_exit()

@@ -222,6 +222,7 @@ def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[
         "id": doc["_id"], "job_id": doc["job_id"], "index": doc["index"],
         "layer": doc.get("layer"),
         "frames": doc.get("frames", []), "depends_on": doc.get("deps", []),
+        "waits_for_layers": doc.get("wait_layers", []),
         "state": doc["state"], "attempt": doc["attempt"], "node_id": doc.get("node_id"),
         "lease_expires_at": iso(doc.get("lease_expires_s")), "progress": doc.get("progress", 0.0),
         "kind": doc.get("kind"), "exit_code": doc.get("exit_code"),

@@ -65,6 +65,17 @@ class JobOut(BaseModel):
     finished_at: Timestamp | None
 
 
+class OutputOut(BaseModel):
+    task_id: str
+    path: str = Field(description="Where the task wrote it, under `{output}`.")
+    url: str = Field(description="Presigned GET URL.")
+
+
+class OutputList(BaseModel):
+    items: list[OutputOut]
+    expires_in_s: int
+
+
 class JobTypeOut(BaseModel):
     name: str
     title: str
@@ -98,7 +109,8 @@ class TaskOut(BaseModel):
     index: int
     layer: str | None
     frames: list[int]
-    depends_on: list[str]
+    depends_on: list[str] = Field(description="Tasks it waits for.")
+    waits_for_layers: list[str] = Field(description="Layers of its job it waits for whole.")
     state: TaskState
     attempt: int
     node_id: str | None

@@ -14,6 +14,7 @@ from pipelines.farm.views import (
     JobPage,
     JobPreviewOut,
     NodeList,
+    OutputList,
     TaskLogOut,
     TaskOut,
     TaskPage,
@@ -86,6 +87,18 @@ async def job_preview(job_id: str, request: Request, jobs: JobsDep, who: Reader)
         if entry:
             entry["url"] = await platform.store.presigned_get(entry.pop("key"), ttl)
     return shown | {"expires_in_s": ttl}
+
+
+@router.get("/jobs/{job_id}/outputs", response_model=OutputList,
+            summary="Presigned URLs of every file the job's tasks wrote to `{output}`",
+            responses=errors(codes=JOB_NOT_FOUND))
+async def job_outputs(job_id: str, request: Request, jobs: JobsDep, who: Reader) -> dict:
+    platform = request.app.state.platform
+    ttl = platform.settings.download_url_ttl_s
+    items = [{"task_id": o["task_id"], "path": o["path"],
+              "url": await platform.store.presigned_get(o["key"], ttl)}
+             for o in await jobs.outputs(who, job_id)]
+    return {"items": items, "expires_in_s": ttl}
 
 
 @router.patch("/jobs/{job_id}", response_model=JobOut, summary="Change a job's priority",

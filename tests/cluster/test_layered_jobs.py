@@ -67,3 +67,28 @@ async def test_render_comp_encode_and_a_job_after_it(http, studio):
     assert encode["outputs"] and encode["outputs"][0].endswith("/daily.mp4")
     (deliver,) = await tasks_of(http, studio.td.headers, second["id"])
     assert at(deliver["started_at"]) >= at(done["finished_at"])
+
+
+async def test_an_encode_job_makes_a_deliverable_of_a_video_version(http, studio, settings,
+                                                                     mp4_bytes, tmp_path):
+    from pipelines.storage import ObjectStore, storage_config
+    from tests.support.assets import create_asset, upload_simple
+    from tests.support.render import probe
+
+    asset = await create_asset(http, studio.td.headers)
+    uploaded = await upload_simple(http, studio.td.headers, asset["id"], mp4_bytes)
+    assert uploaded.status_code == 201, uploaded.text
+    response = await http.post("/api/v1/job-types/encode/jobs", headers=studio.td.headers,
+                               json={"name": "deliverable", "settings": {
+                                   "asset_id": asset["id"], "version": 1, "codec": "h264",
+                                   "crf": 28, "max_height": 90}})
+    assert response.status_code == 201, response.text
+    done = await wait_job(http, studio.td.headers, response.json()["id"], timeout_s=120)
+    assert done["status"] == "completed", done
+    (task,) = await tasks_of(http, studio.td.headers, done["id"])
+    (key,) = task["outputs"]
+    assert key.endswith("/outputs/clip.mp4")
+    movie = tmp_path / "clip.mp4"
+    await ObjectStore(storage_config(settings)).download(key, str(movie))
+    (video,) = [s for s in probe(movie)["streams"] if s["codec_type"] == "video"]
+    assert (video["codec_name"], video["height"], video["width"]) == ("h264", 90, 160)

@@ -154,6 +154,7 @@ MATRIX: list[Case] = [
     Case("POST", "/api/v1/jobs/{job_id}/retry", (409, 403, 403, 404, 401)),
     Case("GET", "/api/v1/jobs/{job_id}/tasks", (200, 200, 200, 404, 401)),
     Case("GET", "/api/v1/jobs/{job_id}/preview", (200, 200, 200, 404, 401)),
+    Case("GET", "/api/v1/jobs/{job_id}/outputs", (200, 200, 200, 404, 401)),
     # The task is queued, not running: allowed callers get 409.
     Case("POST", "/api/v1/tasks/{task_id}/kill", (409, 403, 403, 404, 401)),
     Case("GET", "/api/v1/tasks/{task_id}/log", (404, 404, 404, 404, 401)),

@@ -37,7 +37,8 @@ async def test_a_render_job_is_a_dag_of_spread_chunks_previews_and_an_assembly(h
     assert kinds.count("render") == 12 and kinds[3] == "progressive" and kinds[-1] == "assemble"
     assert [t["frames"] for t in tasks[:3]] == [[1, 2], [23, 24], [11, 12]]
     assert tasks[3]["depends_on"] == [t["id"] for t in tasks[:3]]
-    assert tasks[-1]["state"] == "waiting" and len(tasks[-1]["depends_on"]) == 12
+    assert tasks[-1]["state"] == "waiting" and tasks[-1]["waits_for_layers"] == ["render"]
+    assert {t["layer"] for t in tasks} == {"render", "progressive", "assemble"}
     shown = (await http.get(f"/api/v1/jobs/{job['id']}", headers=headers)).json()["render"]
     assert shown["frame_count"] == 24 and shown["frames_done"] == 0
     assert shown["samples"] == 2 and shown["preview"] is None

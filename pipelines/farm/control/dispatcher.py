@@ -22,7 +22,7 @@ from pipelines.db import database_away
 from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.node_state import Lease, NodeState, NodeTable
-from pipelines.farm.control.outcomes import OutcomeHandler
+from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
@@ -43,7 +43,6 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 
 LEFT_NODE_QUARANTINE_S = 300.0
-SuccessHook = Callable[[dict, dict, Finished], Awaitable[None]]
 Adopter = Callable[[], Awaitable[int]]
 
 

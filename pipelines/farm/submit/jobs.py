@@ -269,6 +269,16 @@ class JobService:
         await self.wake()
         return await self.get(principal, job_id)
 
+    async def outputs(self, principal: Principal, job_id: str) -> list[dict[str, str]]:
+        """Every file the job's succeeded tasks stored under its outputs, by task."""
+        await self.get_doc(principal, job_id)
+        tasks = await self.store.tasks.find(
+            {"job_id": job_id, "state": TaskState.SUCCEEDED.value},
+            {"outputs": 1, "index": 1}).sort("index", 1).to_list()
+        marker = "/outputs/"
+        return [{"task_id": t["_id"], "key": key, "path": key.split(marker, 1)[-1]}
+                for t in tasks for key in t.get("outputs") or [] if marker in key]
+
     async def task_doc(self, principal: Principal, task_id: str) -> dict[str, Any]:
         task = await self.store.tasks.find_one({"_id": task_id, "studio_id": principal.studio_id})
         if task is None:

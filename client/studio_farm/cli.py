@@ -1,0 +1,376 @@
+"""`farm`: the farm from the shell, on the client library (docs/td-guide.md).
+
+Exit codes: 0 done; 1 the API refused (its code, message and request id on stderr);
+2 bad usage; 3 a waited-for job failed or was cancelled; 130 interrupted.
+Every command takes `--json` for scripts (one JSON document on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from studio_farm._http import Tokens
+from studio_farm.client import AsyncFarm
+from studio_farm.errors import FarmError, JobFailed
+from studio_farm.frames import FrameRangeError, parse_frames
+from studio_farm.jobs import Event
+
+OK, API_ERROR, USAGE, JOB_FAILED, INTERRUPTED = 0, 1, 2, 3, 130
+STEERS = ("pause", "resume", "cancel", "retry")
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "studio-farm" / "credentials.json"
+
+
+def _load_config() -> dict[str, Any]:
+    try:
+        return json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_config(config: dict[str, Any]) -> None:
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:  # created 0600: never readable by others
+        json.dump(config, handle)
+    path.chmod(0o600)
+
+
+class UsageError(Exception):
+    pass
+
+
+def parser() -> tuple[argparse.ArgumentParser, Any]:
+    top = argparse.ArgumentParser(
+        prog="farm", description="Studio Farm from the shell: log in, upload, submit and "
+        "follow jobs. Exit codes: 0 ok, 1 API error, 2 usage, 3 job failed, 130 interrupted.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="the API (default: FARM_URL, or where you logged in)")
+    common.add_argument("--api-key", default=None,
+                        help="an API key (default: FARM_API_KEY, or your login)")
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, text: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=text, description=text, parents=[common],
+                                   **kwargs)
+
+    login = add("login", "log in; the tokens are kept in your config dir (mode 0600)")
+    login.add_argument("url_arg", metavar="URL", help="the API, e.g. http://farm:8000")
+    login.add_argument("--studio", required=True, help="the studio's slug")
+    login.add_argument("--email", required=True)
+    login.add_argument("--password-stdin", action="store_true",
+                       help="read the password from stdin (default: ask)")
+    add("whoami", "who you are logged in as")
+    assets = add("assets", "assets of your studio").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    ls = assets.add_parser("ls", help="list assets", parents=[common])
+    ls.add_argument("--kind")
+    ls.add_argument("--status")
+    assets.add_parser("show", help="one asset and its versions",
+                      parents=[common]).add_argument("asset_id")
+    upload = add("upload", "upload a file as a new version (resumes an interrupted upload)")
+    upload.add_argument("path")
+    target = upload.add_mutually_exclusive_group(required=True)
+    target.add_argument("--asset", help="the asset's id")
+    target.add_argument("--new-asset", metavar="NAME", help="create an asset of this name")
+    upload.add_argument("--kind", default="other", help="with --new-asset: its kind")
+    upload.add_argument("--parallel", type=int, default=4, help="parts sent at once")
+    download = add("download", "download a version (resumes an interrupted download)")
+    download.add_argument("asset_id")
+    download.add_argument("version", type=int)
+    download.add_argument("path", nargs="?", help="default: the version's file name")
+    submit = add("submit", "submit a job: render, command, or a JSON file as POST /jobs takes")
+    submit.add_argument("what", metavar="render|command|FILE.json")
+    submit.add_argument("argv", nargs="*", help="command: the argument list (after --)")
+    submit.add_argument("--name", default="job")
+    submit.add_argument("--frames", help="e.g. 1001-1100 or 1-100x2")
+    submit.add_argument("--chunk-size", type=int, default=1)
+    submit.add_argument("--priority", type=int, default=None)
+    submit.add_argument("--scene", metavar="ASSET:VERSION", help="render: the scene version")
+    submit.add_argument("--target", metavar="ASSET", help="render: the render asset")
+    submit.add_argument("--samples", type=int, default=None, help="render: Cycles samples")
+    submit.add_argument("--after", action="append", default=[], metavar="JOB",
+                        help="wait for this job first (repeatable)")
+    submit.add_argument("--wait", action="store_true", help="then wait for it (exit 3 if "
+                        "it fails)")
+    jobs = add("jobs", "jobs of your studio").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    jls = jobs.add_parser("ls", help="list jobs", parents=[common])
+    jls.add_argument("--status")
+    jls.add_argument("--limit", type=int, default=20)
+    for action, text in (("show", "one job and its layers"),
+                         ("watch", "follow a job live until it ends"),
+                         ("wait", "wait for a job; exit 3 unless it completed"),
+                         *((a, f"{a} a job") for a in STEERS)):
+        jobs.add_parser(action, help=text, parents=[common]).add_argument("job_id")
+    tasks = add("tasks", "one task of a job").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    tasks.add_parser("kill", help="stop a running task",
+                     parents=[common]).add_argument("task_id")
+    tasks.add_parser("log", help="a task's latest log",
+                     parents=[common]).add_argument("task_id")
+    add("nodes", "the farm's nodes: slots, circuit, heartbeat")
+    add("job-types", "the job types you may submit, with their settings")
+    return top, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    top, _ = parser()
+    return run(top, top.parse_args(argv))
+
+
+def run(top: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except UsageError as exc:
+        top.error(str(exc))  # exits 2
+        return USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except JobFailed as exc:
+        _complain(exc, args)
+        return JOB_FAILED
+    except FarmError as exc:
+        _complain(exc, args)
+        return API_ERROR
+
+
+def _complain(exc: FarmError, args: argparse.Namespace) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message,
+                                    "request_id": exc.request_id, "details": exc.details}}))
+    print(f"error: {exc}", file=sys.stderr)
+
+
+def _client(args: argparse.Namespace, config: dict[str, Any]) -> AsyncFarm:
+    url = args.url or os.environ.get("FARM_URL") or config.get("url")
+    if not url:
+        raise UsageError("no API: pass --url, set FARM_URL, or run `farm login URL` first")
+    key = args.api_key or os.environ.get("FARM_API_KEY")
+    tokens = None if key or not config.get("access") else Tokens(config["access"],
+                                                                config["refresh"])
+
+    def keep(new: Tokens) -> None:  # refreshed tokens replace the old ones on disk
+        _save_config(config | {"access": new.access, "refresh": new.refresh})
+
+    if not key and tokens is None:
+        raise UsageError("not logged in: run `farm login URL --studio S --email E` or pass "
+                         "--api-key")
+    return AsyncFarm(url, api_key=key, tokens=tokens, on_tokens=keep)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    config = _load_config()
+    if args.command == "login":
+        return await _login(args)
+    async with _client(args, config) as farm:
+        handler = HANDLERS[args.command]
+        result = await handler(farm, args)
+    if isinstance(result, int):
+        return result
+    _show(result, args)
+    return OK
+
+
+async def _login(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    farm = await AsyncFarm.login(args.url_arg, args.studio, args.email, password)
+    async with farm:
+        me = await farm.me()
+        tokens = farm.session.tokens
+        assert tokens is not None
+        _save_config({"url": args.url_arg, "studio": args.studio, "email": args.email,
+                      "access": tokens.access, "refresh": tokens.refresh})
+    _show({"logged_in": True, "user": me.user, "studio": me.studio,
+           "credentials": str(config_path())}, args)
+    return OK
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _show(result: Any, args: argparse.Namespace) -> None:
+    data = _plain(result)
+    if args.json:
+        print(json.dumps(data, indent=1, default=str))
+    elif isinstance(data, list):
+        for row in data:
+            print(_line(row))
+    else:
+        print(_line(data) if isinstance(data, dict) and "id" in data else
+              json.dumps(data, indent=1, default=str))
+
+
+def _line(row: Any) -> str:
+    if not isinstance(row, dict):
+        return str(row)
+    keys = [k for k in ("id", "node_id", "name", "kind", "status", "state", "slots",
+                        "circuit", "title", "task_count", "counts") if k in row]
+    return "  ".join(str(row[k]) for k in keys)
+
+
+async def _whoami(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    return await farm.me()
+
+
+async def _assets(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        filters = {k: v for k, v in (("kind", args.kind), ("status", args.status)) if v}
+        return [a async for a in farm.assets(**filters)]
+    return {"asset": await farm.asset(args.asset_id),
+            "versions": await farm.versions(args.asset_id)}
+
+
+async def _upload(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    path = Path(args.path)
+    if not await asyncio.to_thread(path.is_file):
+        raise UsageError(f"{path}: no such file")
+    farm.transfers.parallel = max(1, args.parallel)
+    asset = args.asset or (await farm.create_asset(args.new_asset, args.kind)).id
+    version, report = await farm.upload(path, asset, progress=None if not args.json else False)
+    return {"version": version, "parts_total": report.parts_total,
+            "parts_sent": report.parts_sent, "bytes_sent": report.bytes_sent,
+            "resumed": report.resumed, "seconds": round(report.seconds, 3)}
+
+
+async def _download(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    versions = {v.number: v for v in await farm.versions(args.asset_id)}
+    if args.version not in versions:
+        raise UsageError(f"asset {args.asset_id} has no version {args.version}")
+    version = versions[args.version]
+    path = Path(args.path or version.filename)
+    report = await farm.download(version, path, progress=None if not args.json else False)
+    size = (await asyncio.to_thread(path.stat)).st_size
+    return {"path": str(path), "bytes": size, "resumed": report.resumed}
+
+
+def _job_body(args: argparse.Namespace) -> dict[str, Any]:
+    if args.frames:
+        try:
+            parse_frames(args.frames)
+        except FrameRangeError as exc:
+            raise UsageError(f"--frames: {exc}") from None
+    common: dict[str, Any] = {"name": args.name}
+    if args.priority is not None:
+        common["priority"] = args.priority
+    if args.what == "command":
+        if not args.argv:
+            raise UsageError("submit command: give the argument list after --")
+        return {"kind": "command", **common, "command": args.argv,
+                "frames": args.frames or "1", "chunk_size": args.chunk_size}
+    if args.what == "render":
+        if not (args.scene and args.target and args.frames):
+            raise UsageError("submit render needs --scene ASSET:VERSION, --target ASSET and "
+                             "--frames")
+        asset, _, number = args.scene.partition(":")
+        if not number.isdigit():
+            raise UsageError("--scene is ASSET:VERSION, e.g. 5f0c2d9a:3")
+        render: dict[str, Any] = {"scene": {"asset_id": asset, "version": int(number)},
+                                  "target_asset_id": args.target}
+        if args.samples is not None:
+            render["samples"] = args.samples
+        return {"kind": "render", **common, "frames": args.frames,
+                "chunk_size": args.chunk_size, "render": render}
+    try:
+        body = json.loads(Path(args.what).read_text())
+    except OSError as exc:
+        raise UsageError(f"{args.what}: not render, command or a readable JSON file "
+                         f"({exc.strerror})") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.what}: not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise UsageError(f"{args.what}: a JSON object, as POST /api/v1/jobs takes")
+    return body
+
+
+async def _submit(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    job = await farm.submit(_job_body(args), after=args.after or None)
+    if not args.wait:
+        return job
+    return await _follow(farm, job.id, args, fail_if_not_completed=True)
+
+
+async def _follow(farm: AsyncFarm, job_id: str, args: argparse.Namespace,
+                  fail_if_not_completed: bool) -> Any:
+    live = not args.json and sys.stderr.isatty()
+
+    def show(event: Event) -> None:
+        if not live:
+            return
+        data = event.get("data") or {}
+        done = data.get("done")
+        shown = f" {done:6.1%}" if isinstance(done, (int, float)) else ""
+        sys.stderr.write(f"\r{event['type']:<18}{shown} {data.get('status') or ''}".ljust(60))
+        sys.stderr.flush()
+
+    job = await farm.follow(job_id, show)
+    if live:
+        sys.stderr.write("\n")
+    if fail_if_not_completed and job.status != "completed":
+        raise JobFailed(f"job {job.id} {job.status}: {job.reason or 'no reason given'}",
+                        code=f"job_{job.status}")
+    return job
+
+
+async def _jobs(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        found = []
+        async for job in farm.jobs(**({"status": args.status} if args.status else {})):
+            found.append(job)
+            if len(found) >= args.limit:
+                break
+        return found
+    if args.action == "show":
+        return {"job": await farm.job(args.job_id), "tasks": await farm.tasks(args.job_id)}
+    if args.action in ("watch", "wait"):
+        return await _follow(farm, args.job_id, args, args.action == "wait")
+    return await farm.steer(args.job_id, args.action)
+
+
+async def _tasks(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    if args.action == "kill":
+        return await farm.kill(args.task_id)
+    text = await farm.task_log(args.task_id)
+    if args.json:
+        return {"task_id": args.task_id, "log": text}
+    sys.stdout.write(text)
+    return OK
+
+
+async def _nodes(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    return await farm.nodes()
+
+
+async def _job_types(farm: AsyncFarm, args: argparse.Namespace) -> Any:
+    return await farm.job_types()
+
+
+HANDLERS = {"whoami": _whoami, "assets": _assets, "upload": _upload, "download": _download,
+            "submit": _submit, "jobs": _jobs, "tasks": _tasks, "nodes": _nodes,
+            "job-types": _job_types}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
