@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = commands.add_parser("sample-scene", help="write a small animated .blend file")
     sample.add_argument("path")
     sample.add_argument("--frames", type=int, default=48)
-    args = parser.parse_args(argv)
+    args = client.parse(parser, argv)
 
     if args.command not in SERVER_COMMANDS:
         return client.run(parser, args)

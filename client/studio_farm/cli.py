@@ -13,6 +13,8 @@ import getpass
 import json
 import os
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,9 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
     ls.add_argument("--status")
     assets.add_parser("show", help="one asset and its versions",
                       parents=[common]).add_argument("asset_id")
+    create = assets.add_parser("create", help="a new asset", parents=[common])
+    create.add_argument("name")
+    create.add_argument("--kind", default="other", help="e.g. render (a render job's target)")
     upload = add("upload", "upload a file as a new version (resumes an interrupted upload)")
     upload.add_argument("path")
     target = upload.add_mutually_exclusive_group(required=True)
@@ -93,9 +98,10 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
     download.add_argument("asset_id")
     download.add_argument("version", type=int)
     download.add_argument("path", nargs="?", help="default: the version's file name")
-    submit = add("submit", "submit a job: render, command, or a JSON file as POST /jobs takes")
-    submit.add_argument("what", metavar="render|command|FILE.json")
-    submit.add_argument("argv", nargs="*", help="command: the argument list (after --)")
+    submit = add("submit", "submit a job: render, command, or a JSON file as POST /jobs takes",
+                 usage="farm submit render|command|FILE.json [options] [-- COMMAND ARG...]")
+    submit.add_argument("what", metavar="render|command|FILE.json",
+                        help="command: its argument list goes last, after --")
     submit.add_argument("--name", default="job")
     submit.add_argument("--frames", help="e.g. 1001-1100 or 1-100x2")
     submit.add_argument("--chunk-size", type=int, default=1)
@@ -128,9 +134,19 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
     return top, commands
 
 
+def parse(top: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Everything after `--` is a command's argument list, whatever options come before."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head, tail = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv \
+        else (argv, [])
+    args = top.parse_args(head)
+    args.argv = tail
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     top, _ = parser()
-    return run(top, top.parse_args(argv))
+    return run(top, parse(top, argv))
 
 
 def run(top: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -239,6 +255,8 @@ async def _assets(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     if args.action == "ls":
         filters = {k: v for k, v in (("kind", args.kind), ("status", args.status)) if v}
         return [a async for a in farm.assets(**filters)]
+    if args.action == "create":
+        return await farm.create_asset(args.name, args.kind)
     return {"asset": await farm.asset(args.asset_id),
             "versions": await farm.versions(args.asset_id)}
 
@@ -314,20 +332,28 @@ async def _submit(farm: AsyncFarm, args: argparse.Namespace) -> Any:
 
 async def _follow(farm: AsyncFarm, job_id: str, args: argparse.Namespace,
                   fail_if_not_completed: bool) -> Any:
+    """The job once it ended; on a terminal, its layers' progress meanwhile (redrawn at
+    most once a second, from the job's events)."""
     live = not args.json and sys.stderr.isatty()
+    drawn, last = 0, 0.0
 
-    def show(event: Event) -> None:
-        if not live:
+    async def show(event: Event) -> None:
+        nonlocal drawn, last
+        if not live or time.monotonic() - last < 1.0:
             return
-        data = event.get("data") or {}
-        done = data.get("done")
-        shown = f" {done:6.1%}" if isinstance(done, (int, float)) else ""
-        sys.stderr.write(f"\r{event['type']:<18}{shown} {data.get('status') or ''}".ljust(60))
+        last = time.monotonic()
+        layers: dict[str, Counter] = {}
+        for task in await farm.tasks(job_id):
+            layers.setdefault(task.layer or "tasks", Counter())[task.state] += 1
+        lines = [f"job {job_id[:8]}  {event['type']}"] + [
+            f"  {name:<16} {c['succeeded']:>5}/{sum(c.values()):<5} done "
+            f"{c['running'] + c['leased']:>4} running {c['failed'] + c['dead']:>4} failed"
+            for name, c in layers.items()]
+        sys.stderr.write("\x1b[F\x1b[K" * drawn + "\n".join(lines) + "\n")
         sys.stderr.flush()
+        drawn = len(lines)
 
     job = await farm.follow(job_id, show)
-    if live:
-        sys.stderr.write("\n")
     if fail_if_not_completed and job.status != "completed":
         raise JobFailed(f"job {job.id} {job.status}: {job.reason or 'no reason given'}",
                         code=f"job_{job.status}")

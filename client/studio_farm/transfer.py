@@ -16,6 +16,7 @@ import mimetypes
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,20 @@ def _forget(where: Path) -> None:
     where.unlink(missing_ok=True)
 
 
-def _read_part(path: Path, offset: int, size: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(size)
+async def _blocks(path: Path, offset: int, size: int) -> AsyncIterator[bytes]:
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        await asyncio.to_thread(handle.seek, offset)
+        left = size
+        while left > 0:
+            block = await asyncio.to_thread(handle.read, min(HASH_BLOCK, left))
+            if not block:
+                raise FarmError(f"{path} changed while it was being sent",
+                                code="file_changed")
+            left -= len(block)
+            yield block
+    finally:
+        handle.close()
 
 
 class Transfers:
@@ -183,9 +194,8 @@ class Transfers:
             while not queue.empty():
                 number = queue.get_nowait()
                 size = self._part_size(status, number, report.bytes_total)
-                data = await asyncio.to_thread(_read_part, path,
-                                               (number - 1) * status["part_size"], size)
-                await self._put(await url_of(number), data)
+                await self._put(await url_of(number), path, (number - 1) * status["part_size"],
+                                size)
                 report.parts_sent += 1
                 report.bytes_sent += size
                 bar.add(size)
@@ -198,11 +208,15 @@ class Transfers:
             for task in workers:
                 task.cancel()
 
-    async def _put(self, url: str, data: bytes) -> None:
+    async def _put(self, url: str, path: Path, offset: int, size: int) -> None:
+        """One part, streamed from the file a block at a time (memory stays at a block per
+        part in flight, whatever the part size), with its length declared as S3 needs."""
         delay = 0.5
         for attempt in range(1, self.attempts + 1):
             try:
-                response = await self.storage.put(url, content=data)
+                response = await self.storage.put(
+                    url, content=_blocks(path, offset, size),
+                    headers={"Content-Length": str(size)})
                 if response.status_code < 300:
                     return
                 problem = f"storage answered {response.status_code}"

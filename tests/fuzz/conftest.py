@@ -51,6 +51,15 @@ def auth_file(stack: FarmUp, tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def admins() -> list[str]:
         async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
             studios = [await register_studio(http, roles=()) for _ in PEERS]
+            for studio in studios:
+                # A job of each studio before the run (it never runs: no node has the tag),
+                # so that steps on /jobs/{id} reach one through ids seen in GET /jobs: a
+                # generated submission passes every rule rarely (a job it runs `after`
+                # must exist, a layered graph must be sound).
+                seeded = await http.post("/api/v1/jobs", headers=studio.admin.headers, json={
+                    "kind": "command", "command": ["true"], "frames": "1-2",
+                    "requirements": {"tags": ["fuzz-never"]}})
+                assert seeded.status_code == 201, seeded.text
         return [studio.admin.access_token for studio in studios]
 
     tokens = asyncio.run(admins())

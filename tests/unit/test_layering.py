@@ -13,11 +13,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"ray", "fastapi", "starlette"}
-PACKAGES = ("config", "pipelines", "actors", "serve", "bench", "ops")
+PACKAGES = ("config", "pipelines", "actors", "serve", "bench", "ops", "client/studio_farm")
 
 # Lowest first. A module belongs to the longest prefix that names it; `pipelines` alone
 # means its loose modules (errors, db, storage, ...): the ground every room stands on.
 LAYERS: list[tuple[str, ...]] = [
+    # The client library: installed alone on TDs' machines, so it imports nothing else here.
+    ("studio_farm",),
     ("config",),
     ("pipelines",),
     ("pipelines.media",),
@@ -38,12 +40,21 @@ LAYERS: list[tuple[str, ...]] = [
 
 def _module(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
+    parts = parts[1:] if parts[0] == "client" else parts  # client/studio_farm: its own root
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _sources() -> dict[str, Path]:
     return {_module(path): path for package in PACKAGES
             for path in (ROOT / package).rglob("*.py")}
+
+
+def test_the_client_library_imports_nothing_of_the_server():
+    sources = _sources()
+    server = [f"{module} -> {name}" for module, targets in _edges().items()
+              if module.startswith("studio_farm") for name in targets
+              if not name.startswith("studio_farm")]
+    assert server == [] and "studio_farm.client" in sources
 
 
 def _imports(path: Path) -> set[str]:
@@ -140,7 +151,7 @@ def test_the_loop_finder_finds_loops(edges, expected):
 def test_the_layer_check_sees_an_import_up_and_one_across_rooms():
     assert _place("pipelines.events.log")[0] < _place("pipelines.review.service")[0]
     assert _place("pipelines.farm.node.agent")[1] != _place("pipelines.farm.control.x")[1]
-    assert _place("pipelines.farm.protocol") == (8, "pipelines.farm")
+    assert _place("pipelines.farm.protocol") == (9, "pipelines.farm")
 
 
 def test_pipelines_import_neither_ray_nor_the_web_framework():
