@@ -55,6 +55,8 @@ BENCHMARKS = [
     Bench("render_scaling", ["bench.render_scaling"], "default: 48 frames"),
     Bench("upload_memory", ["bench.upload_memory", "--size-mib", "1024"],
           "quick: 1 GiB file (default 2 GiB)"),
+    Bench("client_upload", ["bench.client_upload", "--size-mib", "1024"],
+          "default: 1 GiB file"),
     Bench("ws_fanout", ["bench.ws_fanout", "--events", "50"],
           "quick: 100 and 500 sockets, 50 events (default 100)"),
 ]

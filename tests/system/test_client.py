@@ -217,6 +217,19 @@ async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_p
 
     listed = json.loads(cli("jobs", "ls", "--json").stdout)
     assert listed[0]["kind"] == "render" and listed[0]["status"] == "completed"
+    shown = json.loads(cli("jobs", "show", listed[0]["id"], "--json").stdout)
+    first_task = shown["tasks"][0]["id"]
+    log = cli("tasks", "log", first_task)
+    assert log.returncode == 0 and log.stdout.startswith("$ "), log.stdout + log.stderr
+    not_running = cli("tasks", "kill", first_task)
+    assert not_running.returncode == 1 and "task_not_running" in not_running.stderr
+    nowhere = tmp_path / "nowhere.json"
+    nowhere.write_text(json.dumps({"kind": "command", "command": ["true"],
+                                   "requirements": {"tags": ["no-such-node"]}}))
+    queued = json.loads(cli("submit", str(nowhere), "--json").stdout)
+    for action, status in (("pause", "paused"), ("resume", "queued"), ("cancel", "cancelled")):
+        steered = cli("jobs", action, queued["id"], "--json")
+        assert json.loads(steered.stdout)["status"] == status, steered.stderr
     assert json.loads(cli("nodes", "--json").stdout)[0]["slots"] >= 1
     assert "encode" in [t["name"] for t in json.loads(cli("job-types", "--json").stdout)]
 

@@ -88,3 +88,47 @@ async def test_errors_carry_the_code_the_fields_and_the_request_id():
     with pytest.raises(RateLimited) as limited:
         await farm.call("GET", "/jobs")
     assert limited.value.retry_after_s == 0
+
+
+async def test_a_job_is_polled_when_no_socket_can_be_had():
+    from studio_farm.jobs import Follower
+
+    answers = iter(["running", "running", "running", "completed"])
+
+    async def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=JOB | {"status": next(answers)})
+
+    farm = Session("http://127.0.0.1:9", api_key="sfk_x", transport=httpx.MockTransport(api))
+    follower = Follower(farm, "j", poll_s=0.01)  # port 9: nothing listens, no socket
+    done = await follower.run(timeout_s=30)
+    assert done.status == "completed" and follower.reconnects >= 3
+
+
+async def test_a_download_continues_where_it_stopped(tmp_path):
+    import hashlib
+
+    from studio_farm.transfer import Transfers
+
+    data = bytes(range(256)) * 1000
+    partial = tmp_path / "movie.mp4.part"
+    partial.write_bytes(data[:1000])
+    asked = []
+
+    async def storage(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers.get("range"))
+        return httpx.Response(206, content=data[1000:])
+
+    transfers = Transfers(Session("http://farm", api_key="sfk_x"))
+    transfers.storage = httpx.AsyncClient(transport=httpx.MockTransport(storage))
+    report = await transfers.download("http://storage/x", tmp_path / "movie.mp4",
+                                      size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                                      progress=False)
+    assert asked == ["bytes=1000-"] and report.resumed and report.bytes_sent == len(data) - 1000
+    assert (tmp_path / "movie.mp4").read_bytes() == data and not partial.exists()
+
+
+JOB = {"id": "j", "kind": "command", "name": "n", "priority": 1, "submitted_by": "u",
+       "requirements": {}, "max_attempts": 1, "task_timeout_s": 1.0, "task_count": 1,
+       "counts": {}, "reason": None, "bad_nodes": [], "target": None, "render": None,
+       "layers": [], "after": [], "waiting_on": [], "created_at": "t", "updated_at": None,
+       "finished_at": None}
