@@ -22,33 +22,13 @@ from pydantic import BaseModel
 
 from studio_farm._http import Tokens
 from studio_farm.client import AsyncFarm
+from studio_farm.config import config_path, load_config, save_config
 from studio_farm.errors import FarmError, JobFailed
 from studio_farm.frames import FrameRangeError, parse_frames
 from studio_farm.jobs import Event
 
 OK, API_ERROR, USAGE, JOB_FAILED, INTERRUPTED = 0, 1, 2, 3, 130
 STEERS = ("pause", "resume", "cancel", "retry")
-
-
-def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "studio-farm" / "credentials.json"
-
-
-def _load_config() -> dict[str, Any]:
-    try:
-        return json.loads(config_path().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_config(config: dict[str, Any]) -> None:
-    path = config_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:  # created 0600: never readable by others
-        json.dump(config, handle)
-    path.chmod(0o600)
 
 
 class UsageError(Exception):
@@ -182,7 +162,7 @@ def _client(args: argparse.Namespace, config: dict[str, Any]) -> AsyncFarm:
                                                                 config["refresh"])
 
     def keep(new: Tokens) -> None:  # refreshed tokens replace the old ones on disk
-        _save_config(config | {"access": new.access, "refresh": new.refresh})
+        save_config(config | {"access": new.access, "refresh": new.refresh})
 
     if not key and tokens is None:
         raise UsageError("not logged in: run `farm login URL --studio S --email E` or pass "
@@ -191,7 +171,7 @@ def _client(args: argparse.Namespace, config: dict[str, Any]) -> AsyncFarm:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    config = _load_config()
+    config = load_config()
     if args.command == "login":
         return await _login(args)
     async with _client(args, config) as farm:
@@ -210,7 +190,7 @@ async def _login(args: argparse.Namespace) -> int:
         me = await farm.me()
         tokens = farm.session.tokens
         assert tokens is not None
-        _save_config({"url": args.url_arg, "studio": args.studio, "email": args.email,
+        save_config({"url": args.url_arg, "studio": args.studio, "email": args.email,
                       "access": tokens.access, "refresh": tokens.refresh})
     _show({"logged_in": True, "user": me.user, "studio": me.studio,
            "credentials": str(config_path())}, args)
