@@ -77,6 +77,10 @@ NEEDED = {JobKind.COMMAND: [("command", "command_missing", "an argument list")],
                            ("frames", "frames_missing", 'e.g. "1-48"')]}
 
 
+def _roles(action: Action) -> list[str]:
+    return sorted(str(role) for role in TABLE[action])
+
+
 @dataclass
 class Lookups:
     """What the built-in types check a submission against."""
@@ -99,7 +103,7 @@ class JobService:
 
     def job_types(self) -> list[dict[str, Any]]:
         return [{"name": t.name, "title": t.title, "description": t.description,
-                 "who_may_submit": sorted(str(r) for r in TABLE[t.action]),
+                 "who_may_submit": _roles(t.action),
                  "settings_schema": t.schema()} for t in self.types.values()]
 
     async def submit(self, principal: Principal, body: JobSubmit) -> dict[str, Any]:
@@ -119,8 +123,7 @@ class JobService:
         if job_type is None:
             raise JobTypeNotFound(f"no job type {type_name!r}; see GET /api/v1/job-types")
         if not can(principal.role, job_type.action):
-            raise Forbidden(f"{type_name} jobs are for "
-                            f"{', '.join(sorted(str(r) for r in TABLE[job_type.action]))}")
+            raise Forbidden(f"{type_name} jobs are for {', '.join(_roles(job_type.action))}")
         try:
             settings = job_type.Settings.model_validate(body.settings)
         except ValidationError as exc:

@@ -13,8 +13,8 @@ from typing import Any
 
 from pipelines.assets.models import AssetKind, AssetStatus
 from pipelines.assets.service import AssetNotFound, may_edit
-from pipelines.assets.store import ASSETS, VERSIONS
-from pipelines.assets.versions import AssetFrozen, VersionNotFound
+from pipelines.assets.store import ASSETS
+from pipelines.assets.versions import AssetFrozen, VersionNotFound, Versions
 from pipelines.errors import Forbidden, InvalidInput
 from pipelines.farm.frames import chunk, parse_frames
 from pipelines.farm.models import RenderOptions
@@ -45,7 +45,7 @@ class RenderJobs:
 
     def __init__(self, db):
         self.assets = db[ASSETS]
-        self.versions = db[VERSIONS]
+        self.versions = Versions(db)
 
     async def compile(self, principal: Principal, requirements: dict[str, Any],
                       settings: Any) -> tuple[list[Layer], dict[str, Any], dict[str, Any]]:
@@ -108,9 +108,8 @@ class RenderJobs:
                 raise InvalidInput(f"the {options.renderer} renderer needs `render.scene`",
                                    code="scene_missing")
             return None
-        version = await self.versions.find_one({
-            "studio_id": principal.studio_id, "asset_id": options.scene.asset_id,
-            "number": options.scene.version})
+        version = await self.versions.one(principal.studio_id, options.scene.asset_id,
+                                          options.scene.version)
         if version is None:
             raise VersionNotFound("no such scene version")
         media = version.get("media") or {}
