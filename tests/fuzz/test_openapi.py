@@ -51,10 +51,13 @@ LINKED = {
 
 
 def run_config(path: Path) -> Path:
-    """schemathesis.toml plus the number of stateful scenarios, which --max-examples (the
-    cases per operation) does not set apart: a few scenarios reach few links."""
-    path.write_text(f"{CONFIG.read_text()}\n[phases.stateful.generation]\n"
-                    f"max-examples = {STATEFUL}\n")
+    """schemathesis.toml plus the test cases per operation and the stateful scenarios.
+
+    Both go in the file: `--max-examples` on the command line overrides every phase's own
+    setting, the stateful one included, and ten scenarios reach too few links to count on.
+    """
+    path.write_text(f"{CONFIG.read_text()}\n[generation]\nmax-examples = {EXAMPLES}\n"
+                    f"\n[phases.stateful.generation]\nmax-examples = {STATEFUL}\n")
     return path
 
 
@@ -66,7 +69,6 @@ def schemathesis_argv(api: str, config: Path, reports: Path) -> list[str]:
             # applies a rule the operation documents and a schema cannot state.
             "--exclude-checks", "positive_data_acceptance",
             "--phases", "examples,coverage,fuzzing,stateful",
-            "--max-examples", str(EXAMPLES),
             "--continue-on-failure",
             "--report", "junit,ndjson", "--report-dir", str(reports),
             "--no-color"]
