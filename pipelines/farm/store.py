@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections import Counter
 from typing import Any
@@ -17,7 +16,6 @@ JOBS = "jobs"
 TASKS = "tasks"
 NODES = "farm_nodes"
 ATTEMPTS = "task_attempts"
-READS_AT_ONCE = 16  # per-job queries in flight in one round (the pool holds 100)
 
 declare_indexes(JOBS, [
     IndexModel([("studio_id", ASCENDING), ("created_s", DESCENDING)], name="studio_recent"),
@@ -90,21 +88,17 @@ class FarmStore:
             {"job_id": job_id, "layer": layer, "state": {"$ne": TaskState.SUCCEEDED.value}},
             limit=1) == 0
 
-    async def ready_tasks(self, job_ids: list[str], now_s: float,
-                          per_job: int) -> list[dict[str, Any]]:
-        """The first `per_job` ready tasks of each job: a round can place no more than the
-        free slots, so reading a whole 10,000-task job every round would be waste."""
-        gate = asyncio.Semaphore(READS_AT_ONCE)
+    async def ready_of(self, job_id: str) -> list[dict[str, Any]]:
+        """Every ready task of a job (the scheduler orders them; the embedded server sorts
+        in Python, so asking it to costs more than sorting here)."""
+        return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value}
+                                     ).to_list()
 
-        async def ready_of(job_id: str) -> list[dict[str, Any]]:
-            async with gate:
-                return await self.tasks.find(
-                    {"job_id": job_id, "state": TaskState.READY.value,
-                     "not_before_s": {"$lte": now_s}}).sort("index", ASCENDING).limit(
-                    per_job).to_list()
-
-        batches = await asyncio.gather(*(ready_of(job_id) for job_id in job_ids))
-        return [task for batch in batches for task in batch]
+    async def tasks_by_id(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not task_ids:
+            return {}
+        return {d["_id"]: d for d in await self.tasks.find({"_id": {"$in": task_ids}}
+                                                           ).to_list()}
 
     async def active_tasks(self) -> list[dict[str, Any]]:
         return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
@@ -164,9 +158,13 @@ class FarmStore:
                                               {"$set": fields})
         return result.modified_count
 
-    async def save_nodes(self, docs: list[dict[str, Any]]) -> None:
-        """The live nodes, as the API shows them; nodes that left are dropped."""
-        await self.nodes.delete_many({"_id": {"$nin": [d["_id"] for d in docs]}})
+    async def save_nodes(self, docs: list[dict[str, Any]], gone: list[str] | None) -> None:
+        """Write these nodes' documents, and drop those of nodes that left (`gone`; None:
+        every node not in `docs`)."""
+        if gone is None:
+            await self.nodes.delete_many({"_id": {"$nin": [d["_id"] for d in docs]}})
+        elif gone:
+            await self.nodes.delete_many({"_id": {"$in": gone}})
         if docs:
             await self.nodes.bulk_write(
                 [UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in docs],

@@ -19,6 +19,9 @@ class DispatchConfig:
     bad_node_threshold: int = 3
     retry_initial_s: float = 2.0
     retry_max_s: float = 300.0
+    # Leases written in one round: a round's writes, and so its length, stay bounded while
+    # an empty farm of thousands of slots fills (docs/farm.md, "At scale").
+    leases_per_round: int = 2000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:

@@ -21,12 +21,13 @@ from pymongo import UpdateOne
 from pipelines.db import database_away
 from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
-from pipelines.farm.control.node_state import Lease, NodeState, NodeTable
+from pipelines.farm.control.feed import QueueFeed
+from pipelines.farm.control.node_state import Lease, NodeDocs, NodeState, NodeTable
 from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
-from pipelines.farm.control.scheduler import Scheduler, TaskView, task_view
+from pipelines.farm.control.scheduler import Scheduler, TaskView, node_index
 from pipelines.farm.control.waiting import Waiting
 from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.protocol import (
@@ -43,6 +44,7 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 
 LEFT_NODE_QUARANTINE_S = 300.0
+LEASES_CHECKED_PER_TICK = 2000  # leases compared with MongoDB once a tick, in turn
 Adopter = Callable[[], Awaitable[int]]
 
 
@@ -86,6 +88,12 @@ class Dispatcher:
         self.waiting = Waiting(store, events, self.jobs, clock)
         self.adopt = adopt
         self.scheduler = Scheduler(self._allowed, self._placed)
+        self.feed = QueueFeed(store, clock)
+        self._steered: set[str] = set()  # jobs steered through the API since last round
+        self._checked_from = 0  # where the next tick's slice of leases starts
+        self._node_docs = NodeDocs()
+        self._housekeeping = True
+        self._leases_checked_at = 0.0
         self._recovered = False
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
@@ -126,6 +134,9 @@ class Dispatcher:
     def wake(self, job_id: str | None = None) -> None:
         """New work or a steered job (recounted: its tasks may have ended while paused)."""
         self.jobs.touch(job_id)
+        self.feed.job_changed(job_id)
+        if job_id:
+            self._steered.add(job_id)
         self.jobs.dependencies_may_have_changed = True  # a retry makes tasks wait again
         self._adopt_due = True
         self.wakeup.set()
@@ -152,6 +163,7 @@ class Dispatcher:
         housekeeping = now - self._housekept_at >= self.config.tick_s
         if housekeeping:
             self._housekept_at = now
+        self._housekeeping = housekeeping
         adopt_due, self._adopt_due = self._adopt_due, False
         phases = [*([self._refresh_nodes] if housekeeping else []), self._apply_reports,
                   *([self._expire_silent_nodes] if housekeeping else []),
@@ -172,11 +184,13 @@ class Dispatcher:
                     log.exception("dispatch phase %s failed", name)
 
     async def _save_nodes(self) -> None:
-        """At most once a second: the table is for people, not for scheduling."""
-        if self.clock() - self._nodes_saved_at >= 1.0:
-            self._nodes_saved_at = self.clock()
-            await self.store.save_nodes(self.nodes.docs(
-                lambda node_id: self.circuits.state(node_id).value, self.clock()))
+        """At most once a second, and only what changed (see `NodeDocs`): the table is
+        for people, not for scheduling."""
+        now = self.clock()
+        if now - self._nodes_saved_at >= 1.0:
+            self._nodes_saved_at = now
+            docs = self.nodes.docs(lambda node_id: self.circuits.state(node_id).value, now)
+            await self.store.save_nodes(*self._node_docs.to_write(docs, now))
 
     async def _recover(self) -> None:
         """After a (re)start: what MongoDB says is leased or running is checked with the
@@ -244,7 +258,11 @@ class Dispatcher:
             if state.running and now - state.last_seen > self.config.node_silence_s:
                 await self._lose_node(node_id, "no heartbeat")
         # Leases nobody renews any more and no node holds (e.g. a round that died between
-        # writing a lease and handing the task over) go back to the queue.
+        # writing a lease and handing the task over) go back to the queue. Looked for twice
+        # a lease period: the query reads every active task whose lease ran out.
+        if now - self._leases_checked_at < self.config.lease_s / 2:
+            return
+        self._leases_checked_at = now
         held = self.nodes.leases()
         for task in await self.store.expired_leases(now):
             if task["_id"] not in held:
@@ -302,19 +320,44 @@ class Dispatcher:
 
     async def _on_heartbeat(self, node: NodeState, running: list[Attempt]) -> list[UpdateOne]:
         reported = {(a.task_id, a.attempt) for a in running}
-        expires = self.clock() + self.config.lease_s
+        now = self.clock()
+        expires = now + self.config.lease_s
         ours = {(t, lease.attempt) for t, lease in node.running.items()}
         for task_id, attempt in reported - ours:
             # Running there, but not ours (killed, requeued, older attempt): stop it.
             await self.directory.agent(node.info.node_id).cancel(task_id, attempt)
-        return [UpdateOne({"_id": t, "attempt": a, "state": {"$in": list(ACTIVE)}},
-                          {"$set": {"lease_expires_s": expires}}) for t, a in reported & ours]
+        renew = []
+        for task_id, attempt in reported & ours:
+            lease = node.running[task_id]
+            # Written when half the lease is left, not at every heartbeat: a lease this
+            # dispatcher holds never expires under it (see _expire_silent_nodes); the
+            # written expiry is for a dispatcher that starts after this one.
+            if lease.expires_s - now < self.config.lease_s / 2:
+                lease.expires_s = expires
+                renew.append(UpdateOne(
+                    {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
+                    {"$set": {"lease_expires_s": expires}}))
+        return renew
 
     async def _enforce_cancellations(self) -> None:
-        """Tasks of cancelled jobs, or killed through the API, are stopped on their node."""
-        running = self.nodes.leases()
-        if not running:
+        """Tasks of cancelled jobs, or killed through the API, are stopped on their node.
+
+        The API wakes the dispatcher with the job it steered: those jobs' leases are checked
+        that round. Once a tick a slice of the others is checked too, in turn, for a steer
+        whose wake-up was lost."""
+        steered, self._steered = self._steered, set()
+        if not steered and not self._housekeeping:
             return
+        leases = self.nodes.leases()
+        if not leases:
+            return
+        check = [t for t, (_, _, job_id) in leases.items() if job_id in steered]
+        if self._housekeeping:
+            ids = list(leases)
+            start = self._checked_from % len(ids)
+            check += ids[start:start + LEASES_CHECKED_PER_TICK]
+            self._checked_from = start + LEASES_CHECKED_PER_TICK
+        running = {t: leases[t][:2] for t in check}
         states = await self.store.states_of(list(running))
         for task_id, state in states.items():
             if state not in ACTIVE:
@@ -332,20 +375,28 @@ class Dispatcher:
         self.circuits.on_dispatch((node_id, kind))
 
     async def _schedule(self) -> None:
+        ready_again, self.jobs.ready_again = self.jobs.ready_again, set()
+        for job_id in ready_again:
+            self.feed.job_changed(job_id)
+        await self.feed.refresh(recheck=self._housekeeping)
         # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
-        nodes = self.nodes.views(1.0 + self.config.dispatch_ahead)
-        if not any(n.slots_free > 0 for n in nodes):
+        nodes = node_index(self.nodes.views(1.0 + self.config.dispatch_ahead))
+        if nodes.free_total <= 0 or not self.feed.queue:
             return
-        jobs = await self.store.schedulable_jobs()
-        free = sum(max(0.0, n.slots_free) for n in nodes)
-        ready = await self.store.ready_tasks(list(jobs), self.clock(), per_job=int(free) + 1)
-        views = [task_view(t, jobs[t["job_id"]]) for t in ready]
-        plan = self.scheduler.plan(views, nodes, self.nodes.running_by_studio())
-        await self._lease(plan, {t["_id"]: t for t in ready}, jobs)
+        plan = self.scheduler.place(self.feed.queue, nodes, self.nodes.running_by_studio(),
+                                    limit=self.config.leases_per_round)
+        await self._lease(plan)
 
-    async def _lease(self, plan: list[tuple[TaskView, str]], tasks: dict[str, dict],
-                     jobs: dict[str, dict]) -> None:
+    async def _lease(self, planned: list[tuple[TaskView, str]]) -> None:
         now = self.clock()
+        tasks = await self.store.tasks_by_id([view.task_id for view, _ in planned])
+        plan = []
+        for view, node_id in planned:
+            if tasks.get(view.task_id, {}).get("state") == TaskState.READY.value:
+                plan.append((view, node_id))
+            else:  # changed since the queue read it (paused, cancelled): read the job again
+                self.circuits.trial_over(node_id, view.kind)
+                self.feed.job_changed(view.job_id)
         updates = [UpdateOne(
             {"_id": view.task_id, "state": TaskState.READY.value,
              "attempt": tasks[view.task_id]["attempt"]},
@@ -363,14 +414,15 @@ class Dispatcher:
         for view, node_id in plan:
             if leased.get(view.task_id) != TaskState.LEASED.value:
                 self.circuits.trial_over(node_id, view.kind)
+                self.feed.job_changed(view.job_id)
                 continue  # changed meanwhile (cancelled, paused): not ours to run
             task = tasks[view.task_id]
             attempt = task["attempt"] + 1
             if node_id not in self.nodes:  # lost earlier in this round
                 await self.outcomes.requeue_lost(view.task_id, attempt, node_id, view.job_id)
                 continue
-            self.nodes[node_id].running[view.task_id] = Lease(attempt, view.slots,
-                                                              view.studio_id, view.job_id)
+            self.nodes[node_id].running[view.task_id] = Lease(
+                attempt, view.slots, view.studio_id, view.job_id, now + self.config.lease_s)
             self.jobs.touch(view.job_id)
             handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
         # One call per node and round, to all nodes at once.
@@ -396,4 +448,5 @@ class Dispatcher:
                         timeout_s=task["timeout_s"], node_id=node_id,
                         slots=task["requirements"]["slots"],
                         node_slots=self.nodes[node_id].info.slots)
+
 

@@ -7,15 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.farm.control.ports import NodeInfo
-from pipelines.farm.control.scheduler import NodeView
+from pipelines.farm.control.task_view import NodeView
 
 
-@dataclass(frozen=True)
+@dataclass
 class Lease:
     attempt: int
     slots: float
     studio_id: str
     job_id: str
+    expires_s: float = 0.0  # as last written to MongoDB
 
 
 @dataclass
@@ -46,9 +47,10 @@ class NodeTable(dict[str, NodeState]):
         return [NodeView(n, s.info.slots * ahead, s.slots_used, s.info.gpus,
                          s.info.memory_bytes, s.info.tags) for n, s in self.items()]
 
-    def leases(self) -> dict[str, tuple[str, int]]:
-        """Task id → (node id, attempt) of every task the farm runs."""
-        return {t: (n, lease.attempt) for n, s in self.items() for t, lease in s.running.items()}
+    def leases(self) -> dict[str, tuple[str, int, str]]:
+        """Task id → (node id, attempt, job id) of every task the farm runs."""
+        return {t: (n, lease.attempt, lease.job_id)
+                for n, s in self.items() for t, lease in s.running.items()}
 
     def running_by_studio(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -77,3 +79,39 @@ class NodeTable(dict[str, NodeState]):
                         "running_tasks": [], "gpus": 0, "tags": [], "circuit": "open",
                         "last_heartbeat_s": None, "seen_s": now, "refused": why}
                        for node_id, why in self.refused.items() if node_id not in self]
+
+
+NODE_DOCS_PER_SAVE = 500  # node documents written at most once a second
+NODE_DOC_REFRESH_S = 10.0  # a node's document is rewritten this often though unchanged
+
+
+def _material(doc: dict[str, Any]) -> tuple:
+    """What of a node's document changes what people see, beyond the clock."""
+    return tuple(v for k, v in sorted(doc.items()) if k not in ("seen_s", "last_heartbeat_s"))
+
+
+class NodeDocs:
+    """Which node documents to write: those that changed, or were not written for
+    NODE_DOC_REFRESH_S, NODE_DOCS_PER_SAVE at a time; 10,000 nodes rewritten every second
+    would swamp the database."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[tuple, float]] | None = None  # id → (material, when)
+
+    def to_write(self, docs: list[dict[str, Any]], now: float
+                 ) -> tuple[list[dict[str, Any]], list[str] | None]:
+        """(documents to write, ids of nodes gone; None: drop every other document, as
+        the first save does with what an earlier run left)."""
+        if self.saved is None:
+            self.saved = {d["_id"]: (_material(d), now) for d in docs}
+            return docs, None
+        saved = self.saved
+        changed = [d for d in docs if d["_id"] not in saved
+                   or saved[d["_id"]][0] != _material(d)
+                   or now - saved[d["_id"]][1] >= NODE_DOC_REFRESH_S][:NODE_DOCS_PER_SAVE]
+        gone = list(saved.keys() - {d["_id"] for d in docs})
+        for node_id in gone:
+            del saved[node_id]
+        for doc in changed:
+            saved[doc["_id"]] = (_material(doc), now)
+        return changed, gone

@@ -149,7 +149,10 @@ class OutcomeHandler:
             "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],
             "attempt": payload.attempt, "failure_class": failure,
             "error": fields["error"][:500], "retry_in_s": round(decision.delay_s, 3)})
-        self.jobs.touch(job["_id"])
+        if decision.retry:
+            self.jobs.made_ready(job["_id"])
+        else:
+            self.jobs.touch(job["_id"])
 
     def _more_memory(self, payload: Finished, task: dict[str, Any]) -> dict[str, Any]:
         """Out of memory: the retry asks for a node with more memory than this one, when
@@ -175,6 +178,7 @@ class OutcomeHandler:
         if self.bad_nodes.record_failure(job["_id"], node_id):
             await self.store.set_job(job["_id"], {
                 "bad_nodes": sorted({*job.get("bad_nodes", []), node_id})})
+            self.jobs.made_ready(job["_id"])  # its queued tasks now avoid the node
 
     async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,
                            job_id: str | None, why: str = "it was lost") -> None:
@@ -190,7 +194,7 @@ class OutcomeHandler:
                     "task_id": task_id, "job_id": task["job_id"], "attempt": attempt,
                     "node_id": node_id, "ok": False, "finished_s": self.clock(),
                     "failure_class": FailureClass.NODE_LOST.value})
-                self.jobs.touch(task["job_id"])
+                self.jobs.made_ready(task["job_id"])
                 await self.events.append(task["studio_id"], "task.retrying",
                                          f"job:{task['job_id']}",
                                          {"job_id": task["job_id"], "task_id": task_id,

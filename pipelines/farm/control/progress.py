@@ -17,6 +17,9 @@ from pipelines.farm.store import FarmStore
 
 PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
 RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
+# A round spends at most this long counting; the jobs it did not reach go first next round.
+# A farm with a thousand busy jobs cannot count them all every round (docs/farm.md).
+RECOUNT_BUDGET_S = 0.15
 
 
 def job_status(current: str, counts: Counter, total: int, waiting: bool = False) -> str:
@@ -40,7 +43,8 @@ class JobTracker:
         self.store = store
         self.events = events
         self.clock = clock
-        self.touched: set[str] = set()
+        self.touched: dict[str, None] = {}  # an ordered set: the longest waiting first
+        self.ready_again: set[str] = set()  # jobs with tasks made ready by the dispatcher
         self.task_progress: dict[tuple[str, int], float] = {}
         self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
         self.counting = ProgressThrottle(RECOUNT_EVERY_S, clock)
@@ -48,7 +52,13 @@ class JobTracker:
 
     def touch(self, job_id: str | None) -> None:
         if job_id:
-            self.touched.add(job_id)
+            self.touched.setdefault(job_id)
+
+    def made_ready(self, job_id: str) -> None:
+        """Some of the job's tasks are ready again (retried, requeued, no longer waiting):
+        the ready queue reads the job again."""
+        self.ready_again.add(job_id)
+        self.touch(job_id)
 
     def task_succeeded(self, job_id: str) -> None:
         """A success may free waiting tasks: look for them on the next round."""
@@ -65,10 +75,12 @@ class JobTracker:
             UpdateOne({"_id": task_id, "attempt": attempt, "state": TaskState.RUNNING.value},
                       {"$set": {"progress": value}})
             for (task_id, attempt), value in progress.items()])
-        touched, self.touched = self.touched, set()
+        touched, self.touched = self.touched, {}
+        started = time.monotonic()
         for job_id in touched:
-            if not self.counting.allow(job_id):
-                self.touched.add(job_id)  # counted a moment ago: again on a later round
+            if time.monotonic() - started > RECOUNT_BUDGET_S or \
+                    not self.counting.allow(job_id):
+                self.touch(job_id)  # out of time, or counted a moment ago: a later round
                 continue
             await self._refresh(job_id)
 
@@ -90,7 +102,7 @@ class JobTracker:
         # Only over the status it read: a steer (cancel, pause, resume) made meanwhile wins,
         # and the job is counted again next round.
         if not await self.store.set_job(job_id, fields, only_if_status=[job["status"]]):
-            self.touched.add(job_id)
+            self.touch(job_id)
             return
         await self._announce(job, status, counts, fields.get("reason"))
 
@@ -116,4 +128,4 @@ class JobTracker:
         elif self.announcing.allow(job_id):
             await self.events.append(job["studio_id"], "job.progress", room, data)
         else:
-            self.touched.add(job_id)  # announce the latest counts on a later round
+            self.touch(job_id)  # announce the latest counts on a later round

@@ -1,55 +1,31 @@
-"""Which ready task goes to which node: priority, then fairness across studios, then age."""
+"""Which ready task goes to which node: priority, then fairness across studios, then age.
+
+The policy: higher priorities first; within a priority, the studio with the fewest running
+tasks goes next (ties by studio id), and takes its oldest job's lowest-index task; the task
+goes to the fitting node with the most free slots (ties by node id), unless the node's
+circuit is open or it is on the job's bad list.
+
+The structures that make a round cost what it places (docs/farm.md, "At scale"): the
+queue persists between rounds (`ReadyQueue`), the nodes are indexed by shape
+(`NodeIndex`), and the studio that goes next comes from a heap of running counts.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import heapq
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from pipelines.farm.control.node_index import NodeIndex
+from pipelines.farm.control.ready_queue import Lane, ReadyQueue
+from pipelines.farm.control.task_view import NodeView, TaskView, fits, task_view
+
+__all__ = ["NodeView", "Scheduler", "TaskView", "fits", "node_index", "task_view"]
 
 
-@dataclass
-class NodeView:
-    node_id: str
-    slots_total: float
-    slots_used: float = 0.0
-    gpus: int = 0
-    memory_bytes: int = 0
-    tags: frozenset[str] = frozenset()
-
-    @property
-    def slots_free(self) -> float:
-        return self.slots_total - self.slots_used
-
-
-@dataclass(frozen=True)
-class TaskView:
-    task_id: str
-    job_id: str
-    studio_id: str
-    kind: str
-    priority: int
-    job_created_s: float
-    index: int
-    slots: float = 1.0
-    gpus: int = 0
-    memory_bytes: int = 0
-    tags: frozenset[str] = frozenset()
-    bad_nodes: frozenset[str] = field(default_factory=frozenset)
-
-
-def task_view(task: dict, job: dict) -> TaskView:
-    """A ready task as the scheduler sees it, from its document and its job's."""
-    req = task["requirements"]
-    return TaskView(task["_id"], task["job_id"], task["studio_id"], task["kind"],
-                    job["priority"], job["created_s"], task["index"], req["slots"],
-                    req["gpus"], req["memory_bytes"], frozenset(req["tags"]),
-                    frozenset(job.get("bad_nodes", [])))
-
-
-def fits(task: TaskView, node: NodeView) -> bool:
-    return (node.slots_free + 1e-9 >= task.slots and node.gpus >= task.gpus
-            and (not task.memory_bytes or node.memory_bytes >= task.memory_bytes)
-            and task.tags <= node.tags and node.node_id not in task.bad_nodes)
+def node_index(nodes: list[NodeView]) -> NodeIndex:
+    return NodeIndex((n.node_id, n.slots_free, (n.gpus, n.memory_bytes, n.tags))
+                     for n in nodes)
 
 
 class Scheduler:
@@ -62,27 +38,43 @@ class Scheduler:
 
     def plan(self, tasks: list[TaskView], nodes: list[NodeView],
              running_by_studio: dict[str, int]) -> list[tuple[TaskView, str]]:
-        running = defaultdict(int, running_by_studio)
-        plan: list[tuple[TaskView, str]] = []
-        for priority in sorted({t.priority for t in tasks}, reverse=True):
-            queues: dict[str, deque[TaskView]] = defaultdict(deque)
-            for task in sorted((t for t in tasks if t.priority == priority),
-                               key=lambda t: (t.job_created_s, t.job_id, t.index)):
-                queues[task.studio_id].append(task)
-            while queues and any(n.slots_free > 0 for n in nodes):
-                studio = min(queues, key=lambda s: (running[s], s))  # fewest running first
-                task = queues[studio].popleft()
-                if not queues[studio]:
-                    del queues[studio]
-                node = self._place(task, nodes)
-                if node is not None:
-                    self.placed(node.node_id, task.kind)
-                    node.slots_used += task.slots
-                    running[studio] += 1
-                    plan.append((task, node.node_id))
+        """One round over `tasks` alone (a queue built for it); `nodes` are updated."""
+        plan = self.place(ReadyQueue(tasks), node_index(nodes), running_by_studio)
+        by_id = {n.node_id: n for n in nodes}
+        for task, node_id in plan:
+            by_id[node_id].slots_used += task.slots
         return plan
 
-    def _place(self, task: TaskView, nodes: list[NodeView]) -> NodeView | None:
-        candidates = [n for n in nodes if fits(task, n) and self.allowed(n.node_id, task.kind)]
-        # Most free slots first: spreads work over the farm instead of filling one node.
-        return max(candidates, key=lambda n: (n.slots_free, n.node_id), default=None)
+    def place(self, queue: ReadyQueue, nodes: NodeIndex, running_by_studio: dict[str, int],
+              limit: int | None = None) -> list[tuple[TaskView, str]]:
+        """Take what fits from `queue` (placed tasks leave it), at most `limit` tasks."""
+        running = defaultdict(int, running_by_studio)
+        plan: list[tuple[TaskView, str]] = []
+        set_aside: list[Lane] = []
+        for priority in queue.priorities():
+            turns = [(running[s], s) for s in queue.studios(priority)]
+            heapq.heapify(turns)
+            while turns and nodes.free_total > 0 and (limit is None or len(plan) < limit):
+                count, studio = heapq.heappop(turns)
+                head = queue.head(priority, studio)
+                if head is None:
+                    continue  # nothing left at this priority
+                lane, task = head
+                node_id = self._node_for(task, nodes)
+                if node_id is None:
+                    queue.set_aside(priority, studio, lane)
+                    set_aside.append(lane)
+                else:
+                    queue.take(lane, task)
+                    nodes.take(node_id, task.slots)
+                    self.placed(node_id, task.kind)
+                    running[studio] = count = count + 1
+                    plan.append((task, node_id))
+                heapq.heappush(turns, (count, studio))
+        queue.restore(set_aside)
+        return plan
+
+    def _node_for(self, task: TaskView, nodes: NodeIndex) -> str | None:
+        shapes = nodes.fitting_shapes(task.gpus, task.memory_bytes, task.tags)
+        return nodes.best(task.slots, shapes, lambda node_id: node_id in task.bad_nodes
+                          or not self.allowed(node_id, task.kind))

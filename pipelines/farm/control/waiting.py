@@ -45,7 +45,7 @@ class Waiting:
                                           {"$set": {"state": TaskState.READY.value}})
                                 for t in ready])
         for task in ready:
-            self.jobs.touch(task["job_id"])
+            self.jobs.made_ready(task["job_id"])
 
     async def _settle_prerequisites(self, jobs: dict[str, dict[str, Any]]) -> set[str]:
         """The jobs still waiting for others (their tasks stay waiting); fails those whose

@@ -1,0 +1,108 @@
+"""The scheduler's ready queue, kept in step with MongoDB by reading only what changed.
+
+The queue lives in the dispatcher between rounds. A job's ready tasks are read when the job
+is new to the dispatcher, when it was steered through the API (`wake(job_id)`), when the
+dispatcher itself made some of its tasks ready again (a retry, a node lost, a dependency
+met: `JobTracker.made_ready`), when a retry's delay runs out, or when a lease it planned did
+not hold. A round that changes nothing reads nothing but the leased tasks. Once a tick the
+list of schedulable jobs is read again (one indexed query): a job paused, cancelled or
+reprioritised elsewhere, or one whose counts say it has ready tasks the queue lacks, is
+read again then.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.farm.control.ready_queue import ReadyQueue
+from pipelines.farm.control.task_view import task_view
+from pipelines.farm.store import FarmStore
+
+SCHEDULABLE = ("waiting", "queued", "running")
+# A round reads jobs for at most this long (a steered one always): a dispatcher that starts
+# on a thousand queued jobs fills the farm from the first ones read, not after reading all.
+READ_BUDGET_S = 0.3
+
+
+def _placement(job: dict[str, Any]) -> tuple:
+    """What of a job decides where and in which order its tasks go."""
+    return (job["status"], job["priority"], job["created_s"], tuple(job.get("bad_nodes", [])))
+
+
+class QueueFeed:
+    def __init__(self, store: FarmStore, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.clock = clock
+        self.queue = ReadyQueue()
+        self.jobs: dict[str, dict[str, Any]] = {}  # the schedulable jobs, by id
+        self.list_stale = True  # read the list of schedulable jobs again next round
+        self.to_read: set[str] = set()  # jobs whose ready tasks are read next round
+        self.unread: dict[str, None] = {}  # jobs never read yet, the most urgent first
+        self.due: list[tuple[float, str]] = []  # (when, job): a retry's delay runs out
+        self.reads = 0  # queries made, for the benchmark's operations per task
+
+    def job_changed(self, job_id: str | None) -> None:
+        """Steered or new (None: some job was submitted or reprioritised)."""
+        if job_id is None:
+            self.list_stale = True
+        else:
+            self.to_read.add(job_id)
+
+    async def refresh(self, recheck: bool = False) -> None:
+        """Bring the queue up to date; `recheck` (once a tick) reads the job list again."""
+        now = self.clock()
+        while self.due and self.due[0][0] <= now:
+            self.to_read.add(heapq.heappop(self.due)[1])
+        if self.list_stale or recheck:
+            self.list_stale = False
+            await self._read_list(recheck)
+        to_read, self.to_read = self.to_read, set()
+        for job_id in to_read:
+            self.unread.pop(job_id, None)
+            await self._read_job(job_id, now)
+        started = time.monotonic()
+        while self.unread and time.monotonic() - started < READ_BUDGET_S:
+            job_id = next(iter(self.unread))
+            del self.unread[job_id]
+            await self._read_job(job_id, now)
+
+    async def _read_list(self, recheck: bool) -> None:
+        docs = await self.store.schedulable_jobs()
+        self.reads += 1
+        for job_id in self.jobs.keys() - docs.keys():
+            self.queue.discard_job(job_id)  # paused, cancelled or over
+        unread = []
+        for job_id, doc in docs.items():
+            known = self.jobs.get(job_id)
+            lacking = recheck and doc.get("counts", {}).get("ready") and \
+                not self.queue.of_job(job_id)
+            if known is None and job_id not in self.unread:
+                unread.append(doc)
+            elif known is not None and _placement(known) != _placement(doc):
+                self.to_read.add(job_id)
+            elif lacking and job_id not in self.unread:  # counts lag: read within budget
+                self.unread[job_id] = None
+        for doc in sorted(unread, key=lambda d: (-d["priority"], d["created_s"], d["_id"])):
+            self.unread[doc["_id"]] = None
+        self.unread = {j: None for j in self.unread if j in docs}
+        self.jobs = {j: d for j, d in docs.items() if j not in self.unread}
+
+    async def _read_job(self, job_id: str, now: float) -> None:
+        job = await self.store.job(job_id)
+        tasks = await self.store.ready_of(job_id) if job and job["status"] in SCHEDULABLE \
+            else []
+        self.reads += 2
+        self.queue.discard_job(job_id)
+        if not job or job["status"] not in SCHEDULABLE:
+            self.jobs.pop(job_id, None)
+            return
+        self.jobs[job_id] = job
+        later = [t["not_before_s"] for t in tasks if t.get("not_before_s", 0.0) > now]
+        for task in tasks:
+            if task.get("not_before_s", 0.0) <= now:
+                self.queue.add(task_view(task, job))
+        if later:
+            heapq.heappush(self.due, (min(later), job_id))
