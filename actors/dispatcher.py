@@ -98,7 +98,7 @@ class DispatcherActor:
         if self.dispatcher is None:
             db = Database(self.settings.mongo_url.get_secret_value(), self.settings.mongo_db)
             events = EventLog(db, publisher=RayEventPublisher())  # live to sockets
-            jobs = JobService(db, events, wake=_no_wake)
+            jobs = JobService(db, events, wake=self._wake_from_within)
             self.dispatcher = Dispatcher(
                 FarmStore(db), RayNodeDirectory(self.settings), events, self.config,
                 hooks=self._hooks(db, events),
@@ -121,6 +121,11 @@ class DispatcherActor:
 
     async def wake(self, job_id: str | None = None) -> None:
         self._ensure_started().wake(job_id)
+
+    async def _wake_from_within(self, job_id: str | None = None) -> None:
+        """A preview job adopted inside the dispatcher: its tasks are read next round."""
+        if self.dispatcher is not None:
+            self.dispatcher.wake(job_id)
 
     async def report_many(self, reports: list[dict[str, Any]]) -> None:
         await self._ensure_started().report_many(read_reports(reports))
@@ -145,8 +150,6 @@ class DispatcherActor:
 
 
 
-async def _no_wake(job_id: str | None = None) -> None:
-    return None  # inside the dispatcher the next round picks new jobs up
 
 
 def ensure_dispatcher(settings: Settings, config: DispatchConfig | None = None):

@@ -382,3 +382,50 @@ async def test_a_job_after_a_failed_one_fails_with_the_reason_and_runs_nothing(f
     task = await farm.task(second)
     assert (task["state"], task["error_class"]) == ("failed", "prerequisite_failed")
     assert [s.job_id for s in node.specs] == [first]
+
+
+async def test_a_job_the_api_wakes_for_is_read_at_once_whatever_waits_to_be_read(
+        farm, monkeypatch):
+    """A dispatcher that starts on a backlog reads it a little each round; a job
+    submitted meanwhile (the API wakes the dispatcher with its id) does not wait behind."""
+    monkeypatch.setattr("pipelines.farm.control.feed.READ_BUDGET_S", 0.0)  # backlog: never
+    node = farm.directory.add("n1")
+    for _ in range(3):
+        await farm.submit()
+    await farm.round()
+    assert node.specs == []  # the backlog is listed, none of it read yet
+    urgent = await farm.submit()
+    farm.dispatcher.wake(urgent)
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [urgent]
+
+
+async def test_a_task_changed_since_the_queue_read_it_is_leased_from_its_new_attempt(farm):
+    """The queue keeps what a lease needs of each task; the lease is fenced on the
+    attempt, so a task changed behind its back is read again, never leased stale."""
+    node = farm.directory.add("n1")
+    first = await farm.submit()
+    await farm.round()
+    second = await farm.submit()
+    farm.dispatcher.wake(second)
+    await farm.round()  # read into the queue; the node is busy with the first job
+    await farm.store.tasks.update_one({"_id": f"{second}-00000"}, {"$set": {"attempt": 4}})
+    farm.end(node.specs[0])
+    await farm.round()
+    await farm.round()
+    assert [(s.job_id, s.attempt) for s in node.specs] == [(first, 1), (second, 5)]
+    assert (await farm.task(second))["attempt"] == 5
+
+
+async def test_a_malformed_job_document_does_not_stop_the_farm(farm):
+    """A job written by hand (no priority, a task without requirements) is skipped with a
+    log line; every other job is scheduled as usual."""
+    node = farm.directory.add("n1", slots=2)
+    await farm.store.jobs.insert_one({"_id": "by-hand", "status": "queued", "studio_id": "s"})
+    await farm.store.tasks.insert_one({"_id": "by-hand-00000", "job_id": "by-hand",
+                                       "state": "ready", "index": 0})
+    job_id = await farm.submit()
+    await farm.round()
+    farm.dispatcher.wake("by-hand")
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [job_id]

@@ -4,7 +4,7 @@ The queue lives in the dispatcher between rounds. A job's ready tasks are read w
 is new to the dispatcher, when it was steered through the API (`wake(job_id)`), when the
 dispatcher itself made some of its tasks ready again (a retry, a node lost, a dependency
 met: `JobTracker.made_ready`), when a retry's delay runs out, or when a lease it planned did
-not hold. A round that changes nothing reads nothing but the leased tasks. Once a tick the
+not hold. A round that changes nothing reads nothing. Once a tick the
 list of schedulable jobs is read again (one indexed query): a job paused, cancelled or
 reprioritised elsewhere, or one whose counts say it has ready tasks the queue lacks, is
 read again then.
@@ -13,6 +13,7 @@ read again then.
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from pipelines.farm.control.ready_queue import ReadyQueue
 from pipelines.farm.control.task_view import task_view
 from pipelines.farm.store import FarmStore
 
+log = logging.getLogger("farm.dispatcher")
 SCHEDULABLE = ("waiting", "queued", "running")
 # A round reads jobs for at most this long (a steered one always): a dispatcher that starts
 # on a thousand queued jobs fills the farm from the first ones read, not after reading all.
@@ -29,7 +31,12 @@ READ_BUDGET_S = 0.3
 
 def _placement(job: dict[str, Any]) -> tuple:
     """What of a job decides where and in which order its tasks go."""
-    return (job["status"], job["priority"], job["created_s"], tuple(job.get("bad_nodes", [])))
+    return (job.get("status"), job.get("priority"), job.get("created_s"),
+            tuple(job.get("bad_nodes", [])))
+
+
+def _urgency(job: dict[str, Any]) -> tuple:
+    return (-job.get("priority", 0), job.get("created_s", 0.0), job["_id"])
 
 
 class QueueFeed:
@@ -41,6 +48,10 @@ class QueueFeed:
         self.list_stale = True  # read the list of schedulable jobs again next round
         self.to_read: set[str] = set()  # jobs whose ready tasks are read next round
         self.unread: dict[str, None] = {}  # jobs never read yet, the most urgent first
+        # Jobs whose counts say they have ready tasks the queue lacks, counted after the
+        # queue last read them: read again after the new ones.
+        self.lacking: dict[str, None] = {}
+        self.read_at: dict[str, float] = {}
         self.due: list[tuple[float, str]] = []  # (when, job): a retry's delay runs out
         self.reads = 0  # queries made, for the benchmark's operations per task
 
@@ -64,30 +75,34 @@ class QueueFeed:
             self.unread.pop(job_id, None)
             await self._read_job(job_id, now)
         started = time.monotonic()
-        while self.unread and time.monotonic() - started < READ_BUDGET_S:
-            job_id = next(iter(self.unread))
-            del self.unread[job_id]
-            await self._read_job(job_id, now)
+        for waiting in (self.unread, self.lacking):
+            while waiting and time.monotonic() - started < READ_BUDGET_S:
+                job_id = next(iter(waiting))
+                del waiting[job_id]
+                await self._read_job(job_id, now)
 
     async def _read_list(self, recheck: bool) -> None:
         docs = await self.store.schedulable_jobs()
         self.reads += 1
         for job_id in self.jobs.keys() - docs.keys():
             self.queue.discard_job(job_id)  # paused, cancelled or over
+            self.read_at.pop(job_id, None)
         unread = []
         for job_id, doc in docs.items():
             known = self.jobs.get(job_id)
-            lacking = recheck and doc.get("counts", {}).get("ready") and \
-                not self.queue.of_job(job_id)
-            if known is None and job_id not in self.unread:
-                unread.append(doc)
-            elif known is not None and _placement(known) != _placement(doc):
+            if known is None:
+                if job_id not in self.unread:
+                    unread.append(doc)
+            elif _placement(known) != _placement(doc):
                 self.to_read.add(job_id)
-            elif lacking and job_id not in self.unread:  # counts lag: read within budget
-                self.unread[job_id] = None
-        for doc in sorted(unread, key=lambda d: (-d["priority"], d["created_s"], d["_id"])):
+            elif recheck and doc.get("counts", {}).get("ready") and \
+                    not self.queue.of_job(job_id) and \
+                    doc.get("updated_s", 0.0) > self.read_at.get(job_id, 0.0):
+                self.lacking[job_id] = None
+        for doc in sorted(unread, key=_urgency):
             self.unread[doc["_id"]] = None
         self.unread = {j: None for j in self.unread if j in docs}
+        self.lacking = {j: None for j in self.lacking if j in docs}
         self.jobs = {j: d for j, d in docs.items() if j not in self.unread}
 
     async def _read_job(self, job_id: str, now: float) -> None:
@@ -95,14 +110,27 @@ class QueueFeed:
         tasks = await self.store.ready_of(job_id) if job and job["status"] in SCHEDULABLE \
             else []
         self.reads += 2
+        self.read_at[job_id] = now
         self.queue.discard_job(job_id)
         if not job or job["status"] not in SCHEDULABLE:
             self.jobs.pop(job_id, None)
+            self.read_at.pop(job_id, None)
             return
         self.jobs[job_id] = job
         later = [t["not_before_s"] for t in tasks if t.get("not_before_s", 0.0) > now]
+        payload: dict[str, Any] | None = None
         for task in tasks:
             if task.get("not_before_s", 0.0) <= now:
-                self.queue.add(task_view(task, job))
+                # A layer's tasks share one payload: kept once, not once a task.
+                if task.get("payload") == payload:
+                    task["payload"] = payload
+                payload = task.get("payload")
+                try:
+                    view = task_view(task, job)
+                except (KeyError, TypeError):  # one malformed document must not stop the farm
+                    log.error("task %s cannot be scheduled: its document or its job's lacks "
+                              "a field", task.get("_id"), extra={"job_id": job_id})
+                    continue
+                self.queue.add(view)
         if later:
             heapq.heappush(self.due, (min(later), job_id))

@@ -160,7 +160,7 @@ class JobService:
         await self.store.insert_job(job, tasks)
         await self.events.append(job["studio_id"], "job.submitted", f"job:{job['_id']}",
                                  {"job": public_job(job)})
-        await self.wake()
+        await self.wake(job["_id"])  # its tasks are read at once
         return public_job(job)
 
     def preview_job_for(self, version: dict, submitted_by: str) -> tuple[dict, list[dict]]:
