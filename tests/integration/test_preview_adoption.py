@@ -5,10 +5,25 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from pipelines.assets.previews import CLAIM_S, PreviewRequests
+from pipelines.db import Database
 from pipelines.events.log import EventLog
 from pipelines.farm.submit.adoption import PreviewAdopter
 from pipelines.farm.submit.jobs import JobService
+
+
+@pytest.fixture
+async def db(settings):
+    """A database of its own: the preview jobs made here must not reach the session's farm
+    nodes (they would fail there, on versions that have no file, and open its circuits)."""
+    name = f"adoption_{uuid.uuid4().hex[:12]}"
+    database = Database(settings.mongo_url.get_secret_value(), name)
+    await database.ensure_indexes()
+    yield database
+    await database.db.client.drop_database(name)
+    await database.close()
 
 
 class Clock:
@@ -33,7 +48,7 @@ async def new_version(db, woken: list[str] | None = None) -> dict:
     return version
 
 
-async def _no_wake() -> None:
+async def _no_wake(job_id: str | None = None) -> None:
     return None
 
 
