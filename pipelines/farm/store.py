@@ -94,6 +94,12 @@ class FarmStore:
         return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value}
                                      ).to_list()
 
+    async def tasks_by_id(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not task_ids:
+            return {}
+        return {d["_id"]: d for d in await self.tasks.find({"_id": {"$in": task_ids}}
+                                                           ).to_list()}
+
     async def active_tasks(self) -> list[dict[str, Any]]:
         return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
 

@@ -401,8 +401,8 @@ async def test_a_job_the_api_wakes_for_is_read_at_once_whatever_waits_to_be_read
 
 
 async def test_a_task_changed_since_the_queue_read_it_is_leased_from_its_new_attempt(farm):
-    """The queue keeps what a lease needs of each task; the lease is fenced on the
-    attempt, so a task changed behind its back is read again, never leased stale."""
+    """The queue read the task before it changed; the lease reads the task and is fenced
+    on its attempt, so the task is leased from its new attempt, never from a stale one."""
     node = farm.directory.add("n1")
     first = await farm.submit()
     await farm.round()

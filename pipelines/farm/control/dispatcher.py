@@ -391,13 +391,21 @@ class Dispatcher:
                                     limit=self.config.leases_per_round)
         await self._lease(plan)
 
-    async def _lease(self, plan: list[tuple[TaskView, str]]) -> None:
+    async def _lease(self, planned: list[tuple[TaskView, str]]) -> None:
         now = self.clock()
+        tasks = await self.store.tasks_by_id([view.task_id for view, _ in planned])
+        plan = []
+        for view, node_id in planned:
+            if tasks.get(view.task_id, {}).get("state") == TaskState.READY.value:
+                plan.append((view, node_id))
+            else:  # changed since the queue read it (paused, cancelled): read the job again
+                self.circuits.trial_over(node_id, view.kind)
+                self.feed.job_changed(view.job_id)
         updates = [UpdateOne(
             {"_id": view.task_id, "state": TaskState.READY.value,
-             "attempt": view.ticket.attempt},
+             "attempt": tasks[view.task_id]["attempt"]},
             {"$set": {"state": TaskState.LEASED.value, "node_id": node_id,
-                      "attempt": view.ticket.attempt + 1,
+                      "attempt": tasks[view.task_id]["attempt"] + 1,
                       "lease_expires_s": now + self.config.lease_s, "progress": 0.0}})
             for view, node_id in plan]
         held = await self.store.apply(updates)
@@ -412,14 +420,15 @@ class Dispatcher:
                 self.circuits.trial_over(node_id, view.kind)
                 self.feed.job_changed(view.job_id)
                 continue  # changed meanwhile (cancelled, paused): not ours to run
-            attempt = view.ticket.attempt + 1
+            task = tasks[view.task_id]
+            attempt = task["attempt"] + 1
             if node_id not in self.nodes:  # lost earlier in this round
                 await self.outcomes.requeue_lost(view.task_id, attempt, node_id, view.job_id)
                 continue
             self.nodes[node_id].running[view.task_id] = Lease(
                 attempt, view.slots, view.studio_id, view.job_id, now + self.config.lease_s)
             self.jobs.touch(view.job_id)
-            handed.setdefault(node_id, []).append(self._spec(view, attempt, node_id))
+            handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
         # One call per node and round, to all nodes at once.
         async def hand(node_id: str, specs: list[TaskSpec]) -> None:
             await self.directory.agent(node_id).run_many(specs)
@@ -436,11 +445,10 @@ class Dispatcher:
             if isinstance(result, BaseException) and node_id in self.nodes:
                 await self._lose_node(node_id, f"its agent did not take the tasks: {result}")
 
-    def _spec(self, view: TaskView, attempt: int, node_id: str) -> TaskSpec:
-        ticket = view.ticket
-        return TaskSpec(task_id=view.task_id, job_id=view.job_id, studio_id=view.studio_id,
-                        kind=view.kind, attempt=attempt, frames=ticket.frames,
-                        payload=ticket.payload, timeout_s=ticket.timeout_s, node_id=node_id,
-                        slots=view.slots, node_slots=self.nodes[node_id].info.slots)
-
-
+    def _spec(self, task: dict, attempt: int, node_id: str) -> TaskSpec:
+        return TaskSpec(task_id=task["_id"], job_id=task["job_id"],
+                        studio_id=task["studio_id"], kind=task["kind"], attempt=attempt,
+                        frames=task["frames"], payload=task["payload"],
+                        timeout_s=task["timeout_s"], node_id=node_id,
+                        slots=task["requirements"]["slots"],
+                        node_slots=self.nodes[node_id].info.slots)

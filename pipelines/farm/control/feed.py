@@ -4,7 +4,8 @@ The queue lives in the dispatcher between rounds. A job's ready tasks are read w
 is new to the dispatcher, when it was steered through the API (`wake(job_id)`), when the
 dispatcher itself made some of its tasks ready again (a retry, a node lost, a dependency
 met: `JobTracker.made_ready`), when a retry's delay runs out, or when a lease it planned did
-not hold. A round that changes nothing reads nothing. Once a tick the
+not hold. A round that changes nothing reads nothing but the tasks it leases. Once a
+tick the
 list of schedulable jobs is read again (one indexed query): a job paused, cancelled or
 reprioritised elsewhere, or one whose counts say it has ready tasks the queue lacks, is
 read again then.
@@ -118,13 +119,8 @@ class QueueFeed:
             return
         self.jobs[job_id] = job
         later = [t["not_before_s"] for t in tasks if t.get("not_before_s", 0.0) > now]
-        payload: dict[str, Any] | None = None
         for task in tasks:
             if task.get("not_before_s", 0.0) <= now:
-                # A layer's tasks share one payload: kept once, not once a task.
-                if task.get("payload") == payload:
-                    task["payload"] = payload
-                payload = task.get("payload")
                 try:
                     view = task_view(task, job)
                 except (KeyError, TypeError):  # one malformed document must not stop the farm

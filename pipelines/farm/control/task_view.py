@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass
@@ -34,21 +33,6 @@ class TaskView:
     memory_bytes: int = 0
     tags: frozenset[str] = frozenset()
     bad_nodes: frozenset[str] = field(default_factory=frozenset)
-    # What the dispatcher hands the node once the task is leased (its `Ticket`); the
-    # policy never reads it.
-    ticket: Any = field(default=None, compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """What a lease needs of the task document, kept from when the queue read it: no read
-    per leased task. The lease is fenced on `attempt`, so a task changed since (retried,
-    paused) is not leased from a stale ticket; its job is read again instead."""
-
-    attempt: int
-    frames: list[int]
-    payload: dict[str, Any]
-    timeout_s: float
 
 
 def task_view(task: dict, job: dict) -> TaskView:
@@ -57,8 +41,7 @@ def task_view(task: dict, job: dict) -> TaskView:
     return TaskView(task["_id"], task["job_id"], task["studio_id"], task["kind"],
                     job["priority"], job["created_s"], task["index"], req["slots"],
                     req["gpus"], req["memory_bytes"], frozenset(req["tags"]),
-                    frozenset(job.get("bad_nodes", [])),
-                    Ticket(task["attempt"], task["frames"], task["payload"], task["timeout_s"]))
+                    frozenset(job.get("bad_nodes", [])))
 
 
 def fits(task: TaskView, node: NodeView) -> bool:
