@@ -1,0 +1,79 @@
+"""The dispatcher's ready queue against the database in-process: what it reads when, and
+what it does with a task or a job that changed behind its back."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.dispatch_farm import FakeAgent, dispatch_farm
+
+
+@pytest.fixture
+async def farm(settings):
+    async with dispatch_farm(settings) as farm:
+        yield farm
+
+
+async def test_a_job_the_api_wakes_for_is_read_at_once_whatever_waits_to_be_read(
+        farm, monkeypatch):
+    """A dispatcher that starts on a backlog reads it a little each round; a job
+    submitted meanwhile (the API wakes the dispatcher with its id) does not wait behind."""
+    monkeypatch.setattr("pipelines.farm.control.feed.READ_BUDGET_S", 0.0)  # backlog: never
+    node = farm.directory.add("n1")
+    for _ in range(3):
+        await farm.submit()
+    await farm.round()
+    assert node.specs == []  # the backlog is listed, none of it read yet
+    urgent = await farm.submit()
+    farm.dispatcher.wake(urgent)
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [urgent]
+
+
+async def queued_behind_a_busy_node(farm) -> tuple[FakeAgent, str, str]:
+    """A node busy with a first job, and a second job read into the queue meanwhile."""
+    node = farm.directory.add("n1")
+    first = await farm.submit()
+    await farm.round()
+    second = await farm.submit()
+    farm.dispatcher.wake(second)
+    await farm.round()
+    return node, first, second
+
+
+async def test_a_task_changed_since_the_queue_read_it_is_leased_from_its_new_attempt(farm):
+    """The queue read the task before it changed; the lease reads the task and is fenced
+    on its attempt, so the task is leased from its new attempt, never from a stale one."""
+    node, first, second = await queued_behind_a_busy_node(farm)
+    await farm.store.tasks.update_one({"_id": f"{second}-00000"}, {"$set": {"attempt": 4}})
+    farm.end(node.specs[0])
+    await farm.round()
+    await farm.round()
+    assert [(s.job_id, s.attempt) for s in node.specs] == [(first, 1), (second, 5)]
+    assert (await farm.task(second))["attempt"] == 5
+
+
+async def test_a_malformed_job_document_does_not_stop_the_farm(farm):
+    """A job written by hand (no priority, a task without requirements) is skipped with a
+    log line; every other job is scheduled as usual."""
+    node = farm.directory.add("n1", slots=2)
+    await farm.store.jobs.insert_one({"_id": "by-hand", "status": "queued", "studio_id": "s"})
+    await farm.store.tasks.insert_one({"_id": "by-hand-00000", "job_id": "by-hand",
+                                       "state": "ready", "index": 0})
+    job_id = await farm.submit()
+    await farm.round()
+    farm.dispatcher.wake("by-hand")
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [job_id]
+
+
+async def test_a_task_is_handed_with_its_payload_as_it_is_when_leased(farm):
+    """A ready task's payload may change after the queue read it (an assembly's inputs are
+    filled in as frames finish): the node gets the payload as it is at the lease."""
+    node, first, second = await queued_behind_a_busy_node(farm)
+    await farm.store.tasks.update_one({"_id": f"{second}-00000"},
+                                      {"$set": {"payload": {"argv": ["true", "now"]}}})
+    farm.end(node.specs[0])
+    await farm.round()
+    assert [(s.job_id, s.payload) for s in node.specs] == [
+        (first, {"argv": ["true"]}), (second, {"argv": ["true", "now"]})]
