@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from pymongo import UpdateOne
 
@@ -22,6 +21,8 @@ from pipelines.db import database_away
 from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.feed import QueueFeed
+from pipelines.farm.control.held import HeldLeases
+from pipelines.farm.control.messages import Leaving, Message, Written
 from pipelines.farm.control.node_state import Lease, NodeDocs, NodeState, NodeTable
 from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
@@ -29,7 +30,7 @@ from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
 from pipelines.farm.control.scheduler import Scheduler, TaskView, node_index
 from pipelines.farm.control.waiting import Waiting
-from pipelines.farm.models import ACTIVE, TaskState
+from pipelines.farm.models import TaskState
 from pipelines.farm.protocol import (
     Attempt,
     Finished,
@@ -44,25 +45,9 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 
 LEFT_NODE_QUARANTINE_S = 300.0
-LEASES_CHECKED_PER_TICK = 2000  # leases compared with MongoDB once a tick, in turn
 Adopter = Callable[[], Awaitable[int]]
 
 
-@dataclass(frozen=True)
-class Leaving:
-    """A node leaves on purpose (`farm join` stopping)."""
-
-    node_id: str
-
-
-@dataclass(frozen=True)
-class Written:
-    """Set once the reports queued before it are written (see `report_many`)."""
-
-    future: asyncio.Future
-
-
-Message = Started | Progressed | Finished | Heartbeat | Leaving | Written
 
 
 class Dispatcher:
@@ -89,8 +74,7 @@ class Dispatcher:
         self.adopt = adopt
         self.scheduler = Scheduler(self._allowed, self._placed)
         self.feed = QueueFeed(store, clock)
-        self._steered: set[str] = set()  # jobs steered through the API since last round
-        self._checked_from = 0  # where the next tick's slice of leases starts
+        self.held = HeldLeases(self.nodes, directory, store, self.jobs, self.config, clock)
         self._node_docs = NodeDocs()
         self._housekeeping = True
         self._leases_checked_at = 0.0
@@ -136,7 +120,7 @@ class Dispatcher:
         self.jobs.touch(job_id)
         self.feed.job_changed(job_id)
         if job_id:
-            self._steered.add(job_id)
+            self.held.steered.add(job_id)
         self.jobs.dependencies_may_have_changed = True  # a retry makes tasks wait again
         self._adopt_due = True
         self.wakeup.set()
@@ -300,7 +284,7 @@ class Dispatcher:
                 await self._node_left(report.node_id)
             elif isinstance(report, Heartbeat):
                 if node is not None:
-                    renewals += await self._on_heartbeat(node, report.running)
+                    renewals += await self.held.heartbeat(node, report.running)
             elif isinstance(report, Started):
                 started.append(report)
             elif isinstance(report, Progressed):
@@ -322,54 +306,8 @@ class Dispatcher:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)
 
-    async def _on_heartbeat(self, node: NodeState, running: list[Attempt]) -> list[UpdateOne]:
-        reported = {(a.task_id, a.attempt) for a in running}
-        now = self.clock()
-        expires = now + self.config.lease_s
-        ours = {(t, lease.attempt) for t, lease in node.running.items()}
-        for task_id, attempt in reported - ours:
-            # Running there, but not ours (killed, requeued, older attempt): stop it.
-            await self.directory.agent(node.info.node_id).cancel(task_id, attempt)
-        renew = []
-        for task_id, attempt in reported & ours:
-            lease = node.running[task_id]
-            # Written when half the lease is left, not at every heartbeat: a lease this
-            # dispatcher holds never expires under it (see _expire_silent_nodes); the
-            # written expiry is for a dispatcher that starts after this one.
-            if lease.expires_s - now < self.config.lease_s / 2:
-                lease.expires_s = expires
-                renew.append(UpdateOne(
-                    {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
-                    {"$set": {"lease_expires_s": expires}}))
-        return renew
-
     async def _enforce_cancellations(self) -> None:
-        """Tasks of cancelled jobs, or killed through the API, are stopped on their node.
-
-        The API wakes the dispatcher with the job it steered: those jobs' leases are checked
-        that round. Once a tick a slice of the others is checked too, in turn, for a steer
-        whose wake-up was lost."""
-        steered, self._steered = self._steered, set()
-        if not steered and not self._housekeeping:
-            return
-        leases = self.nodes.leases()
-        if not leases:
-            return
-        check = [t for t, (_, _, job_id) in leases.items() if job_id in steered]
-        if self._housekeeping:
-            ids = list(leases)
-            start = self._checked_from % len(ids)
-            check += ids[start:start + LEASES_CHECKED_PER_TICK]
-            self._checked_from = start + LEASES_CHECKED_PER_TICK
-        running = {t: leases[t][:2] for t in check}
-        states = await self.store.states_of(list(running))
-        for task_id, state in states.items():
-            if state not in ACTIVE:
-                node_id, attempt = running[task_id]
-                lease = self.nodes[node_id].running.pop(task_id, None)
-                # The stopped attempt's own report is stale: recount the job now.
-                self.jobs.touch(lease.job_id if lease else None)
-                await self.directory.agent(node_id).cancel(task_id, attempt)
+        await self.held.stop_steered(self._housekeeping)
 
     def _allowed(self, node_id: str, kind: str) -> bool:
         return self.circuits.allows(node_id) and self.circuits.allows((node_id, kind))
