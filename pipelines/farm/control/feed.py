@@ -54,7 +54,6 @@ class QueueFeed:
         self.lacking: dict[str, None] = {}
         self.read_at: dict[str, float] = {}
         self.due: list[tuple[float, str]] = []  # (when, job): a retry's delay runs out
-        self.reads = 0  # queries made, for the benchmark's operations per task
 
     def job_changed(self, job_id: str | None) -> None:
         """Steered or new (None: some job was submitted or reprioritised)."""
@@ -84,7 +83,6 @@ class QueueFeed:
 
     async def _read_list(self, recheck: bool) -> None:
         docs = await self.store.schedulable_jobs()
-        self.reads += 1
         for job_id in self.jobs.keys() - docs.keys():
             self.queue.discard_job(job_id)  # paused, cancelled or over
             self.read_at.pop(job_id, None)
@@ -110,7 +108,6 @@ class QueueFeed:
         job = await self.store.job(job_id)
         tasks = await self.store.ready_of(job_id) if job and job["status"] in SCHEDULABLE \
             else []
-        self.reads += 2
         self.read_at[job_id] = now
         self.queue.discard_job(job_id)
         if not job or job["status"] not in SCHEDULABLE:
