@@ -23,9 +23,11 @@ declare_indexes(JOBS, [
                name="studio_status"),
     IndexModel([("status", ASCENDING)], name="status"),
 ])
+# A job's ready tasks in index order (hinted by its keys: the embedded server names
+# indexes its own way).
+READY_BY_INDEX = [("job_id", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)]
 declare_indexes(TASKS, [
-    IndexModel([("job_id", ASCENDING), ("state", ASCENDING), ("index", ASCENDING)],
-               name="job_queue"),
+    IndexModel(READY_BY_INDEX, name="job_queue"),
     IndexModel([("state", ASCENDING), ("lease_expires_s", ASCENDING)], name="leases"),
     IndexModel([("job_id", ASCENDING), ("index", ASCENDING)], unique=True, name="job_index"),
     IndexModel([("node_id", ASCENDING), ("state", ASCENDING)], name="node_state"),
@@ -88,11 +90,12 @@ class FarmStore:
             {"job_id": job_id, "layer": layer, "state": {"$ne": TaskState.SUCCEEDED.value}},
             limit=1) == 0
 
-    async def ready_of(self, job_id: str) -> list[dict[str, Any]]:
-        """Every ready task of a job (the scheduler orders them; the embedded server sorts
-        in Python, so asking it to costs more than sorting here)."""
+    async def ready_of(self, job_id: str, limit: int = 0) -> list[dict[str, Any]]:
+        """A job's first `limit` ready tasks by index (0: all). The (job, state, index)
+        index yields them in index order, so no sort is asked for: the embedded server
+        would sort every ready task of the job in Python to return the first few."""
         return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value}
-                                     ).to_list()
+                                     ).hint(READY_BY_INDEX).limit(limit).to_list()
 
     async def tasks_by_id(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not task_ids:

@@ -77,3 +77,22 @@ async def test_a_task_is_handed_with_its_payload_as_it_is_when_leased(farm):
     await farm.round()
     assert [(s.job_id, s.payload) for s in node.specs] == [
         (first, {"argv": ["true"]}), (second, {"argv": ["true", "now"]})]
+
+
+async def test_a_job_larger_than_its_window_is_read_in_growing_windows_in_index_order(
+        farm, monkeypatch):
+    """A job is read a window at a time; a window that drains is read again, twice as
+    large, so every task runs, first index first, and a large job needs few reads."""
+    monkeypatch.setattr("pipelines.farm.control.feed.WINDOW", 2)
+    node = farm.directory.add("n1", slots=16)
+    job_id = await farm.submit(tasks=20)
+    placed: list[list[int]] = []
+    for _ in range(6):
+        before = len(node.specs)
+        await farm.round()
+        placed.append([int(s.task_id.rsplit("-", 1)[1]) for s in node.specs[before:]])
+        for spec in node.specs[before:]:
+            farm.end(spec)
+    assert [i for chunk in placed for i in chunk] == list(range(20))
+    assert [len(chunk) for chunk in placed[:4]] == [2, 4, 8, 6]  # windows of 2, 4, 8, 16
+    assert (await farm.job(job_id))["status"] == "completed"

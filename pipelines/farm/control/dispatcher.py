@@ -48,8 +48,6 @@ LEFT_NODE_QUARANTINE_S = 300.0
 Adopter = Callable[[], Awaitable[int]]
 
 
-
-
 class Dispatcher:
     def __init__(self, store: FarmStore, directory: NodeDirectory, events: EventLog,
                  config: DispatchConfig | None = None,
@@ -327,6 +325,7 @@ class Dispatcher:
             return
         plan = self.scheduler.place(self.feed.queue, nodes, self.nodes.running_by_studio(),
                                     limit=self.config.leases_per_round)
+        self.feed.placed({view.job_id for view, _ in plan})
         await self._lease(plan)
 
     async def _lease(self, planned: list[tuple[TaskView, str]]) -> None:

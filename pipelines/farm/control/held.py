@@ -20,7 +20,7 @@ from pipelines.farm.models import ACTIVE
 from pipelines.farm.protocol import Attempt
 from pipelines.farm.store import FarmStore
 
-LEASES_CHECKED_PER_TICK = 2000  # leases compared with MongoDB once a tick, in turn
+LEASES_CHECKED_PER_TICK = 500  # leases compared with MongoDB once a tick, in turn
 
 
 class HeldLeases:
