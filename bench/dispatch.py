@@ -75,9 +75,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--slots", type=int, default=4, help="farm slots per node")
+    parser.add_argument("--ahead", type=float, default=None,
+                        help="FARM_DISPATCH_AHEAD (default: the product's default)")
     add_json_option(parser)
     args = parser.parse_args()
-    stack = start_stack(farm_nodes=2, farm_slots=args.slots)
+    stack = start_stack(farm_nodes=2, farm_slots=args.slots,
+                        **({} if args.ahead is None else {"dispatch_ahead": args.ahead}))
     try:
         headers = td_headers(stack.base_url)
         raw_ray(50)  # warm the workers on both sides
