@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated browser origins allowed by CORS and WebSocket checks.",
     )
+    farm_node_managers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated studio slugs whose TDs, supervisors and admins may lock, "
+        "drain and label farm nodes; empty: every studio's (a farm of one studio).",
+    )
     json_body_limit_bytes: int = Field(
         1_048_576, ge=1024, description="Largest JSON request body accepted (413 above)."
     )
@@ -230,6 +235,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("farm_node_managers", mode="before")
+    @classmethod
+    def _split_slugs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
         return value
 
     @property

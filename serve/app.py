@@ -26,6 +26,7 @@ from serve.routes import (
     health,
     job_types,
     jobs,
+    nodes,
     review,
     upload_bytes,
     uploads,
@@ -46,7 +47,7 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
     )
     app.include_router(health.router)
     for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs,
-                   job_types):
+                   job_types, nodes):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)

@@ -19,6 +19,7 @@ from pipelines.db import Database
 from pipelines.errors import FarmError
 from pipelines.events.feed import Feed
 from pipelines.events.log import EventLog
+from pipelines.farm.node_admin import NodeAdmin
 from pipelines.farm.submit.jobs import JobService
 from pipelines.health import ExecutableCheck, Readiness
 from pipelines.identity.service import Identity
@@ -87,6 +88,10 @@ class Platform:
     @functools.cached_property
     def jobs(self) -> JobService:
         return JobService(self.db, self.events, wake=self.link.wake_dispatcher)
+
+    @functools.cached_property
+    def nodes(self) -> NodeAdmin:
+        return NodeAdmin(self.db, self.events, self.settings.farm_node_managers)
 
     @property
     def readiness(self) -> Readiness:

@@ -109,7 +109,22 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
                      parents=[common]).add_argument("task_id")
     tasks.add_parser("log", help="a task's latest log",
                      parents=[common]).add_argument("task_id")
-    add("nodes", "the farm's nodes: slots, circuit, heartbeat")
+    nodes = add("nodes", "the farm's nodes: list them (the default), take one out of "
+                "service and back, label it").add_subparsers(dest="action", metavar="ACTION")
+    nodes.add_parser("ls", help="every node: state, slots, circuit, recent failures",
+                     parents=[common])
+    nodes.add_parser("show", help="one node", parents=[common]).add_argument("node_id")
+    for action, text in (("lock", "nothing new is leased to it; running tasks finish"),
+                         ("drain", "lock, then tell the studio once it runs nothing"),
+                         ("unlock", "back in service")):
+        mode = nodes.add_parser(action, help=text, parents=[common])
+        mode.add_argument("node_id")
+        if action != "unlock":
+            mode.add_argument("--reason", help="shown in the node list")
+    label = nodes.add_parser("label", help="set its labels (tags jobs may require); none "
+                             "clears them", parents=[common])
+    label.add_argument("node_id")
+    label.add_argument("labels", nargs="*")
     add("job-types", "the job types you may submit, with their settings")
     return top, commands
 
@@ -366,7 +381,14 @@ async def _tasks(farm: AsyncFarm, args: argparse.Namespace) -> Any:
 
 
 async def _nodes(farm: AsyncFarm, args: argparse.Namespace) -> Any:
-    return await farm.nodes()
+    action = args.action or "ls"
+    if action == "ls":
+        return await farm.nodes()
+    if action == "show":
+        return await farm.node(args.node_id)
+    if action == "label":
+        return await farm.label_node(args.node_id, args.labels)
+    return await farm.set_node(args.node_id, action, reason=getattr(args, "reason", None))
 
 
 async def _job_types(farm: AsyncFarm, args: argparse.Namespace) -> Any:

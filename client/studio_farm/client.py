@@ -161,6 +161,19 @@ class AsyncFarm:
         answer = await self.session.call("GET", "/farm/nodes")
         return [Node.model_validate(n) for n in answer["items"]]
 
+    async def node(self, node_id: str) -> Node:
+        return Node.model_validate(await self.session.call("GET", f"/farm/nodes/{node_id}"))
+
+    async def set_node(self, node_id: str, mode: str, *, reason: str | None = None) -> Node:
+        """`lock`, `drain` or `unlock` a node (docs/farm.md, "Nodes")."""
+        body = {"reason": reason} if reason else None
+        return Node.model_validate(await self.session.call(
+            "POST", f"/farm/nodes/{node_id}/{mode}", json=body))
+
+    async def label_node(self, node_id: str, labels: list[str]) -> Node:
+        return Node.model_validate(await self.session.call(
+            "PATCH", f"/farm/nodes/{node_id}", json={"labels": labels}))
+
     async def _pages(self, path: str, params: dict[str, Any]) -> AsyncIterator[dict]:
         cursor = None
         while True:

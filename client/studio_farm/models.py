@@ -131,9 +131,13 @@ class Node(_Out):
     slots_used: float
     gpus: int
     tags: list[str]
+    labels: list[str] = []
+    state: str = "open"
+    reason: str | None = None
     circuit: str
     running_tasks: int
     my_tasks: list[str]
+    recent_failures: dict[str, int] = {}
     last_heartbeat_at: str | None
     refused: str | None = None
 

@@ -16,6 +16,7 @@ JOBS = "jobs"
 TASKS = "tasks"
 NODES = "farm_nodes"
 ATTEMPTS = "task_attempts"
+NODE_CONTROLS = "node_controls"  # written by pipelines/farm/node_admin.py
 
 declare_indexes(JOBS, [
     IndexModel([("studio_id", ASCENDING), ("created_s", DESCENDING)], name="studio_recent"),
@@ -35,7 +36,8 @@ declare_indexes(TASKS, [
                name="job_layer"),
 ])
 declare_indexes(ATTEMPTS, [IndexModel([("job_id", ASCENDING), ("task_id", ASCENDING)],
-                                      name="job_task")])
+                                      name="job_task"),
+                           IndexModel([("finished_s", ASCENDING)], name="finished")])
 
 
 class FarmStore:
@@ -46,6 +48,7 @@ class FarmStore:
         # One document per attempt (not an array pushed onto the task): the embedded
         # server stores a pushed sub-document as a JSON string.
         self.attempts = db[ATTEMPTS]
+        self.controls = db[NODE_CONTROLS]  # read here; written by NodeAdmin
 
     async def record_attempt(self, entry: dict[str, Any]) -> None:
         entry = entry | {"_id": f"{entry['task_id']}:{entry['attempt']}"}
@@ -96,6 +99,32 @@ class FarmStore:
         would sort every ready task of the job in Python to return the first few."""
         return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value}
                                      ).hint(READY_BY_INDEX).limit(limit).to_list()
+
+    async def active_task_ids(self, studio_id: str) -> set[str]:
+        return {t["_id"] for t in await self.tasks.find(
+            {"studio_id": studio_id, "state": {"$in": list(ACTIVE)}}, {"_id": 1}).to_list()}
+
+    async def recent_failures(self, since_s: float, node_id: str | None = None
+                              ) -> dict[str, dict[str, int]]:
+        """Failed attempts since `since_s`, by node and failure class (counts only: the
+        nodes are shared, the tasks are not)."""
+        match: dict[str, Any] = {"finished_s": {"$gte": since_s}, "ok": False}
+        if node_id is not None:
+            match["node_id"] = node_id
+        cursor = await self.attempts.aggregate([
+            {"$match": match},
+            {"$group": {"_id": {"node": "$node_id", "class": "$failure_class"},
+                        "n": {"$sum": 1}}}])
+        found: dict[str, dict[str, int]] = {}
+        for row in await cursor.to_list():
+            found.setdefault(row["_id"]["node"], {})[row["_id"]["class"] or "crash"] = \
+                int(row["n"])
+        return found
+
+    async def node_controls(self, since_s: float) -> list[dict[str, Any]]:
+        """Lock, drain and labels of nodes, changed since `since_s` (the last one read again:
+        another may share its time)."""
+        return await self.controls.find({"updated_s": {"$gte": since_s}}).to_list()
 
     async def tasks_by_id(self, task_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not task_ids:

@@ -6,7 +6,7 @@ Times are ISO 8601 strings in UTC.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -166,13 +166,32 @@ class NodeOut(BaseModel):
     slots: float
     slots_used: float
     gpus: int
-    tags: list[str]
+    tags: list[str] = Field(description="What the node advertises (`farm join --tags`).")
+    labels: list[str] = Field([], description="Tags people gave it (PATCH); jobs may "
+                                             "require them like its own.")
+    state: Literal["open", "locked", "draining", "drained", "refused"] = Field(
+        "open", description="open: gets work; locked: gets nothing new, running tasks "
+        "finish; draining: locked until idle, then drained; refused: see `refused`.")
+    reason: str | None = Field(None, description="Why it was locked or drained.")
     circuit: str = Field(description="closed (gets work), open or half_open.")
     running_tasks: int
     my_tasks: list[str] = Field(description="Running tasks of the caller's studio.")
+    recent_failures: dict[str, int] = Field(
+        {}, description="Failed attempts on it in the last hour, by failure class.")
     last_heartbeat_at: Timestamp | None
     refused: str | None = Field(None, description="Why this node gets no work: it speaks "
                                                   "another farm protocol version.")
+
+
+class NodeMode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=200, description="Shown in the node list.")
+
+
+class NodeLabels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labels: list[str] = Field(max_length=32, description="The node's labels, replacing "
+                              "those it had; written as job tags are.")
 
 
 class NodeList(BaseModel):

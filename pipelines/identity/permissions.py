@@ -52,6 +52,7 @@ class Action(StrEnum):
     JOB_SUBMIT_COMMAND = "job.submit_command"
     JOB_MANAGE_ANY = "job.manage_any"
     FARM_READ = "farm.read"
+    FARM_NODE_MANAGE = "farm.node_manage"
 
 
 _EVERYONE = frozenset(Role)
@@ -91,6 +92,8 @@ TABLE: dict[Action, frozenset[Role]] = {
     # Everyone steers their own jobs; these roles steer anyone's in their studio.
     Action.JOB_MANAGE_ANY: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR}),
     Action.FARM_READ: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR, Role.TD}),
+    # Locking, draining and labelling nodes: the people who look after the farm.
+    Action.FARM_NODE_MANAGE: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.TD}),
 }
 
 # Actions an API key may never perform, whatever its role: a leaked key must not be able

@@ -13,7 +13,6 @@ from pipelines.farm.views import (
     JobOut,
     JobPage,
     JobPreviewOut,
-    NodeList,
     OutputList,
     TaskLogOut,
     TaskOut,
@@ -27,7 +26,6 @@ from serve.deps import Cursor, require
 router = APIRouter(tags=["farm"])
 Reader = Annotated[Principal, require(Action.JOB_READ)]
 Submitter = Annotated[Principal, require(Action.JOB_SUBMIT)]
-FarmReader = Annotated[Principal, require(Action.FARM_READ)]
 
 
 def get_jobs(request: Request) -> JobService:
@@ -174,9 +172,3 @@ async def task_log(task_id: str, request: Request, jobs: JobsDep, who: Reader) -
     url = await platform.store.presigned_get(task["log_key"],
                                              platform.settings.download_url_ttl_s)
     return {"task_id": task_id, "attempt": task["attempt"], "url": url}
-
-
-@router.get("/farm/nodes", response_model=NodeList,
-            summary="Farm nodes: slots, running tasks, circuit, heartbeat")
-async def farm_nodes(jobs: JobsDep, who: FarmReader) -> dict:
-    return {"items": await jobs.nodes(who), "next_cursor": None}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from pymongo import MongoClient
 
 from tests.support import contract
 from tests.support.assets import create_asset, upload_simple
@@ -39,6 +40,7 @@ class World:
     a: StudioCtx
     b: StudioCtx
     created_keys: list[str] = field(default_factory=list)
+    node_id: str = field(default_factory=lambda: f"matrix-{uuid.uuid4().hex[:8]}")
 
     @property
     def secrets(self) -> set[str]:
@@ -159,15 +161,31 @@ MATRIX: list[Case] = [
     Case("POST", "/api/v1/tasks/{task_id}/kill", (409, 403, 403, 404, 401)),
     Case("GET", "/api/v1/tasks/{task_id}/log", (404, 404, 404, 404, 401)),
     Case("GET", "/api/v1/farm/nodes", (200, 403, 403, 200, 401)),
+    # Nodes are the farm's, shared by its studios: any studio's TDs, supervisors and admins
+    # look after them (FARM_NODE_MANAGERS narrows that to some studios).
+    Case("GET", "/api/v1/farm/nodes/{node_id}", (200, 403, 403, 200, 401)),
+    Case("POST", "/api/v1/farm/nodes/{node_id}/lock", (200, 403, 403, 200, 401)),
+    Case("POST", "/api/v1/farm/nodes/{node_id}/drain", (200, 403, 403, 200, 401),
+         lambda w: {"reason": "matrix"}),
+    Case("POST", "/api/v1/farm/nodes/{node_id}/unlock", (200, 403, 403, 200, 401)),
+    Case("PATCH", "/api/v1/farm/nodes/{node_id}", (200, 403, 403, 200, 401),
+         lambda w: {"labels": ["matrix"]}),
 ]
 
 
 @pytest.fixture(scope="module")
-async def world(api) -> World:
+async def world(api, settings) -> World:
     async with contract.client(base_url=api, timeout=30) as http:
         a = await register_studio(http, roles=("artist", "director", "td"))
         b = await register_studio(http, roles=())
-    return World(a, b)
+    world = World(a, b)
+    # A node as the dispatcher lists it (this session's cluster may have none joined).
+    with MongoClient(settings.mongo_url.get_secret_value()) as client:
+        client[settings.mongo_db]["farm_nodes"].replace_one({"_id": world.node_id}, {
+            "_id": world.node_id, "name": "matrix", "slots": 2.0, "slots_used": 0.0,
+            "running_tasks": [], "gpus": 0, "tags": [], "circuit": "closed",
+            "last_heartbeat_s": None, "refused": None}, upsert=True)
+    return world
 
 
 async def fresh_headers(http: httpx.AsyncClient, world: World, caller: str) -> dict[str, str]:
@@ -266,7 +284,11 @@ async def a_queued_task(http: httpx.AsyncClient, world: World) -> str:
     return f"{await a_queued_job(http, world)}-00000"
 
 
-FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task})
+async def the_node(http: httpx.AsyncClient, world: World) -> str:
+    return world.node_id
+
+
+FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task, "node_id": the_node})
 
 
 async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:

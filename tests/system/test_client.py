@@ -230,7 +230,18 @@ async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_p
     for action, status in (("pause", "paused"), ("resume", "queued"), ("cancel", "cancelled")):
         steered = cli("jobs", action, queued["id"], "--json")
         assert json.loads(steered.stdout)["status"] == status, steered.stderr
-    assert json.loads(cli("nodes", "--json").stdout)[0]["slots"] >= 1
+    node = json.loads(cli("nodes", "--json").stdout)[0]
+    assert node["slots"] >= 1 and node["state"] == "open"
+    labelled = json.loads(cli("nodes", "label", node["node_id"], "fast-disk", "--json").stdout)
+    assert labelled["labels"] == ["fast-disk"]
+    locked = json.loads(cli("nodes", "lock", node["node_id"], "--reason", "new disk",
+                            "--json").stdout)
+    assert (locked["state"], locked["reason"]) == ("locked", "new disk")
+    unlocked = json.loads(cli("nodes", "unlock", node["node_id"], "--json").stdout)
+    assert unlocked["state"] == "open"
+    refused = cli("nodes", "label", node["node_id"], "Not A Tag")
+    assert refused.returncode == 1 and "invalid_label" in refused.stderr
+    assert json.loads(cli("nodes", "label", node["node_id"], "--json").stdout)["labels"] == []
     assert "encode" in [t["name"] for t in json.loads(cli("job-types", "--json").stdout)]
 
     bad = cli("submit", "render", "--scene", "x:1", "--target", "y", "--frames", "10-1")

@@ -19,10 +19,11 @@ from pymongo import UpdateOne
 
 from pipelines.db import database_away
 from pipelines.events.log import EventLog
+from pipelines.events.rooms import studio_room
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.feed import QueueFeed
 from pipelines.farm.control.held import HeldLeases
-from pipelines.farm.control.messages import Leaving, Message, Written
+from pipelines.farm.control.messages import Leaving, Message, Written, task_spec
 from pipelines.farm.control.node_state import Lease, NodeDocs, NodeState, NodeTable
 from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
@@ -54,6 +55,7 @@ class Dispatcher:
                  hooks: dict[str, SuccessHook] | None = None,
                  adopt: Adopter | None = None, clock: Callable[[], float] = time.time):
         self.store = store
+        self.events = events
         self.directory = directory
         self.config = config or DispatchConfig()
         self.clock = clock
@@ -79,6 +81,7 @@ class Dispatcher:
         self._recovered = False
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
+        self._controls_read_at = 0.0
         self._adopt_due = False
 
     # -- called by agents and the API (through the actor) -------------------------------
@@ -220,6 +223,19 @@ class Dispatcher:
         for node_id in [n for n in self.nodes if n not in found]:
             await self._lose_node(node_id, self.nodes.refused.get(node_id)
                                   or "the node left the cluster")
+        await self._read_controls()
+
+    async def _read_controls(self) -> None:
+        """Locks, drains and labels set through the API (NodeAdmin), changed since the last
+        read; a drained node is told once, to the studio that asked."""
+        for control in await self.store.node_controls(self._controls_read_at):
+            self.nodes.controls[control["_id"]] = control
+            self._controls_read_at = max(self._controls_read_at, control["updated_s"])
+        for control in self.nodes.newly_drained():
+            log.info("node drained", extra={"node_id": control["_id"]})
+            await self.events.append(control["studio_id"], "node.drained",
+                                     studio_room(control["studio_id"]),
+                                     {"node_id": control["_id"], "by": control.get("by")})
 
     async def _lose_node(self, node_id: str, why: str) -> None:
         state = self.nodes.pop(node_id)
@@ -365,7 +381,8 @@ class Dispatcher:
             self.nodes[node_id].running[view.task_id] = Lease(
                 attempt, view.slots, view.studio_id, view.job_id, now + self.config.lease_s)
             self.jobs.touch(view.job_id)
-            handed.setdefault(node_id, []).append(self._spec(task, attempt, node_id))
+            handed.setdefault(node_id, []).append(
+                task_spec(task, attempt, node_id, self.nodes[node_id].info.slots))
         # One call per node and round, to all nodes at once.
         async def hand(node_id: str, specs: list[TaskSpec]) -> None:
             await self.directory.agent(node_id).run_many(specs)
@@ -381,11 +398,3 @@ class Dispatcher:
                 self.nodes.quarantine[node_id] = self.clock() + self.config.node_silence_s
             if isinstance(result, BaseException) and node_id in self.nodes:
                 await self._lose_node(node_id, f"its agent did not take the tasks: {result}")
-
-    def _spec(self, task: dict, attempt: int, node_id: str) -> TaskSpec:
-        return TaskSpec(task_id=task["_id"], job_id=task["job_id"],
-                        studio_id=task["studio_id"], kind=task["kind"], attempt=attempt,
-                        frames=task["frames"], payload=task["payload"],
-                        timeout_s=task["timeout_s"], node_id=node_id,
-                        slots=task["requirements"]["slots"],
-                        node_slots=self.nodes[node_id].info.slots)

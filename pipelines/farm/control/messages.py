@@ -1,11 +1,11 @@
-"""What reaches the dispatcher's loop besides the nodes' reports."""
+"""What reaches the dispatcher's loop besides the nodes' reports, and what it hands them."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from pipelines.farm.protocol import Finished, Heartbeat, Progressed, Started
+from pipelines.farm.protocol import Finished, Heartbeat, Progressed, Started, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -23,3 +23,11 @@ class Written:
 
 
 Message = Started | Progressed | Finished | Heartbeat | Leaving | Written
+
+
+def task_spec(task: dict, attempt: int, node_id: str, node_slots: float) -> TaskSpec:
+    """One attempt of a leased task, as its node receives it."""
+    return TaskSpec(task_id=task["_id"], job_id=task["job_id"], studio_id=task["studio_id"],
+                    kind=task["kind"], attempt=attempt, frames=task["frames"],
+                    payload=task["payload"], timeout_s=task["timeout_s"], node_id=node_id,
+                    slots=task["requirements"]["slots"], node_slots=node_slots)

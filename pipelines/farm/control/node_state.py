@@ -37,6 +37,30 @@ class NodeTable(dict[str, NodeState]):
         super().__init__()
         self.quarantine: dict[str, float] = {}  # node id → until when it is ignored
         self.refused: dict[str, str] = {}  # node id → why (another protocol version)
+        # node id → its controls (pipelines/farm/node_admin.py): locked, drain, labels
+        self.controls: dict[str, dict[str, Any]] = {}
+        self.drained: set[tuple[str, float]] = set()  # (node, drain's time) told idle
+
+    def locked(self, node_id: str) -> bool:
+        return bool(self.controls.get(node_id, {}).get("locked"))
+
+    def tags(self, node_id: str) -> frozenset[str]:
+        """What the node advertises, and the labels people gave it."""
+        own = self[node_id].info.tags
+        labels = self.controls.get(node_id, {}).get("labels")
+        return own | frozenset(labels) if labels else own
+
+    def newly_drained(self) -> list[dict[str, Any]]:
+        """Controls of nodes asked to drain that now run nothing, not told before."""
+        idle = []
+        for node_id, control in self.controls.items():
+            key = (node_id, control["updated_s"])
+            state = self.get(node_id)
+            if control.get("drain") and key not in self.drained and \
+                    (state is None or not state.running):
+                self.drained.add(key)
+                idle.append(control)
+        return idle
 
     def welcome(self, node_id: str, now: float) -> bool:
         self.quarantine = {n: t for n, t in self.quarantine.items() if t > now}
@@ -45,7 +69,8 @@ class NodeTable(dict[str, NodeState]):
     def views(self, ahead: float) -> list[NodeView]:
         """What the scheduler sees; `ahead` > 1 leases beyond the free slots (see Slots)."""
         return [NodeView(n, s.info.slots * ahead, s.slots_used, s.info.gpus,
-                         s.info.memory_bytes, s.info.tags) for n, s in self.items()]
+                         s.info.memory_bytes, self.tags(n))
+                for n, s in self.items() if not self.locked(n)]
 
     def leases(self) -> dict[str, tuple[str, int, str]]:
         """Task id → (node id, attempt, job id) of every task the farm runs."""
@@ -73,10 +98,12 @@ class NodeTable(dict[str, NodeState]):
         live = [{"_id": node_id, "name": s.info.name, "slots": s.info.slots,
                  "slots_used": s.slots_used, "running_tasks": sorted(s.running),
                  "gpus": s.info.gpus, "tags": sorted(s.info.tags),
+                 "locked": self.locked(node_id),
                  "circuit": circuit(node_id), "last_heartbeat_s": s.last_seen, "seen_s": now,
                  "refused": None} for node_id, s in self.items()]
         return live + [{"_id": node_id, "name": "", "slots": 0.0, "slots_used": 0.0,
                         "running_tasks": [], "gpus": 0, "tags": [], "circuit": "open",
+                        "locked": self.locked(node_id),
                         "last_heartbeat_s": None, "seen_s": now, "refused": why}
                        for node_id, why in self.refused.items() if node_id not in self]
 

@@ -10,7 +10,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipelines.assets.versions import Versions
-from pipelines.clock import iso
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
 from pipelines.farm.models import (
@@ -315,17 +314,3 @@ class JobService:
                                 target={"job_id": job["_id"], "task_id": task_id})
         task = await self.task_doc(principal, task_id)
         return public_task(task, (await self.store.history([task_id]))[task_id])
-
-    async def nodes(self, principal: Principal) -> list[dict[str, Any]]:
-        """Farm nodes are shared: other studios' task ids are counted, never shown."""
-        docs = await self.store.nodes.find({}).sort("_id", 1).to_list()
-        mine = {t["_id"] for t in await self.store.tasks.find(
-            {"studio_id": principal.studio_id, "state": {"$in": list(ACTIVE)}},
-            {"_id": 1}).to_list()}
-        return [{"node_id": d["_id"], "name": d.get("name", ""), "slots": d["slots"],
-                 "slots_used": d["slots_used"],
-                 "gpus": d.get("gpus", 0), "tags": d.get("tags", []), "circuit": d["circuit"],
-                 "running_tasks": len(d["running_tasks"]),
-                 "my_tasks": [t for t in d["running_tasks"] if t in mine],
-                 "last_heartbeat_at": iso(d.get("last_heartbeat_s")),
-                 "refused": d.get("refused")} for d in docs]
