@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated browser origins allowed by CORS and WebSocket checks.",
     )
-    farm_node_managers: Annotated[list[str], NoDecode] = Field(
+    node_managers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated studio slugs whose TDs, supervisors and admins may lock, "
         "drain and label farm nodes; empty: every studio's (a farm of one studio).",
@@ -237,7 +237,7 @@ class Settings(BaseSettings):
             return [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("farm_node_managers", mode="before")
+    @field_validator("node_managers", mode="before")
     @classmethod
     def _split_slugs(cls, value: object) -> object:
         if isinstance(value, str):

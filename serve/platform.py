@@ -91,7 +91,7 @@ class Platform:
 
     @functools.cached_property
     def nodes(self) -> NodeAdmin:
-        return NodeAdmin(self.db, self.events, self.settings.farm_node_managers)
+        return NodeAdmin(self.db, self.events, self.settings.node_managers)
 
     @property
     def readiness(self) -> Readiness:

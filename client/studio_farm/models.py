@@ -82,6 +82,7 @@ class Job(_Out):
     created_at: str
     updated_at: str | None
     finished_at: str | None
+    eta: dict[str, Any] | None = None  # seconds, low_s, high_s, finishes_at, based_on, layers
 
     @property
     def done(self) -> bool:

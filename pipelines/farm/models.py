@@ -208,7 +208,16 @@ def public_job(doc: dict[str, Any]) -> dict[str, Any]:
         if doc.get("render") else None,
         "created_at": iso(doc["created_s"]), "updated_at": iso(doc.get("updated_s")),
         "finished_at": iso(doc.get("finished_s")),
+        "eta": _eta(doc),
     }
+
+
+def _eta(doc: dict[str, Any]) -> dict[str, Any] | None:
+    eta = doc.get("eta")
+    if not eta:
+        return None
+    ends = None if eta["seconds"] is None else iso(doc.get("updated_s", 0.0) + eta["seconds"])
+    return eta | {"finishes_at": ends}
 
 
 def public_attempt(entry: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -156,11 +155,21 @@ class FarmStore:
         result = await self.tasks.bulk_write(updates, ordered=False)
         return result.modified_count
 
-    async def recount(self, job_id: str) -> Counter:
+    async def recount(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's tasks counted by layer and state, with the mean and standard deviation
+        of their run times (one aggregation; the embedded server groups by a string key
+        only, hence the concatenation)."""
         cursor = await self.tasks.aggregate([
             {"$match": {"job_id": job_id}},
-            {"$group": {"_id": "$state", "n": {"$sum": 1}}}])
-        return Counter({row["_id"]: int(row["n"]) for row in await cursor.to_list()})
+            {"$group": {"_id": {"$concat": [{"$ifNull": ["$layer", ""]}, "|", "$state"]},
+                        "n": {"$sum": 1}, "mean_s": {"$avg": "$metrics.wall_s"},
+                        "sd_s": {"$stdDevPop": "$metrics.wall_s"}}}])
+        rows = []
+        for row in await cursor.to_list():
+            layer, _, state = row["_id"].rpartition("|")
+            rows.append({"layer": layer, "state": state, "n": int(row["n"]),
+                         "mean_s": row.get("mean_s"), "sd_s": row.get("sd_s")})
+        return rows
 
     async def record_attempts(self, entries: list[dict[str, Any]]) -> None:
         if entries:

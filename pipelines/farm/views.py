@@ -38,6 +38,18 @@ class LayerOut(BaseModel):
     depends_on: list[LayerDependencyOut]
 
 
+class EtaOut(BaseModel):
+    seconds: float | None = Field(description="Left, at the rate the job runs now; null while "
+                                  "a layer with work left has under 3 finished tasks, or "
+                                  "nothing of the job runs.")
+    low_s: float | None = Field(description="Two standard deviations below.")
+    high_s: float | None = Field(description="Two standard deviations above.")
+    finishes_at: Timestamp | None
+    based_on: int = Field(description="Finished tasks the estimate is drawn from.")
+    layers: dict[str, float | None] = Field(description="Seconds left per layer, at the rate "
+                                            "each runs now; null where unknown.")
+
+
 class JobOut(BaseModel):
     id: str
     kind: str = Field(description="The job type (`GET /job-types`).")
@@ -63,6 +75,8 @@ class JobOut(BaseModel):
     created_at: Timestamp
     updated_at: Timestamp | None
     finished_at: Timestamp | None
+    eta: EtaOut | None = Field(description="How long it has left, from its finished tasks' "
+                               "run times; null until some finished (docs/farm.md, ETA).")
 
 
 class OutputOut(BaseModel):

@@ -96,3 +96,31 @@ async def test_a_job_larger_than_its_window_is_read_in_growing_windows_in_index_
     assert [i for chunk in placed for i in chunk] == list(range(20))
     assert [len(chunk) for chunk in placed[:4]] == [2, 4, 8, 6]  # windows of 2, 4, 8, 16
     assert (await farm.job(job_id))["status"] == "completed"
+
+
+async def test_a_job_gets_an_eta_once_three_of_a_layer_finished(farm):
+    """From the run times nodes report: none until three tasks succeeded, then the tasks
+    left times their mean over the tasks running, in the job and its progress events."""
+    from pipelines.events.log import EventLog
+    from pipelines.farm.protocol import Finished, Started
+
+    nodes = [farm.directory.add("n1"), farm.directory.add("n2")]
+    job_id = await farm.submit(tasks=8)
+    etas = []
+    for _ in range(3):
+        await farm.round()
+        for node in nodes:
+            spec = node.specs[-1]
+            node.holding.clear()
+            farm.dispatcher.report(Started.about(spec, spec.node_id))
+            farm.dispatcher.report(Finished.about(spec, spec.node_id, ok=True,
+                                                  metrics={"wall_s": 10.0}))
+        await farm.round()
+        etas.append((await farm.job(job_id))["eta"])
+    assert etas[0] is None  # two succeeded: too few to say
+    # six succeeded, the last two leased (counted half done): 10 s of work on two nodes
+    assert etas[-1]["seconds"] == 5.0 and etas[-1]["based_on"] == 6
+    assert etas[-1]["low_s"] == etas[-1]["high_s"] == 5.0  # no spread in the run times
+    events = await EventLog(farm.db).after("studio-a", 0, room=f"job:{job_id}")
+    assert [e["data"]["eta"]["seconds"] for e in events
+            if e["type"] == "job.progress" and e["data"].get("eta")][-1] == 5.0

@@ -30,6 +30,6 @@ def test_an_answer_of_the_server_reads_into_the_client_model():
                "render": None, "layers": [{"name": "a", "kind": "command", "task_count": 1,
                                            "frames": "1", "chunk_size": 1, "depends_on": []}],
                "after": ["x"], "waiting_on": ["x"], "created_at": "t", "updated_at": None,
-               "finished_at": None}
+               "finished_at": None, "eta": None}
     job = client.Job.model_validate(farm.JobOut.model_validate(example).model_dump())
     assert job.layers[0].name == "a" and not job.done

@@ -11,6 +11,7 @@ from pymongo import UpdateOne
 
 from pipelines.events.log import EventLog
 from pipelines.events.throttle import ProgressThrottle
+from pipelines.farm.control.eta import LayerTally, estimate
 from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.protocol import Progressed
 from pipelines.farm.store import FarmStore
@@ -36,6 +37,20 @@ def job_status(current: str, counts: Counter, total: int, waiting: bool = False)
     if any(counts[s] for s in ACTIVE) or counts[TaskState.SUCCEEDED.value]:
         return JobStatus.RUNNING.value
     return JobStatus.WAITING.value if waiting else JobStatus.QUEUED.value
+
+
+def tally(rows: list[dict[str, Any]]) -> tuple[Counter, dict[str, LayerTally]]:
+    """The job's counts by state, and each layer's (FarmStore.recount's rows)."""
+    counts: Counter = Counter()
+    by_layer: dict[str, Counter] = {}
+    timing: dict[str, tuple[float | None, float | None]] = {}
+    for row in rows:
+        counts[row["state"]] += row["n"]
+        by_layer.setdefault(row["layer"], Counter())[row["state"]] += row["n"]
+        if row["state"] == TaskState.SUCCEEDED.value:
+            timing[row["layer"]] = (row["mean_s"], row["sd_s"])
+    return counts, {layer: LayerTally(c, *timing.get(layer, (None, None)))
+                    for layer, c in by_layer.items()}
 
 
 class JobTracker:
@@ -88,11 +103,12 @@ class JobTracker:
         job = await self.store.job(job_id)
         if job is None:
             return
-        counts = await self.store.recount(job_id)
+        counts, layers = tally(await self.store.recount(job_id))
         status = job_status(job["status"], counts, job["task_count"],
                             waiting=bool(job.get("waiting_on")))
         now = self.clock()
-        fields: dict[str, Any] = {"counts": dict(counts), "updated_s": now}
+        fields: dict[str, Any] = {"counts": dict(counts), "updated_s": now,
+                                  "eta": None if status in FINAL_JOB else estimate(layers)}
         if status != job["status"]:
             fields["status"] = status
             if status in FINAL_JOB:
@@ -104,7 +120,7 @@ class JobTracker:
         if not await self.store.set_job(job_id, fields, only_if_status=[job["status"]]):
             self.touch(job_id)
             return
-        await self._announce(job, status, counts, fields.get("reason"))
+        await self._announce(job, status, counts, fields.get("reason"), fields["eta"])
 
     async def _reason(self, job_id: str) -> str:
         task = await self.store.tasks.find_one(
@@ -114,11 +130,13 @@ class JobTracker:
         return f"task {task['index']} {task['state']}: {task.get('error_class')}: " \
                f"{task.get('error') or 'no message'}"
 
-    async def _announce(self, job: dict, status: str, counts: Counter, reason: str | None):
+    async def _announce(self, job: dict, status: str, counts: Counter, reason: str | None,
+                        eta: dict[str, Any] | None) -> None:
         room, job_id = f"job:{job['_id']}", job["_id"]
         data = {"job_id": job_id, "status": status, "counts": dict(counts),
                 "total": job["task_count"],
-                "done": counts[TaskState.SUCCEEDED.value] / max(1, job["task_count"])}
+                "done": counts[TaskState.SUCCEEDED.value] / max(1, job["task_count"]),
+                "eta": eta}
         if status != job["status"] and status in (JobStatus.COMPLETED.value,
                                                   JobStatus.FAILED.value):
             await self.events.append(job["studio_id"], f"job.{status}", room,

@@ -1,0 +1,47 @@
+"""The ETA's arithmetic, and that it says nothing rather than something wrong."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pipelines.farm.control.eta import LayerTally, estimate
+from pipelines.farm.control.progress import tally
+
+
+def layer(mean_s=None, sd_s=None, **states) -> LayerTally:
+    return LayerTally(Counter(states), mean_s, sd_s)
+
+
+def test_tasks_left_times_their_mean_run_time_over_the_tasks_running_now():
+    eta = estimate({"render": layer(10.0, 2.0, succeeded=4, running=2, ready=6)})
+    # 6 ready + 2 running counted half = 7 tasks x 10 s, two at a time
+    assert eta["seconds"] == 35.0 and eta["based_on"] == 4
+    spread = 2 * (7 * 2.0 ** 2) ** 0.5 / 2
+    assert (eta["low_s"], eta["high_s"]) == (round(35 - spread, 1), round(35 + spread, 1))
+    assert eta["layers"] == {"render": 35.0}
+
+
+def test_no_estimate_until_enough_tasks_finished():
+    assert estimate({"render": layer(10.0, 0.0, succeeded=2, running=2, ready=6)}) is None
+
+
+def test_a_layer_without_data_leaves_the_job_unknown_but_the_others_known():
+    eta = estimate({"render": layer(10.0, 0.0, succeeded=3, running=1, ready=1),
+                    "comp": layer(waiting=4)})
+    assert eta["seconds"] is None and eta["layers"] == {"render": 15.0, "comp": None}
+
+
+def test_nothing_running_means_no_estimate_and_nothing_left_means_zero():
+    assert estimate({"render": layer(10.0, 0.0, succeeded=3, ready=5)}) is None
+    done = estimate({"render": layer(10.0, 1.0, succeeded=8)})
+    assert (done["seconds"], done["low_s"], done["high_s"]) == (0.0, 0.0, 0.0)
+
+
+def test_recount_rows_become_counts_and_layer_tallies():
+    counts, layers = tally([
+        {"layer": "render", "state": "succeeded", "n": 3, "mean_s": 4.0, "sd_s": 1.0},
+        {"layer": "render", "state": "ready", "n": 2, "mean_s": None, "sd_s": None},
+        {"layer": "comp", "state": "waiting", "n": 1, "mean_s": None, "sd_s": None}])
+    assert counts == Counter(succeeded=3, ready=2, waiting=1)
+    assert layers["render"] == LayerTally(Counter(succeeded=3, ready=2), 4.0, 1.0)
+    assert layers["comp"].mean_s is None
