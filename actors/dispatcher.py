@@ -16,6 +16,7 @@ import ray
 from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 
 from actors.broadcaster import RayEventPublisher
+from actors.metrics_hub import metrics_hub
 from actors.node_agent import start_agent
 from config.settings import Settings
 from pipelines.db import Database
@@ -93,6 +94,7 @@ class DispatcherActor:
         self.config = config or DispatchConfig.from_settings(settings)
         self.dispatcher: Dispatcher | None = None
         self.loop_task: asyncio.Task | None = None
+        self.metrics_task: asyncio.Task | None = None
 
     def _ensure_started(self) -> Dispatcher:
         if self.dispatcher is None:
@@ -106,7 +108,22 @@ class DispatcherActor:
         if self.loop_task is None or self.loop_task.done():
             self.loop_task = asyncio.get_running_loop().create_task(
                 self.dispatcher.run_forever())
+        if self.metrics_task is None or self.metrics_task.done():
+            self.metrics_task = asyncio.get_running_loop().create_task(
+                self._report_metrics_forever(self.dispatcher))
         return self.dispatcher
+
+    @staticmethod
+    async def _report_metrics_forever(dispatcher: Dispatcher, every_s: float = 2.0) -> None:
+        """The farm's metrics to the hub, which serves them on /metrics beside the API's
+        (one source: a restarted dispatcher's snapshot replaces the last one)."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await metrics_hub().report.remote("farm-dispatcher",
+                                                  dispatcher.metrics.snapshot())
+            except Exception as exc:  # noqa: BLE001 - metrics must never stop the farm
+                log.debug("metrics report failed: %s", type(exc).__name__)
 
     def _hooks(self, db, events: EventLog) -> dict:
         store = ObjectStore(storage_config(self.settings))
@@ -147,9 +164,6 @@ class DispatcherActor:
         """Readiness: answers once the loop runs (and starts it after a restart)."""
         self._ensure_started()
         return True
-
-
-
 
 
 def ensure_dispatcher(settings: Settings, config: DispatchConfig | None = None):

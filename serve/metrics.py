@@ -1,4 +1,6 @@
-"""HTTP metrics of one replica, in its own registry; summed across replicas elsewhere."""
+"""Metrics of one API process (an Api replica or the upload gateway): HTTP requests, live
+sockets and the events they were sent, upload bytes. Each process keeps its own registry and
+reports snapshots of it; the metrics hub sums them (pipelines/telemetry.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,17 @@ class HttpMetrics:
         )
         self.in_flight = Gauge(
             "farm_http_requests_in_flight", "HTTP requests being served.", registry=self.registry,
+        )
+        self.sockets = Gauge(
+            "farm_websocket_connections", "Live event sockets open.", registry=self.registry,
+        )
+        self.events_sent = Counter(
+            "farm_websocket_events_sent", "Events sent to sockets (live and replayed).",
+            registry=self.registry,
+        )
+        self.upload_bytes = Counter(
+            "farm_upload_bytes", "File bytes received by uploads that were stored.",
+            registry=self.registry,
         )
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:

@@ -145,6 +145,7 @@ class Connection:
             await self.ws.close(1011, exc.code)
             return
         tasks: list[asyncio.Task] = []
+        self.platform.metrics.sockets.inc()
         try:
             await self._send(encode({**hello, "seq": self.delivered,
                                      "rooms": sorted(self.rooms)}))
@@ -154,6 +155,7 @@ class Connection:
                 reader(self), self._writer(), self._ticker())]
             await self._done.wait()
         finally:
+            self.platform.metrics.sockets.dec()
             feed.leave(self)
             for task in tasks:
                 task.cancel()
@@ -204,6 +206,7 @@ class Connection:
             await self._fill(seq - 1)
         if reaches(event, self.rooms):
             await self._send(frame)
+            self.platform.metrics.events_sent.inc()
         self.delivered = seq
 
     async def _fill(self, upto: int) -> None:
@@ -219,6 +222,7 @@ class Connection:
                 event = public(doc)
                 if reaches(event, self.rooms):
                     await self._send(encode(event))
+                    self.platform.metrics.events_sent.inc()
                 self.delivered = doc["seq"]
 
     async def _replay(self, last_seq: int) -> None:

@@ -51,7 +51,9 @@ async def put_part(upload_id: str, number: PartNumber, request: Request, domain:
                    who: Editor) -> dict:
     expected = await domain.uploads.open_for_part(who, upload_id, number)
     body = part_body(request, expected, _idle_s(request))
-    return await domain.uploads.put_part(who, upload_id, number, body)
+    stored = await domain.uploads.put_part(who, upload_id, number, body)
+    request.app.state.platform.metrics.upload_bytes.inc(expected)
+    return stored
 
 
 @router.post("/assets/{asset_id}/file", status_code=201, tags=["assets"],
@@ -70,6 +72,7 @@ async def upload_simple(asset_id: str, request: Request, domain: AssetsDep,
     await domain.assets.editable_doc(who, asset_id)  # refuse before reading any bytes
     incoming = await form_file(request, domain.uploads.limits.simple_limit, _idle_s(request))
     version = await domain.uploads.simple(who, asset_id, incoming)
+    request.app.state.platform.metrics.upload_bytes.inc(version["size"])
     return public_version(version)
 
 

@@ -66,3 +66,34 @@ async def drain_during(http, studio, job: dict, node_id: str) -> None:
     audit = (await http.get("/api/v1/audit", params={"action": "node.draining"},
                             headers=studio.admin.headers)).json()["items"]
     assert audit[0]["target"] == {"type": "node", "id": node_id}
+
+
+def sample(text: str, series: str) -> float:
+    """One series' value in a Prometheus text exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_the_farm_reports_its_state_and_outcomes_on_metrics(http, farm):
+    """What Prometheus scrapes from /metrics: the dispatcher's figures beside the API's."""
+    studio = await register_studio(http, roles=("td",))
+    headers = studio.td.headers
+    nodes = await wait_nodes(http, headers, len(farm.nodes))
+    succeeded = 'farm_task_outcomes_total{failure_class="",outcome="succeeded"}'
+    before = sample((await http.get("/metrics")).text, succeeded)
+    job = await submit(http, headers, command=["true"], frames="1-3")
+    assert (await wait_job(http, headers, job["id"]))["status"] == "completed"
+    text = ""
+    for _ in range(30):  # the dispatcher samples the farm once a tick, reports every 2 s
+        text = (await http.get("/metrics")).text
+        if sample(text, succeeded) - before >= 3 and \
+                sample(text, 'farm_nodes{state="open"}') == len(nodes):
+            break
+        await asyncio.sleep(0.5)
+    assert sample(text, succeeded) - before >= 3
+    assert sample(text, 'farm_slots{kind="total"}') == sum(n["slots"] for n in nodes)
+    assert sample(text, 'farm_nodes{state="open"}') == len(nodes), \
+        [line for line in text.splitlines() if line.startswith("farm_nodes")]
+    assert sample(text, "farm_dispatch_round_seconds_count") > 0

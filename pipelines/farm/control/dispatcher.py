@@ -19,11 +19,12 @@ from pymongo import UpdateOne
 
 from pipelines.db import database_away
 from pipelines.events.log import EventLog
-from pipelines.events.rooms import studio_room
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.feed import QueueFeed
 from pipelines.farm.control.held import HeldLeases
 from pipelines.farm.control.messages import Leaving, Message, Written, task_spec
+from pipelines.farm.control.metrics import FarmMetrics
+from pipelines.farm.control.node_controls import NodeControls
 from pipelines.farm.control.node_state import Lease, NodeDocs, NodeState, NodeTable
 from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
@@ -64,24 +65,25 @@ class Dispatcher:
         self.wakeup = asyncio.Event()
         self.circuits = CircuitBreakers(self.config.circuit_threshold,
                                         self.config.circuit_cooldown_s, clock)
+        self.metrics = FarmMetrics()
         self.jobs = JobTracker(store, events, clock)
         self.outcomes = OutcomeHandler(
             store, events, self.jobs, RetryPolicy(self.config.retry_initial_s,
                                                   self.config.retry_max_s),
             self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock,
-            bigger_node=self.nodes.bigger_memory)
+            bigger_node=self.nodes.bigger_memory, metrics=self.metrics)
         self.waiting = Waiting(store, events, self.jobs, clock)
         self.adopt = adopt
-        self.scheduler = Scheduler(self._allowed, self._placed)
+        self.scheduler = Scheduler(self.circuits.allows_task, self.circuits.task_placed)
         self.feed = QueueFeed(store, clock)
         self.held = HeldLeases(self.nodes, directory, store, self.jobs, self.config, clock)
+        self.controls = NodeControls(store, events, self.nodes)
         self._node_docs = NodeDocs()
         self._housekeeping = True
         self._leases_checked_at = 0.0
         self._recovered = False
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
-        self._controls_read_at = 0.0
         self._adopt_due = False
 
     # -- called by agents and the API (through the actor) -------------------------------
@@ -140,6 +142,13 @@ class Dispatcher:
                 log.exception("dispatch round failed; retrying next round")
 
     async def step(self) -> None:
+        with self.metrics.rounds.time():
+            await self._step()
+        if self._housekeeping:
+            self.metrics.observe_farm(self.feed.jobs.values(), self.nodes.states(
+                lambda n: self.circuits.state(n).value), *self.nodes.slots())
+
+    async def _step(self) -> None:
         if not self._recovered:
             await self._recover()
         # Housekeeping that reads the cluster or whole collections runs once a tick; the
@@ -223,22 +232,11 @@ class Dispatcher:
         for node_id in [n for n in self.nodes if n not in found]:
             await self._lose_node(node_id, self.nodes.refused.get(node_id)
                                   or "the node left the cluster")
-        await self._read_controls()
-
-    async def _read_controls(self) -> None:
-        """Locks, drains and labels set through the API (NodeAdmin), changed since the last
-        read; a drained node is told once, to the studio that asked."""
-        for control in await self.store.node_controls(self._controls_read_at):
-            self.nodes.controls[control["_id"]] = control
-            self._controls_read_at = max(self._controls_read_at, control["updated_s"])
-        for control in self.nodes.newly_drained():
-            log.info("node drained", extra={"node_id": control["_id"]})
-            await self.events.append(control["studio_id"], "node.drained",
-                                     studio_room(control["studio_id"]),
-                                     {"node_id": control["_id"], "by": control.get("by")})
+        await self.controls.refresh()
 
     async def _lose_node(self, node_id: str, why: str) -> None:
         state = self.nodes.pop(node_id)
+        self.metrics.nodes_lost.inc()
         self.directory.forget(node_id)
         log.warning("node lost: %s", why, extra={"node_id": node_id,
                                                   "tasks": len(state.running)})
@@ -268,6 +266,7 @@ class Dispatcher:
         held = self.nodes.leases()
         for task in await self.store.expired_leases(now):
             if task["_id"] not in held:
+                self.metrics.lease_expiries.inc()
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"],
                                                  task.get("node_id"), task["job_id"])
 
@@ -322,13 +321,6 @@ class Dispatcher:
 
     async def _enforce_cancellations(self) -> None:
         await self.held.stop_steered(self._housekeeping)
-
-    def _allowed(self, node_id: str, kind: str) -> bool:
-        return self.circuits.allows(node_id) and self.circuits.allows((node_id, kind))
-
-    def _placed(self, node_id: str, kind: str) -> None:
-        self.circuits.on_dispatch(node_id)
-        self.circuits.on_dispatch((node_id, kind))
 
     async def _schedule(self) -> None:
         ready_again, self.jobs.ready_again = self.jobs.ready_again, set()

@@ -72,6 +72,21 @@ class NodeTable(dict[str, NodeState]):
                          s.info.memory_bytes, self.tags(n))
                 for n, s in self.items() if not self.locked(n)]
 
+    def states(self, circuit: Any) -> dict[str, str]:
+        """Each node's state for the farm's metrics (`circuit(node_id)`: its circuit)."""
+        states = {n: "refused" for n in self.refused}
+        for node_id in self:
+            control = self.controls.get(node_id, {})
+            states[node_id] = "draining" if control.get("drain") else \
+                "locked" if control.get("locked") else \
+                "circuit_open" if circuit(node_id) != "closed" else "open"
+        return states
+
+    def slots(self) -> tuple[float, float]:
+        """(total, used) over the live nodes."""
+        return (sum(s.info.slots for s in self.values()),
+                sum(s.slots_used for s in self.values()))
+
     def leases(self) -> dict[str, tuple[str, int, str]]:
         """Task id → (node id, attempt, job id) of every task the farm runs."""
         return {t: (n, lease.attempt, lease.job_id)

@@ -10,6 +10,7 @@ from typing import Any
 from pymongo import UpdateOne
 
 from pipelines.events.log import EventLog
+from pipelines.farm.control.metrics import FarmMetrics
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
 from pipelines.farm.control.progress import JobTracker
 from pipelines.farm.models import ACTIVE, TaskState
@@ -26,12 +27,14 @@ class OutcomeHandler:
     def __init__(self, store: FarmStore, events: EventLog, jobs: JobTracker,
                  retry: RetryPolicy, circuits: CircuitBreakers, bad_nodes: BadNodes,
                  hooks: dict[str, SuccessHook], clock: Callable[[], float] = time.time,
-                 bigger_node: BiggerNode = lambda node_id, requirements: None):
+                 bigger_node: BiggerNode = lambda node_id, requirements: None,
+                 metrics: FarmMetrics | None = None):
         self.store, self.events, self.jobs = store, events, jobs
         self.retry, self.circuits, self.bad_nodes = retry, circuits, bad_nodes
         self.hooks = hooks
         self.clock = clock
         self.bigger_node = bigger_node
+        self.metrics = metrics or FarmMetrics()
 
     @staticmethod
     def _fence(report: Started | Finished, states=ACTIVE) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class OutcomeHandler:
                 "error": None, "error_class": None}
 
     def _credit(self, report: Finished) -> None:
+        self.metrics.ended(True, None)
         self.circuits.record_success(report.node_id)
         self.circuits.record_success((report.node_id, report.kind))
         self.jobs.task_succeeded(report.job_id)
@@ -142,6 +146,9 @@ class OutcomeHandler:
         if not await self.store.set_task(self._fence(payload), fields):
             return
         await self.store.record_attempt(self._entry(payload))
+        self.metrics.ended(False, failure)
+        if decision.retry:
+            self.metrics.retries.inc()
         if blame_node:
             await self._blame_node(payload, job, failure)
         kind = "task.retrying" if decision.retry else "task.failed"

@@ -99,6 +99,14 @@ class CircuitBreakers:
             circuit = self._get(key)
             circuit.state, circuit.trial_in_flight = CircuitState.HALF_OPEN, True
 
+    def allows_task(self, node_id: str, kind: str) -> bool:
+        """The node's circuit and its circuit for tasks of `kind` both let one through."""
+        return self.allows(node_id) and self.allows((node_id, kind))
+
+    def task_placed(self, node_id: str, kind: str) -> None:
+        self.on_dispatch(node_id)
+        self.on_dispatch((node_id, kind))
+
     def release_trial(self, key: Hashable) -> None:
         """The trial task was planned but never sent: let another one through."""
         self._get(key).trial_in_flight = False
