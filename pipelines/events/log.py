@@ -59,7 +59,8 @@ def public(doc: dict[str, Any]) -> dict[str, Any]:
     """The event as clients see it (architecture's event contract)."""
     at = iso(doc["at_s"]) if "at_s" in doc else doc["at"].isoformat()
     return {"seq": doc["seq"], "type": doc["type"], "studio_id": doc["studio_id"],
-            "room": doc["room"], "at": at, "data": doc["data"]}
+            "room": doc["room"], "at": at, "data": doc["data"],
+            "request_id": doc.get("request_id")}
 
 
 class EventLog:

@@ -15,6 +15,9 @@ class EventOut(BaseModel):
     room: str = Field(examples=["job:5f0c..."])
     at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     data: dict[str, Any]
+    request_id: str | None = Field(None, description="The request behind it: the one that "
+                                   "made the change, or that submitted the job whose task "
+                                   "it is about.")
 
 
 class EventPage(BaseModel):

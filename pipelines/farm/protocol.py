@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from pipelines.errors import FarmError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class FailureClass(StrEnum):
@@ -93,6 +93,7 @@ class TaskSpec(_Message):
     node_id: str
     slots: float = 1.0
     node_slots: float = 1.0
+    request_id: str | None = None  # of the request that submitted the job
 
     @property
     def job_prefix(self) -> str:
@@ -107,11 +108,13 @@ class _Report(_Message):
     kind: str  # the task's kind (preview, render, ...)
     attempt: int
     node_id: str
+    request_id: str | None = None
 
     @classmethod
     def about(cls, spec: TaskSpec, node_id: str, **fields: Any):
         return cls(task_id=spec.task_id, job_id=spec.job_id, studio_id=spec.studio_id,
-                   kind=spec.kind, attempt=spec.attempt, node_id=node_id, **fields)
+                   kind=spec.kind, attempt=spec.attempt, node_id=node_id,
+                   request_id=spec.request_id, **fields)
 
 
 class Started(_Report):

@@ -124,3 +124,20 @@ async def test_a_job_gets_an_eta_once_three_of_a_layer_finished(farm):
     events = await EventLog(farm.db).after("studio-a", 0, room=f"job:{job_id}")
     assert [e["data"]["eta"]["seconds"] for e in events
             if e["type"] == "job.progress" and e["data"].get("eta")][-1] == 5.0
+
+
+async def test_the_submitting_request_id_rides_with_the_tasks_and_their_events(farm):
+    from pipelines.context import request_context
+    from pipelines.events.log import EventLog
+    from pipelines.farm.protocol import FailureClass
+
+    node = farm.directory.add("n1")
+    with request_context("click-7"):
+        job_id = await farm.submit()
+    spec = await farm.next_spec(node)
+    assert spec.request_id == "click-7"
+    farm.end(spec, ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    events = await EventLog(farm.db).after("studio-a", 0, room=f"job:{job_id}")
+    assert {e["type"] for e in events} >= {"task.started", "task.retrying"}
+    assert {e["request_id"] for e in events} == {"click-7"}

@@ -220,7 +220,9 @@ async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_p
     shown = json.loads(cli("jobs", "show", listed[0]["id"], "--json").stdout)
     first_task = shown["tasks"][0]["id"]
     log = cli("tasks", "log", first_task)
-    assert log.returncode == 0 and log.stdout.startswith("$ "), log.stdout + log.stderr
+    assert log.returncode == 0 and log.stdout.startswith(f"# task {first_task} attempt 1"), \
+        log.stdout + log.stderr
+    assert log.stdout.splitlines()[1].startswith("$ ")
     not_running = cli("tasks", "kill", first_task)
     assert not_running.returncode == 1 and "task_not_running" in not_running.stderr
     nowhere = tmp_path / "nowhere.json"

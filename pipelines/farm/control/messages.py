@@ -30,4 +30,5 @@ def task_spec(task: dict, attempt: int, node_id: str, node_slots: float) -> Task
     return TaskSpec(task_id=task["_id"], job_id=task["job_id"], studio_id=task["studio_id"],
                     kind=task["kind"], attempt=attempt, frames=task["frames"],
                     payload=task["payload"], timeout_s=task["timeout_s"], node_id=node_id,
-                    slots=task["requirements"]["slots"], node_slots=node_slots)
+                    slots=task["requirements"]["slots"], node_slots=node_slots,
+                    request_id=task.get("request_id"))

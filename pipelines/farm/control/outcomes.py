@@ -9,6 +9,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from pipelines.context import request_context
 from pipelines.events.log import EventLog
 from pipelines.farm.control.metrics import FarmMetrics
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
@@ -63,9 +64,11 @@ class OutcomeHandler:
         for job_id, started in by_job.items():
             # One event per job and round, listing the tasks: a 10,000-task job must not
             # flood its room with 10,000 events.
-            await self.events.append(started[0].studio_id, "task.started", f"job:{job_id}", {
-                "job_id": job_id, "tasks": [{"task_id": r.task_id, "attempt": r.attempt,
-                                             "node_id": r.node_id} for r in started]})
+            with request_context(started[0].request_id):
+                await self.events.append(started[0].studio_id, "task.started",
+                                         f"job:{job_id}", {
+                    "job_id": job_id, "tasks": [{"task_id": r.task_id, "attempt": r.attempt,
+                                                 "node_id": r.node_id} for r in started]})
 
     async def succeeded(self, reports: list[Finished]) -> None:
         """Active → succeeded in one round trip; kinds with a hook go one by one."""
@@ -78,7 +81,8 @@ class OutcomeHandler:
             self._credit(report)
         for report in reports:
             if report.kind in self.hooks:
-                await self._succeeded(report)
+                with request_context(report.request_id):
+                    await self._succeeded(report)
 
     @staticmethod
     def _success(report: Finished, now: float) -> dict[str, Any]:
@@ -94,7 +98,8 @@ class OutcomeHandler:
         self.jobs.task_succeeded(report.job_id)
 
     async def failed(self, report: Finished) -> None:
-        await self._failed(report)
+        with request_context(report.request_id):
+            await self._failed(report)
 
     async def _succeeded(self, payload: Finished) -> None:
         """A kind with a hook (publishing) is marked succeeded only after its hook ran: a
@@ -197,13 +202,16 @@ class OutcomeHandler:
                  "error": f"node {node_id}: {why}"}):
             task = await self.store.tasks.find_one({"_id": task_id})
             if task:
-                await self.store.record_attempt({
-                    "task_id": task_id, "job_id": task["job_id"], "attempt": attempt,
-                    "node_id": node_id, "ok": False, "finished_s": self.clock(),
-                    "failure_class": FailureClass.NODE_LOST.value})
-                self.jobs.made_ready(task["job_id"])
-                await self.events.append(task["studio_id"], "task.retrying",
-                                         f"job:{task['job_id']}",
-                                         {"job_id": task["job_id"], "task_id": task_id,
-                                          "attempt": attempt, "failure_class": "node_lost",
-                                          "retry_in_s": 0.0})
+                await self._requeued(task, attempt, node_id)
+
+    async def _requeued(self, task: dict[str, Any], attempt: int, node_id: str | None) -> None:
+        task_id, job_id = task["_id"], task["job_id"]
+        with request_context(task.get("request_id")):
+            await self.store.record_attempt({
+                "task_id": task_id, "job_id": job_id, "attempt": attempt, "node_id": node_id,
+                "ok": False, "finished_s": self.clock(),
+                "failure_class": FailureClass.NODE_LOST.value})
+            self.jobs.made_ready(job_id)
+            await self.events.append(task["studio_id"], "task.retrying", f"job:{job_id}",
+                                     {"job_id": job_id, "task_id": task_id, "attempt": attempt,
+                                      "failure_class": "node_lost", "retry_in_s": 0.0})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from pipelines.context import request_context
 from pipelines.events.log import EventLog
 from pipelines.events.throttle import ProgressThrottle
 from pipelines.farm.control.eta import LayerTally, estimate
@@ -16,6 +18,7 @@ from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.protocol import Progressed
 from pipelines.farm.store import FarmStore
 
+log = logging.getLogger("farm.dispatcher")
 PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
 RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
 # A round spends at most this long counting; the jobs it did not reach go first next round.
@@ -103,6 +106,11 @@ class JobTracker:
         job = await self.store.job(job_id)
         if job is None:
             return
+        with request_context(job.get("request_id")):  # its events carry the submission's
+            await self._recount(job)
+
+    async def _recount(self, job: dict[str, Any]) -> None:
+        job_id = job["_id"]
         counts, layers = tally(await self.store.recount(job_id))
         status = job_status(job["status"], counts, job["task_count"],
                             waiting=bool(job.get("waiting_on")))
@@ -141,6 +149,7 @@ class JobTracker:
                                                   JobStatus.FAILED.value):
             await self.events.append(job["studio_id"], f"job.{status}", room,
                                      data | ({"reason": reason} if reason else {}))
+            log.info("job %s", status, extra={"job_id": job_id, "reason": reason})
             self.announcing.allow(job_id, final=True)  # forget the job: it is over
             self.counting.allow(job_id, final=True)
         elif self.announcing.allow(job_id):

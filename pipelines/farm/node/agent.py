@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipelines.context import request_context
 from pipelines.errors import DependencyUnavailable, FarmError
 from pipelines.farm.node.runners import Runner, TaskContext
 from pipelines.farm.protocol import (
@@ -179,7 +180,8 @@ class NodeAgent:
 
     async def _execute(self, spec: TaskSpec) -> None:
         try:
-            await self._run(spec)
+            with request_context(spec.request_id):  # its log lines carry the submission's
+                await self._run(spec)
         finally:
             # Ended, killed while queued or cancelled mid-report: this attempt holds nothing
             # any more (its result, if any, is counted by `running` until delivered).
@@ -196,9 +198,14 @@ class NodeAgent:
             return
         workdir = self.work_dir / f"{spec.task_id}-{spec.attempt}"
         workdir.mkdir(parents=True, exist_ok=True)
-        lines: list[str] = []
+        # The log's first line says whose work it is, so ops can follow one id from the
+        # request that submitted the job to this attempt on this node.
+        lines: list[str] = [f"# task {spec.task_id} attempt {spec.attempt} on node "
+                            f"{self.node_id}, job {spec.job_id}, request "
+                            f"{spec.request_id or '-'}\n"]
         started = time.monotonic()
         self.reports.put(Started.about(spec, self.node_id))
+        log.info("task started", extra={"task_id": spec.task_id, "attempt": spec.attempt})
 
         async def progress(value: float) -> None:
             if value < 1.0:  # the end is told by the finished report
@@ -213,6 +220,9 @@ class NodeAgent:
         outcome["metrics"] = ctx.metrics | {"wall_s": round(time.monotonic() - started, 3)}
         outcome["log_key"] = await self._upload_log(spec, lines)
         shutil.rmtree(workdir, ignore_errors=True)
+        log.info("task ended", extra={"task_id": spec.task_id, "attempt": spec.attempt,
+                                      "ok": outcome["ok"],
+                                      "failure_class": outcome.get("failure_class")})
         self.reports.put(Finished.about(spec, self.node_id, **outcome))
 
     async def _outcome(self, ctx: TaskContext) -> dict[str, Any]:

@@ -189,4 +189,5 @@ def _document(job: dict[str, Any], index: int, task: _Task,
         "attempt": 0, "failures": 0, "not_before_s": 0.0, "payload": layer.payload,
         "requirements": layer.requirements or job["requirements"],
         "timeout_s": job["task_timeout_s"], "created_s": job["created_s"],
+        "request_id": job.get("request_id"),
     }

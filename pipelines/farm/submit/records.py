@@ -6,6 +6,7 @@ import string
 import uuid
 from typing import Any
 
+from pipelines.context import request_id_var
 from pipelines.errors import InvalidInput
 from pipelines.farm.models import JobCommon, JobStatus
 
@@ -36,4 +37,5 @@ def new_job(studio_id: str, submitted_by: str, common: JobCommon, kind: str, now
         "task_count": 0, "counts": {}, "created_s": now_s, "updated_s": now_s,
         "target": target, "bad_nodes": [], "after": list(common.after),
         "waiting_on": list(common.after),
+        "request_id": request_id_var.get(),  # followed into its tasks, logs and events
     }
