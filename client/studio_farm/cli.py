@@ -103,9 +103,17 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
                          ("wait", "wait for a job; exit 3 unless it completed"),
                          *((a, f"{a} a job") for a in STEERS)):
         jobs.add_parser(action, help=text, parents=[common]).add_argument("job_id")
+    frames = jobs.add_parser("retry-frames", help="run again the ended tasks of some frames",
+                             parents=[common])
+    frames.add_argument("job_id")
+    frames.add_argument("frames", help="e.g. 1001-1010 or 5,7,9")
     tasks = add("tasks", "one task of a job").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     tasks.add_parser("kill", help="stop a running task",
+                     parents=[common]).add_argument("task_id")
+    tasks.add_parser("retry", help="run an ended task again",
+                     parents=[common]).add_argument("task_id")
+    tasks.add_parser("skip", help="skip a task that has not run (it counts as done)",
                      parents=[common]).add_argument("task_id")
     tasks.add_parser("log", help="a task's latest log",
                      parents=[common]).add_argument("task_id")
@@ -367,12 +375,16 @@ async def _jobs(farm: AsyncFarm, args: argparse.Namespace) -> Any:
         return {"job": await farm.job(args.job_id), "tasks": await farm.tasks(args.job_id)}
     if args.action in ("watch", "wait"):
         return await _follow(farm, args.job_id, args, args.action == "wait")
+    if args.action == "retry-frames":
+        return await farm.retry_frames(args.job_id, args.frames)
     return await farm.steer(args.job_id, args.action)
 
 
 async def _tasks(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     if args.action == "kill":
         return await farm.kill(args.task_id)
+    if args.action in ("retry", "skip"):
+        return await getattr(farm, f"{args.action}_task")(args.task_id)
     text = await farm.task_log(args.task_id)
     if args.json:
         return {"task_id": args.task_id, "log": text}

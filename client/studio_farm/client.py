@@ -126,6 +126,19 @@ class AsyncFarm:
     async def kill(self, task_id: str) -> Task:
         return Task.model_validate(await self.session.call("POST", f"/tasks/{task_id}/kill"))
 
+    async def retry_task(self, task_id: str) -> Task:
+        """Run an ended task again (docs/farm.md, "Steering a job")."""
+        return Task.model_validate(await self.session.call("POST", f"/tasks/{task_id}/retry"))
+
+    async def skip_task(self, task_id: str) -> Task:
+        """Skip a task that has not run: it counts as done."""
+        return Task.model_validate(await self.session.call("POST", f"/tasks/{task_id}/skip"))
+
+    async def retry_frames(self, job: JobRef, frames: str) -> Job:
+        """Run again the ended tasks holding `frames` (`1001-1010`, `5,7`)."""
+        return Job.model_validate(await self.session.call(
+            "POST", f"/jobs/{_id(job)}/frames/retry", json={"frames": frames}))
+
     async def task_log(self, task_id: str) -> str:
         answer = await self.session.call("GET", f"/tasks/{task_id}/log")
         response = await self.transfers.storage.get(answer["url"])

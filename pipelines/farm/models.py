@@ -43,9 +43,12 @@ class TaskState(StrEnum):
     FAILED = "failed"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # set aside by a person: done, for its job and what depends on it
 
 
 ACTIVE = (TaskState.LEASED.value, TaskState.RUNNING.value)
+# What a dependency, a layer or a job counts as done.
+DONE = (TaskState.SUCCEEDED.value, TaskState.SKIPPED.value)
 FINAL_JOB = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value)
 # A tag is also a node's Ray label name (`farm join --tag`), which ends with a letter or digit.
 TAG_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,38}[a-z0-9])?$"
@@ -68,6 +71,13 @@ class Requirements(BaseModel):
     gpus: Int = Field(0, ge=0, le=8)
     memory_bytes: Int = Field(0, ge=0, le=MAX_INT64)
     tags: list[Tag] = Field(default_factory=list, max_length=10)
+
+
+class FrameRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frames: Annotated[str, StringConstraints(min_length=1, max_length=1000)] = Field(
+        description="Frames whose ended tasks run again: `1001-1010`, `5,7,9`, `1-100x10`.",
+        examples=["1001-1010"])
 
 
 class VersionRef(BaseModel):

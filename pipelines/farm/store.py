@@ -9,7 +9,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from pipelines.db import declare_indexes
-from pipelines.farm.models import ACTIVE, TaskState
+from pipelines.farm.models import ACTIVE, DONE, TaskState
 
 JOBS = "jobs"
 TASKS = "tasks"
@@ -87,9 +87,9 @@ class FarmStore:
         return {d["_id"]: d["status"] for d in docs}
 
     async def layer_done(self, job_id: str, layer: str) -> bool:
-        """Every task of the layer succeeded."""
+        """Every task of the layer is done (succeeded or skipped)."""
         return await self.tasks.count_documents(
-            {"job_id": job_id, "layer": layer, "state": {"$ne": TaskState.SUCCEEDED.value}},
+            {"job_id": job_id, "layer": layer, "state": {"$nin": list(DONE)}},
             limit=1) == 0
 
     async def ready_of(self, job_id: str, limit: int = 0) -> list[dict[str, Any]]:
@@ -193,10 +193,13 @@ class FarmStore:
         return result.modified_count == 1
 
     async def set_job_tasks(self, job_id: str, states: list[str] | tuple[str, ...],
-                            fields: dict[str, Any]) -> int:
-        """Every task of a job in one of `states`; how many changed."""
-        result = await self.tasks.update_many({"job_id": job_id, "state": {"$in": states}},
-                                              {"$set": fields})
+                            fields: dict[str, Any], task_ids: list[str] | None = None) -> int:
+        """Every task of a job (of `task_ids`, when given) in one of `states`; how many
+        changed."""
+        query: dict[str, Any] = {"job_id": job_id, "state": {"$in": list(states)}}
+        if task_ids is not None:
+            query["_id"] = {"$in": task_ids}
+        result = await self.tasks.update_many(query, {"$set": fields})
         return result.modified_count
 
     async def save_nodes(self, docs: list[dict[str, Any]], gone: list[str] | None) -> None:

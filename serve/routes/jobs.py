@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from pipelines.errors import InvalidInput
-from pipelines.farm.models import JobPatch, JobStatus, JobSubmit
+from pipelines.farm.models import FrameRetry, JobPatch, JobStatus, JobSubmit
 from pipelines.farm.submit.jobs import JobService, TaskNotFound
+from pipelines.farm.submit.task_actions import TaskActions
 from pipelines.farm.views import (
     JobOut,
     JobPage,
@@ -154,11 +155,46 @@ async def job_tasks(job_id: str, jobs: JobsDep, who: Reader,
     return {"items": items, "next_cursor": next_cursor}
 
 
+def get_task_actions(request: Request) -> TaskActions:
+    return TaskActions(request.app.state.platform.jobs)
+
+
+ActionsDep = Annotated[TaskActions, Depends(get_task_actions)]
+
+
 @router.post("/tasks/{task_id}/kill", response_model=TaskOut,
              summary="Stop a running task (it ends failed)",
              responses=errors(codes=TASK_NOT_FOUND | {409: ["task_not_running"]}))
-async def kill_task(task_id: str, jobs: JobsDep, who: Reader) -> dict:
-    return await jobs.kill(who, task_id)
+async def kill_task(task_id: str, actions: ActionsDep, who: Reader) -> dict:
+    return await actions.kill(who, task_id)
+
+
+@router.post("/tasks/{task_id}/retry", response_model=TaskOut,
+             summary="Run an ended task again (succeeded, failed, dead or skipped)",
+             description="It waits for what it depends on again, with a fresh attempt "
+             "budget; a completed or failed job runs again. Tasks that depend on it are not "
+             "run again.",
+             responses=errors(codes=TASK_NOT_FOUND | {409: ["nothing_to_retry", "job_state"]}))
+async def retry_task(task_id: str, actions: ActionsDep, who: Reader) -> dict:
+    return await actions.retry(who, task_id)
+
+
+@router.post("/tasks/{task_id}/skip", response_model=TaskOut,
+             summary="Skip a task that has not run: it counts as done",
+             description="For its job and for the tasks that depend on it. A running task "
+             "is killed first; a succeeded one cannot be skipped.",
+             responses=errors(codes=TASK_NOT_FOUND | {409: ["task_state"]}))
+async def skip_task(task_id: str, actions: ActionsDep, who: Reader) -> dict:
+    return await actions.skip(who, task_id)
+
+
+@router.post("/jobs/{job_id}/frames/retry", response_model=JobOut,
+             summary="Run again the ended tasks holding some frames",
+             responses=errors(codes=JOB_NOT_FOUND | {409: ["nothing_to_retry", "job_state"],
+                                                     422: ["invalid_frame_range"]}))
+async def retry_frames(job_id: str, body: FrameRetry, actions: ActionsDep,
+                       who: Reader) -> dict:
+    return await actions.retry_frames(who, job_id, body.frames)
 
 
 @router.get("/tasks/{task_id}/log", response_model=TaskLogOut,

@@ -159,6 +159,11 @@ MATRIX: list[Case] = [
     Case("GET", "/api/v1/jobs/{job_id}/outputs", (200, 200, 200, 404, 401)),
     # The task is queued, not running: allowed callers get 409.
     Case("POST", "/api/v1/tasks/{task_id}/kill", (409, 403, 403, 404, 401)),
+    # Retry asks for an ended task (409 here); skip takes a queued one.
+    Case("POST", "/api/v1/tasks/{task_id}/retry", (409, 403, 403, 404, 401)),
+    Case("POST", "/api/v1/tasks/{task_id}/skip", (200, 403, 403, 404, 401)),
+    Case("POST", "/api/v1/jobs/{job_id}/frames/retry", (409, 403, 403, 404, 401),
+         lambda w: {"frames": "1"}),
     Case("GET", "/api/v1/tasks/{task_id}/log", (404, 404, 404, 404, 401)),
     Case("GET", "/api/v1/farm/nodes", (200, 403, 403, 200, 401)),
     # Nodes are the farm's, shared by its studios: any studio's TDs, supervisors and admins

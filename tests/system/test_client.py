@@ -232,6 +232,15 @@ async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_p
     for action, status in (("pause", "paused"), ("resume", "queued"), ("cancel", "cancelled")):
         steered = cli("jobs", action, queued["id"], "--json")
         assert json.loads(steered.stdout)["status"] == status, steered.stderr
+    other = json.loads(cli("submit", str(nowhere), "--json").stdout)
+    task_id = f"{other['id']}-00000"
+    assert json.loads(cli("tasks", "skip", task_id, "--json").stdout)["state"] == "skipped"
+    assert json.loads(cli("tasks", "retry", task_id, "--json").stdout)["state"] in (
+        "waiting", "ready")
+    again = cli("jobs", "retry-frames", other["id"], "1")  # it has not ended again yet
+    assert again.returncode == 1 and "nothing_to_retry" in again.stderr, again.stderr
+    assert json.loads(cli("jobs", "cancel", other["id"], "--json").stdout)["status"] == \
+        "cancelled"
     node = json.loads(cli("nodes", "--json").stdout)[0]
     assert node["slots"] >= 1 and node["state"] == "open"
     labelled = json.loads(cli("nodes", "label", node["node_id"], "fast-disk", "--json").stdout)

@@ -14,7 +14,7 @@ from pipelines.context import request_context
 from pipelines.events.log import EventLog
 from pipelines.events.throttle import ProgressThrottle
 from pipelines.farm.control.eta import LayerTally, estimate
-from pipelines.farm.models import ACTIVE, FINAL_JOB, JobStatus, TaskState
+from pipelines.farm.models import ACTIVE, DONE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.protocol import Progressed
 from pipelines.farm.store import FarmStore
 
@@ -30,7 +30,7 @@ def job_status(current: str, counts: Counter, total: int, waiting: bool = False)
     """`waiting`: the job still waits for jobs it runs after."""
     if current in (JobStatus.PAUSED.value, JobStatus.CANCELLED.value):
         return current
-    if counts[TaskState.SUCCEEDED.value] == total:
+    if sum(counts[s] for s in DONE) == total:
         return JobStatus.COMPLETED.value
     if counts[TaskState.DEAD.value]:
         return JobStatus.FAILED.value

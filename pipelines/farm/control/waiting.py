@@ -16,7 +16,7 @@ from pymongo import UpdateOne
 
 from pipelines.events.log import EventLog
 from pipelines.farm.control.progress import JobTracker
-from pipelines.farm.models import JobStatus, TaskState
+from pipelines.farm.models import DONE, JobStatus, TaskState
 from pipelines.farm.store import FarmStore
 
 BROKEN = (JobStatus.FAILED.value, JobStatus.CANCELLED.value)
@@ -28,7 +28,8 @@ class Waiting:
         self.store, self.events, self.jobs, self.clock = store, events, jobs, clock
 
     async def promote(self) -> None:
-        """Waiting tasks whose dependencies all succeeded become ready."""
+        """Waiting tasks whose dependencies are all done (succeeded or skipped) become
+        ready."""
         self.jobs.dependencies_may_have_changed = False
         jobs = await self.store.schedulable_jobs()
         held = await self._settle_prerequisites(jobs)
@@ -39,7 +40,7 @@ class Waiting:
         layers = {(t["job_id"], name) for t in waiting for name in t.get("wait_layers", [])}
         done = {pair for pair in sorted(layers) if await self.store.layer_done(*pair)}
         ready = [t for t in waiting
-                 if all(deps.get(d) == TaskState.SUCCEEDED.value for d in t["deps"])
+                 if all(deps.get(d) in DONE for d in t["deps"])
                  and all((t["job_id"], name) in done for name in t.get("wait_layers", []))]
         await self.store.apply([UpdateOne({"_id": t["_id"], "state": "waiting"},
                                           {"$set": {"state": TaskState.READY.value}})

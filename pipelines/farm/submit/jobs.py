@@ -208,7 +208,7 @@ class JobService:
                                              cursor=cursor, descending=True, max_limit=100)
         return {"items": [public_job(d) for d in docs], "next_cursor": next_cursor}
 
-    def _may_steer(self, principal: Principal, job: dict) -> None:
+    def may_steer(self, principal: Principal, job: dict) -> None:
         if job["submitted_by"] != principal.user_id and not can(principal.role,
                                                                 Action.JOB_MANAGE_ANY):
             raise Forbidden("only the submitter, a supervisor, producer or admin may steer "
@@ -218,7 +218,7 @@ class JobService:
                     requeue: bool = False) -> dict[str, Any]:
         """Pause, resume, cancel or retry a job (docs/farm.md, "Steering a job")."""
         job = await self.get_doc(principal, job_id)
-        self._may_steer(principal, job)
+        self.may_steer(principal, job)
         now = self.clock()
         allowed, target = STEERING[action]
         if job["status"] not in allowed:
@@ -266,7 +266,7 @@ class JobService:
 
     async def set_priority(self, principal: Principal, job_id: str, priority: int) -> dict:
         job = await self.get_doc(principal, job_id)
-        self._may_steer(principal, job)
+        self.may_steer(principal, job)
         await self.store.set_job(job_id, {"priority": priority, "updated_s": self.clock()})
         await self.wake()
         return await self.get(principal, job_id)
@@ -294,23 +294,3 @@ class JobService:
                                              limit=limit, cursor=cursor, max_limit=500)
         history = await self.store.history([d["_id"] for d in docs])
         return [public_task(d, history[d["_id"]]) for d in docs], next_cursor
-
-    async def kill(self, principal: Principal, task_id: str) -> dict[str, Any]:
-        """Mark a running task killed; the dispatcher stops it on its node next round."""
-        task = await self.task_doc(principal, task_id)
-        job = await self.get_doc(principal, task["job_id"])
-        self._may_steer(principal, job)
-        killed = await self.store.set_task(
-            {"_id": task_id, "attempt": task["attempt"], "state": {"$in": list(ACTIVE)}},
-            {"state": TaskState.FAILED.value, "error_class": "killed",
-             "error": f"killed by {principal.user_id}", "finished_s": self.clock()})
-        if not killed:
-            raise Conflict(f"the task is {task['state']}, not running", code="task_not_running")
-        await self.wake(task["job_id"])
-        await self.events.append(job["studio_id"], "task.killed", f"job:{job['_id']}",
-                                 {"job_id": job["_id"], "task_id": task_id,
-                                  "attempt": task["attempt"], "by": principal.user_id})
-        await self.audit.record(job["studio_id"], "task.killed", actor=principal.actor(),
-                                target={"job_id": job["_id"], "task_id": task_id})
-        task = await self.task_doc(principal, task_id)
-        return public_task(task, (await self.store.history([task_id]))[task_id])
