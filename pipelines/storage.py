@@ -13,7 +13,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from pipelines.errors import DependencyUnavailable, NotFound
 T = TypeVar("T")
 log = logging.getLogger("farm.storage")
 _READ_CHUNK = 1024 * 1024
+_MIN_PART = 5 * 1024 * 1024  # the smallest part S3 multipart uploads take
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
 _STREAMED_URL_TTL_S = 3600
 
@@ -164,6 +165,27 @@ class ObjectStore:
 
         return await self._call(read)
 
+    async def chunks(self, key: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """The object from `offset` (within it) on, a chunk at a time: memory stays at one
+        chunk whatever its size."""
+        response = await self._call(self.client.get_object, self.bucket, key, offset=offset)
+        try:
+            stream = response.stream(_READ_CHUNK)
+            while chunk := await asyncio.to_thread(next, stream, b""):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def list_keys(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of every object under `prefix`, in key order."""
+
+        def listing() -> list[tuple[str, int]]:
+            return sorted((o.object_name, o.size) for o in
+                          self.client.list_objects(self.bucket, prefix, recursive=True))
+
+        return await self._call(listing)
+
     async def stat(self, key: str):
         return await self._call(self.client.stat_object, self.bucket, key)
 
@@ -248,9 +270,13 @@ class ObjectStore:
     async def download(self, key: str, path: str) -> None:
         await self._call(self.client.fget_object, self.bucket, key, path)
 
-    async def put_file(self, key: str, path: str, content_type: str) -> None:
+    async def put_file(self, key: str, path: str, content_type: str,
+                       low_memory: bool = False) -> None:
+        """`low_memory`: one 5 MiB part at a time (the client otherwise reads ahead while
+        three parts upload at once, some 30 MiB for a large file)."""
+        extra = {"part_size": _MIN_PART, "num_parallel_uploads": 1} if low_memory else {}
         await self._call(self.client.fput_object, self.bucket, key, path,
-                         content_type=content_type)
+                         content_type=content_type, **extra)
 
     async def read_head(self, key: str, length: int) -> bytes:
         return await self.get_bytes(key, length)

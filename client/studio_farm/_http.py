@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,28 @@ class Session:
             await asyncio.sleep(wait + random.uniform(0, wait / 4))
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+    async def stream(self, path: str, params: dict[str, Any] | None = None,
+                     refreshed: bool = False) -> AsyncIterator[str]:
+        """A text answer under /api/v1 as it arrives (a log that grows); errors as `call`."""
+        stale = self.tokens.access if self.tokens else None
+        async with self.http.stream(
+                "GET", API + path, headers=self._headers(),
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                timeout=httpx.Timeout(30.0, read=None)) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                error = from_response(response.status_code, _json(response), response.headers)
+                if not (isinstance(error, Unauthenticated) and not refreshed
+                        and self.tokens is not None and self.api_key is None):
+                    raise error
+            else:
+                async for text in response.aiter_text():
+                    yield text
+                return
+        await self._refresh(stale)
+        async for text in self.stream(path, params, refreshed=True):
+            yield text
 
     async def login(self, studio: str, email: str, password: str) -> dict[str, Any]:
         answer = await self.call("POST", "/auth/login", authenticate=False,

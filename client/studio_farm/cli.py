@@ -115,8 +115,11 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
                      parents=[common]).add_argument("task_id")
     tasks.add_parser("skip", help="skip a task that has not run (it counts as done)",
                      parents=[common]).add_argument("task_id")
-    tasks.add_parser("log", help="a task's latest log",
-                     parents=[common]).add_argument("task_id")
+    task_log = tasks.add_parser("log", help="a task's log so far (--follow: as it grows, "
+                                "until the attempt ends)", parents=[common])
+    task_log.add_argument("task_id")
+    task_log.add_argument("--follow", "-f", action="store_true")
+    task_log.add_argument("--attempt", type=int, help="an earlier attempt's")
     nodes = add("nodes", "the farm's nodes: list them (the default), take one out of "
                 "service and back, label it").add_subparsers(dest="action", metavar="ACTION")
     nodes.add_parser("ls", help="every node: state, slots, circuit, recent failures",
@@ -385,7 +388,13 @@ async def _tasks(farm: AsyncFarm, args: argparse.Namespace) -> Any:
         return await farm.kill(args.task_id)
     if args.action in ("retry", "skip"):
         return await getattr(farm, f"{args.action}_task")(args.task_id)
-    text = await farm.task_log(args.task_id)
+    if args.follow and not args.json:
+        async for text in farm.follow_log(args.task_id, args.attempt):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return OK
+    text = "".join([t async for t in farm.follow_log(args.task_id, args.attempt)]) \
+        if args.follow else await farm.task_log(args.task_id, args.attempt)
     if args.json:
         return {"task_id": args.task_id, "log": text}
     sys.stdout.write(text)

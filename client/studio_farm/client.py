@@ -139,11 +139,17 @@ class AsyncFarm:
         return Job.model_validate(await self.session.call(
             "POST", f"/jobs/{_id(job)}/frames/retry", json={"frames": frames}))
 
-    async def task_log(self, task_id: str) -> str:
-        answer = await self.session.call("GET", f"/tasks/{task_id}/log")
-        response = await self.transfers.storage.get(answer["url"])
-        response.raise_for_status()
-        return response.text
+    async def task_log(self, task_id: str, attempt: int | None = None) -> str:
+        """The task's log so far (the latest attempt's, or `attempt`'s)."""
+        return "".join([text async for text in self.session.stream(
+            f"/tasks/{task_id}/log", {"attempt": attempt})])
+
+    async def follow_log(self, task_id: str, attempt: int | None = None
+                         ) -> AsyncIterator[str]:
+        """The task's log as it grows, until its attempt ends."""
+        async for text in self.session.stream(f"/tasks/{task_id}/log",
+                                              {"attempt": attempt, "follow": "true"}):
+            yield text
 
     async def follow(self, job: JobRef, on_event: Callable[[Event], Any] | None = None, *,
                      timeout_s: float | None = None) -> Job:
@@ -234,6 +240,9 @@ class Farm:
 
     def jobs(self, **filters: Any) -> Iterator[Job]:
         return self._iterate(self._async.jobs(**filters))
+
+    def follow_log(self, task_id: str, attempt: int | None = None) -> Iterator[str]:
+        return self._iterate(self._async.follow_log(task_id, attempt))
 
     def _iterate(self, pages: AsyncIterator[T]) -> Iterator[T]:
         while True:

@@ -112,6 +112,7 @@ class Task(_Out):
     node_id: str | None
     lease_expires_at: str | None
     progress: float
+    last_line: str | None = None
     kind: str | None
     exit_code: int | None
     error_class: str | None

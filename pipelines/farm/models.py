@@ -244,6 +244,7 @@ def public_task(doc: dict[str, Any], history: list[dict] | None = None) -> dict[
         "waits_for_layers": doc.get("wait_layers", []),
         "state": doc["state"], "attempt": doc["attempt"], "node_id": doc.get("node_id"),
         "lease_expires_at": iso(doc.get("lease_expires_s")), "progress": doc.get("progress", 0.0),
+        "last_line": doc.get("last_line"),
         "kind": doc.get("kind"), "exit_code": doc.get("exit_code"),
         "error_class": doc.get("error_class"),
         "error": doc.get("error"), "log_key": doc.get("log_key"),

@@ -122,8 +122,11 @@ class Started(_Report):
 
 
 class Progressed(_Report):
+    """How far a running task is, and the last line it printed (either may be absent)."""
+
     report: Literal["progress"] = "progress"
-    progress: float
+    progress: float | None = None
+    last_line: str | None = Field(None, max_length=1000)
 
 
 class Finished(_Report):

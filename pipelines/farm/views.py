@@ -130,6 +130,8 @@ class TaskOut(BaseModel):
     node_id: str | None
     lease_expires_at: Timestamp | None
     progress: float
+    last_line: str | None = Field(description="The last line the task printed (while it "
+                                  "runs: at most a second old).")
     kind: str | None
     exit_code: int | None
     error_class: str | None
@@ -152,7 +154,7 @@ class TaskPage(BaseModel):
 class TaskLogOut(BaseModel):
     task_id: str
     attempt: int
-    url: str = Field(description="Presigned GET URL of the log of the latest attempt.")
+    url: str = Field(description="Presigned GET URL of the attempt's whole log.")
 
 
 class ProgressivePreview(BaseModel):

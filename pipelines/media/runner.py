@@ -60,6 +60,7 @@ async def run_tool(
     nofile: int = DEFAULT_NOFILE, max_stdout_bytes: int = MAX_STDOUT_BYTES,
     on_start: Callable[[int], None] | None = None, check: bool = True,
     on_stdout: Callable[[bytes], None] | None = None, env: Mapping[str, str] | None = None,
+    on_stderr: Callable[[bytes], None] | None = None, keep_stdout: bool = True,
 ) -> ToolResult:
     """Run `argv[0]` with `argv[1:]` under limits; raise a MediaError unless it succeeds.
 
@@ -67,6 +68,8 @@ async def run_tool(
     cancellation propagates. `check=False` returns non-zero exits instead of raising
     (timeouts, signals and spawn failures still raise). `on_stdout` sees each piece of
     stdout as it arrives (progress lines); `env` adds variables to the clean environment.
+    `keep_stdout=False` with `on_stdout` (and `on_stderr`) streams the output instead of
+    holding it: a farm task's log of any size, in bounded memory (`stdout` is then empty).
     """
     args = _checked(argv)
     started = time.monotonic()
@@ -77,7 +80,8 @@ async def run_tool(
     watch = _RssWatch(proc.pid)
     try:
         async with asyncio.timeout(timeout_s):
-            stdout, tail = await _collect(proc, watch, max_stdout_bytes, on_stdout)
+            stdout, tail = await _collect(proc, watch, max_stdout_bytes if keep_stdout else 0,
+                                          on_stdout, on_stderr)
     except TimeoutError:
         await _kill_group(proc)
         raise MediaTimeout(f"{_tool(args)} ran past its time limit of {timeout_s:g} s",
@@ -181,12 +185,14 @@ def _prlimit_options(limits: list[tuple[int, tuple[int, int]]]) -> list[str]:
 
 
 async def _collect(proc: Child, watch: _RssWatch, max_stdout_bytes: int,
-                   on_stdout: Callable[[bytes], None] | None = None) -> tuple[bytes, str]:
+                   on_stdout: Callable[[bytes], None] | None = None,
+                   on_stderr: Callable[[bytes], None] | None = None) -> tuple[bytes, str]:
+    """`max_stdout_bytes` 0: stdout goes to `on_stdout` only, unbounded."""
     assert proc.stdout is not None and proc.stderr is not None
     # Also sampled as the tool writes to stderr: a tool that fails an allocation says so
     # and exits at once, often between two samples of the loop.
     readers = (asyncio.ensure_future(_read_bounded(proc.stdout, max_stdout_bytes, on_stdout)),
-               asyncio.ensure_future(_read_tail(proc.stderr, watch.sample)))
+               asyncio.ensure_future(_read_tail(proc.stderr, watch.sample, on_stderr)))
     sampler = asyncio.ensure_future(watch.run())
     try:
         stdout, stderr = await asyncio.gather(*readers)
@@ -205,6 +211,8 @@ async def _read_bounded(stream: asyncio.StreamReader, limit: int,
     while chunk := await stream.read(_CHUNK):
         if on_chunk is not None:
             on_chunk(chunk)
+        if not limit:
+            continue
         data += chunk
         if len(data) > limit:
             raise BadMedia(f"tool output exceeded {limit} bytes")
@@ -212,11 +220,14 @@ async def _read_bounded(stream: asyncio.StreamReader, limit: int,
 
 
 async def _read_tail(stream: asyncio.StreamReader,
-                     on_chunk: Callable[[], None] | None = None) -> bytes:
+                     on_chunk: Callable[[], None] | None = None,
+                     on_data: Callable[[bytes], None] | None = None) -> bytes:
     tail = bytearray()
     while chunk := await stream.read(_CHUNK):
         if on_chunk is not None:
             on_chunk()
+        if on_data is not None:
+            on_data(chunk)
         tail += chunk
         del tail[:-STDERR_TAIL_BYTES]
     return bytes(tail)

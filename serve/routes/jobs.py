@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 
-from pipelines.errors import InvalidInput
+from pipelines.errors import InvalidInput, NotFound
+from pipelines.farm.log_keys import log_key
 from pipelines.farm.models import FrameRetry, JobPatch, JobStatus, JobSubmit
-from pipelines.farm.submit.jobs import JobService, TaskNotFound
+from pipelines.farm.submit.jobs import JobService
 from pipelines.farm.submit.task_actions import TaskActions
+from pipelines.farm.submit.task_logs import LogNotFound, TaskLogs, task_prefix
 from pipelines.farm.views import (
     JobOut,
     JobPage,
@@ -197,14 +200,42 @@ async def retry_frames(job_id: str, body: FrameRetry, actions: ActionsDep,
     return await actions.retry_frames(who, job_id, body.frames)
 
 
-@router.get("/tasks/{task_id}/log", response_model=TaskLogOut,
-            summary="A presigned URL of the task's latest log",
-            responses=errors(codes={404: ["task_not_found", "log_not_found"]}))
-async def task_log(task_id: str, request: Request, jobs: JobsDep, who: Reader) -> dict:
+LOG_ERRORS = errors(codes={404: ["task_not_found", "log_not_found"]})
+
+
+@router.get("/tasks/{task_id}/log", response_class=StreamingResponse,
+            summary="The task's log so far, as text; `follow` streams it as it grows",
+            description="The latest attempt's (or `attempt`'s). While the attempt runs, what "
+            "its node shipped so far (at most half a second behind); with `follow=true` the "
+            "response stays open and carries each new piece until the attempt ends. The "
+            "attempt is in `X-Log-Attempt`.",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                       **LOG_ERRORS})
+async def task_log(task_id: str, request: Request, jobs: JobsDep, who: Reader,
+                   attempt: Annotated[int | None, Query(ge=1, le=1000)] = None,
+                   follow: bool = False) -> StreamingResponse:
+    logs = TaskLogs(request.app.state.platform.store, jobs.store)
+    task = await jobs.task_doc(who, task_id)
+    which = logs.attempt(task, attempt)
+    return StreamingResponse(logs.read(task, which, follow),
+                             media_type="text/plain; charset=utf-8",
+                             headers={"X-Log-Attempt": str(which),
+                                      "Cache-Control": "no-store"})
+
+
+@router.get("/tasks/{task_id}/log/url", response_model=TaskLogOut,
+            summary="A presigned URL of an ended attempt's whole log",
+            responses=LOG_ERRORS)
+async def task_log_url(task_id: str, request: Request, jobs: JobsDep, who: Reader,
+                       attempt: Annotated[int | None, Query(ge=1, le=1000)] = None) -> dict:
     platform = request.app.state.platform
     task = await jobs.task_doc(who, task_id)
-    if not task.get("log_key"):
-        raise TaskNotFound("this task has no log yet", code="log_not_found")
-    url = await platform.store.presigned_get(task["log_key"],
-                                             platform.settings.download_url_ttl_s)
-    return {"task_id": task_id, "attempt": task["attempt"], "url": url}
+    which = TaskLogs(platform.store, jobs.store).attempt(task, attempt)
+    key = log_key(task_prefix(task, which))
+    try:
+        await platform.store.stat(key)
+    except NotFound:
+        raise LogNotFound("that attempt's whole log is stored once it ends; read it so "
+                          "far at /log") from None
+    url = await platform.store.presigned_get(key, platform.settings.download_url_ttl_s)
+    return {"task_id": task_id, "attempt": which, "url": url}

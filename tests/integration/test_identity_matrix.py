@@ -164,7 +164,9 @@ MATRIX: list[Case] = [
     Case("POST", "/api/v1/tasks/{task_id}/skip", (200, 403, 403, 404, 401)),
     Case("POST", "/api/v1/jobs/{job_id}/frames/retry", (409, 403, 403, 404, 401),
          lambda w: {"frames": "1"}),
+    # The task has not started: no log yet (another studio's task: not found either).
     Case("GET", "/api/v1/tasks/{task_id}/log", (404, 404, 404, 404, 401)),
+    Case("GET", "/api/v1/tasks/{task_id}/log/url", (404, 404, 404, 404, 401)),
     Case("GET", "/api/v1/farm/nodes", (200, 403, 403, 200, 401)),
     # Nodes are the farm's, shared by its studios: any studio's TDs, supervisors and admins
     # look after them (FARM_NODE_MANAGERS narrows that to some studios).

@@ -63,7 +63,7 @@ class JobTracker:
         self.clock = clock
         self.touched: dict[str, None] = {}  # an ordered set: the longest waiting first
         self.ready_again: set[str] = set()  # jobs with tasks made ready by the dispatcher
-        self.task_progress: dict[tuple[str, int], float] = {}
+        self.task_progress: dict[tuple[str, int], dict[str, Any]] = {}
         self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
         self.counting = ProgressThrottle(RECOUNT_EVERY_S, clock)
         self.dependencies_may_have_changed = True
@@ -84,15 +84,19 @@ class JobTracker:
         self.dependencies_may_have_changed = True
 
     def progress(self, report: Progressed) -> None:
-        self.task_progress[(report.task_id, report.attempt)] = report.progress
-        self.touch(report.job_id)
+        fields = self.task_progress.setdefault((report.task_id, report.attempt), {})
+        if report.progress is not None:
+            fields["progress"] = report.progress
+            self.touch(report.job_id)
+        if report.last_line is not None:
+            fields["last_line"] = report.last_line
 
     async def flush(self) -> None:
         progress, self.task_progress = self.task_progress, {}
         await self.store.apply([
             UpdateOne({"_id": task_id, "attempt": attempt, "state": TaskState.RUNNING.value},
-                      {"$set": {"progress": value}})
-            for (task_id, attempt), value in progress.items()])
+                      {"$set": fields})
+            for (task_id, attempt), fields in progress.items()])
         touched, self.touched = self.touched, {}
         started = time.monotonic()
         for job_id in touched:

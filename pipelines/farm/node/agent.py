@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from pipelines.context import request_context
 from pipelines.errors import DependencyUnavailable, FarmError
+from pipelines.farm.log_keys import attempt_prefix
+from pipelines.farm.node.live_log import LiveLog
 from pipelines.farm.node.runners import Runner, TaskContext
 from pipelines.farm.protocol import (
     Attempt,
@@ -40,6 +42,15 @@ class Reporter(Protocol):
     async def report_many(self, reports: list[Report]) -> None: ...
 
     async def heartbeat(self, beat: Heartbeat) -> None: ...
+
+
+def _merged(old: Progressed, new: Progressed) -> Progressed:
+    """The newer report, keeping what only the older one said (progress, or last line)."""
+    if old.attempt != new.attempt:
+        return new
+    return new.model_copy(update={
+        "progress": old.progress if new.progress is None else new.progress,
+        "last_line": old.last_line if new.last_line is None else new.last_line})
 
 
 class ReportQueue:
@@ -66,6 +77,9 @@ class ReportQueue:
 
     def put(self, report: Report) -> None:
         if isinstance(report, Progressed):  # only a task's latest progress is worth sending
+            for old in self.pending:
+                if isinstance(old, Progressed) and old.task_id == report.task_id:
+                    report = _merged(old, report)
             self.pending = [r for r in self.pending if not isinstance(r, Progressed)
                             or r.task_id != report.task_id]
         self.pending.append(report)
@@ -198,11 +212,15 @@ class NodeAgent:
             return
         workdir = self.work_dir / f"{spec.task_id}-{spec.attempt}"
         workdir.mkdir(parents=True, exist_ok=True)
+        live = LiveLog(self.store, attempt_prefix(spec.studio_id, spec.job_id, spec.task_id,
+                                                  spec.attempt), workdir / "task.log",
+                       lambda line: self.reports.put(Progressed.about(spec, self.node_id,
+                                                                      last_line=line)))
         # The log's first line says whose work it is, so ops can follow one id from the
         # request that submitted the job to this attempt on this node.
-        lines: list[str] = [f"# task {spec.task_id} attempt {spec.attempt} on node "
-                            f"{self.node_id}, job {spec.job_id}, request "
-                            f"{spec.request_id or '-'}\n"]
+        live.append(f"# task {spec.task_id} attempt {spec.attempt} on node {self.node_id}, "
+                    f"job {spec.job_id}, request {spec.request_id or '-'}\n")
+        shipping = asyncio.get_running_loop().create_task(live.ship_forever())
         started = time.monotonic()
         self.reports.put(Started.about(spec, self.node_id))
         log.info("task started", extra={"task_id": spec.task_id, "attempt": spec.attempt})
@@ -212,13 +230,14 @@ class NodeAgent:
                 self.reports.put(Progressed.about(spec, self.node_id,
                                                   progress=round(value, 4)))
 
-        ctx = TaskContext(spec, workdir, lines, progress, started + spec.timeout_s)
+        ctx = TaskContext(spec, workdir, live, progress, started + spec.timeout_s)
         try:
             outcome = await self._outcome(ctx)
         finally:
+            shipping.cancel()
             await self.slots.release(spec.slots)  # the next queued task starts meanwhile
         outcome["metrics"] = ctx.metrics | {"wall_s": round(time.monotonic() - started, 3)}
-        outcome["log_key"] = await self._upload_log(spec, lines)
+        outcome["log_key"] = await live.finish()
         shutil.rmtree(workdir, ignore_errors=True)
         log.info("task ended", extra={"task_id": spec.task_id, "attempt": spec.attempt,
                                       "ok": outcome["ok"],
@@ -283,13 +302,3 @@ class NodeAgent:
                     raise
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
-
-    async def _upload_log(self, spec: TaskSpec, lines: list[str]) -> str | None:
-        key = f"{spec.job_prefix}/logs/{spec.task_id}/attempt-{spec.attempt}.log"
-        text = "".join(lines)[-4_000_000:]  # the end of a huge log is the part that matters
-        try:
-            await self.store.put_bytes(key, text.encode(), "text/plain; charset=utf-8")
-        except FarmError:
-            log.warning("task log not stored", extra={"task_id": spec.task_id})
-            return None
-        return key

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,11 +14,19 @@ from pipelines.media.runner import run_tool
 Progress = Callable[[float], Awaitable[None]]
 
 
+class LogSink(Protocol):
+    """Where a runner writes the task's log (a LiveLog on nodes; a list in tests)."""
+
+    def append(self, text: str) -> None: ...
+
+    def extend(self, texts: Iterable[str]) -> None: ...
+
+
 @dataclass
 class TaskContext:
     spec: TaskSpec
     workdir: Path
-    log: list[str]
+    log: LogSink
     progress: Progress
     deadline: float
     outputs: list[Path] = field(default_factory=list)  # files the agent stores as outputs
@@ -32,6 +40,12 @@ class TaskContext:
 
 class Runner(Protocol):
     async def __call__(self, ctx: TaskContext) -> None: ...
+
+
+def _writer(log: LogSink) -> Callable[[bytes], None]:
+    write = getattr(log, "write", None)  # a LiveLog takes bytes as they are
+    return write if write is not None else (
+        lambda data: log.append(data.decode("utf-8", "replace")))
 
 
 def _expand(argv: list[str], values: dict[str, Any]) -> list[str]:
@@ -51,11 +65,14 @@ async def run_command(ctx: TaskContext) -> None:
         values = {"frame": chunk_frames[0], "first": chunk_frames[0], "last": chunk_frames[-1],
                   "output": str(output)}
         expanded = _expand(argv, values)
+        ctx.log.append(f"$ {' '.join(expanded)}\n")
+        # stdout and stderr go to the log as they come, never held whole: a task may
+        # print gigabytes.
         result = await run_tool(expanded, timeout_s=ctx.remaining_s(), memory_bytes=None,
-                                cpu_seconds=None, cwd=ctx.workdir, check=False)
-        ctx.log.append(f"$ {' '.join(expanded)}\n{result.stdout.decode(errors='replace')}"
-                       f"{result.stderr_tail}\n[exit {result.returncode}, "
-                       f"{result.wall_s:.2f}s]\n")
+                                cpu_seconds=None, cwd=ctx.workdir, check=False,
+                                on_stdout=_writer(ctx.log), on_stderr=_writer(ctx.log),
+                                keep_stdout=False)
+        ctx.log.append(f"\n[exit {result.returncode}, {result.wall_s:.2f}s]\n")
         if result.returncode != 0:
             raise TaskFailed(f"{expanded[0]} exited {result.returncode}",
                              exit_code=result.returncode, failure_class="crash")
