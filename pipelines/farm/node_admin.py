@@ -62,7 +62,7 @@ class NodeAdmin:
         self.audit = AuditLog(db[AUDIT], clock)
         self.clock = clock
 
-    async def list(self, principal: Principal) -> list[dict[str, Any]]:
+    async def all(self, principal: Principal) -> list[dict[str, Any]]:
         """Every node; other studios' task ids are counted, never shown."""
         docs = await self.store.nodes.find({}).sort("_id", 1).to_list()
         controls = {c["_id"]: c for c in await self.controls.find({}).to_list()}

@@ -98,13 +98,19 @@ class RenderNeeds:
 OnFrame = Callable[[FrameReport], Awaitable[None]]
 
 
+class LogLines(Protocol):
+    """Where a renderer writes the tool's output (a node's live task log)."""
+
+    def append(self, text: str) -> None: ...
+
+
 class Renderer(Protocol):
     name: str
 
     def needs(self, device: str) -> RenderNeeds: ...
 
     async def render(self, request: RenderRequest, on_frame: OnFrame,
-                     log: list[str]) -> RenderResult:
+                     log: LogLines) -> RenderResult:
         """Render the chunk, awaiting `on_frame` for each finished frame as it comes; the
         tool's output goes to `log` whatever happens; failures raise RenderFailed."""
         ...

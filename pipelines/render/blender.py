@@ -24,6 +24,7 @@ from pipelines.render.base import (
     OOM_SIGNS,
     FrameReport,
     LineSplitter,
+    LogLines,
     OnFrame,
     RenderFailed,
     RenderNeeds,
@@ -84,7 +85,7 @@ class BlenderRenderer:
         return [self.python, str(WORKER), *args]
 
     async def render(self, request: RenderRequest, on_frame: OnFrame,
-                     log: list[str]) -> RenderResult:
+                     log: LogLines) -> RenderResult:
         if request.scene is not None:
             check_scene(request.scene)
         request.out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pipelines.media.runner import last_meaningful_line, run_tool
 from pipelines.render.base import (
     OOM_SIGNS,
     FrameReport,
+    LogLines,
     OnFrame,
     RenderFailed,
     RenderNeeds,
@@ -51,7 +52,7 @@ class CommandRenderer:
         return [arg.format(**values) for arg in request.argv]
 
     async def render(self, request: RenderRequest, on_frame: OnFrame,
-                     log: list[str]) -> RenderResult:
+                     log: LogLines) -> RenderResult:
         request.out.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + request.timeout_s
         result = RenderResult()

@@ -29,7 +29,7 @@ NodesDep = Annotated[NodeAdmin, Depends(get_nodes)]
 @router.get("/farm/nodes", response_model=NodeList,
             summary="Farm nodes: state, slots, running tasks, circuit, recent failures")
 async def farm_nodes(nodes: NodesDep, who: FarmReader) -> dict:
-    return {"items": await nodes.list(who), "next_cursor": None}
+    return {"items": await nodes.all(who), "next_cursor": None}
 
 
 @router.get("/farm/nodes/{node_id}", response_model=NodeOut, summary="One farm node",

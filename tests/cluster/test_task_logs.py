@@ -34,19 +34,19 @@ async def test_a_running_tasks_log_is_followed_live(http, api, farm):
     lags: list[float] = []
     last_lines: set[str] = set()
     followed = ""
-    async with httpx.AsyncClient(base_url=api, timeout=60) as plain:
-        async with plain.stream("GET", f"/api/v1/tasks/{task['id']}/log",
-                                params={"follow": "true"}, headers=headers) as response:
-            assert response.status_code == 200
-            assert response.headers["x-log-attempt"] == "1"
-            async for text in response.aiter_text():
-                followed += text
-                now = time.time()
-                lags += [now - float(line.split()[2]) for line in text.splitlines()
-                         if line.startswith("tick ")]
-                if len(lags) == TICKS // 2:
-                    [mid] = await tasks_of(http, headers, job["id"])
-                    last_lines.add(mid["last_line"] or "")
+    async with httpx.AsyncClient(base_url=api, timeout=60) as plain, plain.stream(
+            "GET", f"/api/v1/tasks/{task['id']}/log", params={"follow": "true"},
+            headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["x-log-attempt"] == "1"
+        async for text in response.aiter_text():
+            followed += text
+            now = time.time()
+            lags += [now - float(line.split()[2]) for line in text.splitlines()
+                     if line.startswith("tick ")]
+            if len(lags) == TICKS // 2:
+                [mid] = await tasks_of(http, headers, job["id"])
+                last_lines.add(mid["last_line"] or "")
     assert len(lags) == TICKS, followed
     print(f"\nlive log: lines arrived {max(lags):.2f} s at most after being printed")
     assert max(lags) < 2.0, lags
