@@ -18,6 +18,7 @@ from serve.metrics import HttpMetrics
 from serve.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from serve.platform import Platform
 from serve.routes import (
+    analytics,
     api_keys,
     assets,
     audit,
@@ -47,7 +48,7 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
     )
     app.include_router(health.router)
     for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs,
-                   job_types, nodes):
+                   job_types, nodes, analytics):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)

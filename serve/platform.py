@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from config.settings import Settings
+from pipelines.analytics import Analytics
 from pipelines.assets.domain import AssetsDomain
 from pipelines.assets.previews import PreviewRequests
 from pipelines.db import Database
@@ -88,6 +89,10 @@ class Platform:
     @functools.cached_property
     def jobs(self) -> JobService:
         return JobService(self.db, self.events, wake=self.link.wake_dispatcher)
+
+    @functools.cached_property
+    def analytics(self) -> Analytics:
+        return Analytics(self.db, self.settings.studio_quota_bytes)
 
     @functools.cached_property
     def nodes(self) -> NodeAdmin:

@@ -53,6 +53,7 @@ class Action(StrEnum):
     JOB_MANAGE_ANY = "job.manage_any"
     FARM_READ = "farm.read"
     FARM_NODE_MANAGE = "farm.node_manage"
+    ANALYTICS_READ = "analytics.read"
 
 
 _EVERYONE = frozenset(Role)
@@ -94,6 +95,8 @@ TABLE: dict[Action, frozenset[Role]] = {
     Action.FARM_READ: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR, Role.TD}),
     # Locking, draining and labelling nodes: the people who look after the farm.
     Action.FARM_NODE_MANAGE: frozenset({Role.ADMIN, Role.SUPERVISOR, Role.TD}),
+    # The studio's figures: farm use, failures, storage, review turnaround.
+    Action.ANALYTICS_READ: frozenset({Role.ADMIN, Role.PRODUCER}),
 }
 
 # Actions an API key may never perform, whatever its role: a leaked key must not be able

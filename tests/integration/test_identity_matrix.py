@@ -171,6 +171,9 @@ MATRIX: list[Case] = [
     # Nodes are the farm's, shared by its studios: any studio's TDs, supervisors and admins
     # look after them (FARM_NODE_MANAGERS narrows that to some studios).
     Case("GET", "/api/v1/farm/nodes/{node_id}", (200, 403, 403, 200, 401)),
+    # The studio's own figures (node utilisation is the shared farm's): producers, admins.
+    *(Case("GET", f"/api/v1/analytics/{part}", (200, 403, 403, 200, 401))
+      for part in ("usage", "failures", "nodes", "storage", "review")),
     Case("POST", "/api/v1/farm/nodes/{node_id}/lock", (200, 403, 403, 200, 401)),
     Case("POST", "/api/v1/farm/nodes/{node_id}/drain", (200, 403, 403, 200, 401),
          lambda w: {"reason": "matrix"}),

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     # The farm's rooms, one per place they run; side by side, none imports another.
     ("pipelines.farm.submit", "pipelines.farm.control", "pipelines.farm.node",
      "pipelines.farm.publish"),
+    ("pipelines.analytics",),  # reads what the rooms above wrote
     ("actors",),
     ("serve",),
     ("bench", "ops"),

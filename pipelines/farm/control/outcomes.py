@@ -45,6 +45,7 @@ class OutcomeHandler:
     def _entry(self, report: Finished) -> dict[str, Any]:
         """One line of the task's attempt history, for TDs and for the tests."""
         return {"task_id": report.task_id, "job_id": report.job_id,
+                "studio_id": report.studio_id, "kind": report.kind,
                 "attempt": report.attempt, "node_id": report.node_id, "ok": report.ok,
                 "failure_class": report.failure_class and report.failure_class.value,
                 "exit_code": report.exit_code, "finished_s": self.clock(),
@@ -208,7 +209,8 @@ class OutcomeHandler:
         task_id, job_id = task["_id"], task["job_id"]
         with request_context(task.get("request_id")):
             await self.store.record_attempt({
-                "task_id": task_id, "job_id": job_id, "attempt": attempt, "node_id": node_id,
+                "task_id": task_id, "job_id": job_id, "studio_id": task["studio_id"],
+                "kind": task.get("kind"), "attempt": attempt, "node_id": node_id,
                 "ok": False, "finished_s": self.clock(),
                 "failure_class": FailureClass.NODE_LOST.value})
             self.jobs.made_ready(job_id)

@@ -190,4 +190,6 @@ def _document(job: dict[str, Any], index: int, task: _Task,
         "requirements": layer.requirements or job["requirements"],
         "timeout_s": job["task_timeout_s"], "created_s": job["created_s"],
         "request_id": job.get("request_id"),
+        # For analytics, grouped in the database without reading the jobs.
+        "submitted_by": job.get("submitted_by"), "job_kind": job.get("kind"),
     }
