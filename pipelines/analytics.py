@@ -39,7 +39,7 @@ def _day(field: str) -> dict[str, Any]:
 class Analytics:
     def __init__(self, db, quota_bytes: int, clock: Callable[[], float] = time.time):
         self.tasks, self.jobs, self.attempts = db[TASKS], db[JOBS], db[ATTEMPTS]
-        self.nodes, self.usage, self.versions = db[NODES], db[USAGE], db[VERSIONS]
+        self.node_docs, self.usage_docs, self.versions = db[NODES], db[USAGE], db[VERSIONS]
         self.decisions = db[DECISIONS]
         self.quota_bytes, self.clock = quota_bytes, clock
 
@@ -106,7 +106,8 @@ class Analytics:
             {"$group": {"_id": "$node_id", "busy_s": {"$sum": {"$ifNull": ["$wall_s", 0]}},
                         "attempts": {"$sum": 1}}}])}
         out = []
-        for node in await self.nodes.find({}, {"slots": 1, "name": 1}).sort("_id", 1).to_list():
+        for node in await self.node_docs.find({}, {"slots": 1, "name": 1}).sort(
+                "_id", 1).to_list():
             used = busy.get(node["_id"], {})
             slots = max(node.get("slots") or 0.0, 1e-9)
             out.append({"node_id": node["_id"], "name": node.get("name", ""),
@@ -117,7 +118,7 @@ class Analytics:
         return out
 
     async def storage(self, studio_id: str) -> dict[str, Any]:
-        used = await self.usage.find_one({"_id": studio_id}) or {}
+        used = await self.usage_docs.find_one({"_id": studio_id}) or {}
         counted = await self._rows(self.versions, [
             {"$match": {"studio_id": studio_id}},
             {"$group": {"_id": None, "versions": {"$sum": 1}, "bytes": {"$sum": "$size"}}}])
