@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import io
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -32,7 +33,7 @@ from pipelines.errors import DependencyUnavailable, NotFound
 T = TypeVar("T")
 log = logging.getLogger("farm.storage")
 _READ_CHUNK = 1024 * 1024
-_MIN_PART = 5 * 1024 * 1024  # the smallest part S3 multipart uploads take
+_MAX_PUT = 5 * 1024**3  # the largest object S3 takes in one PUT
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchUpload", "NotFound"}
 _STREAMED_URL_TTL_S = 3600
 
@@ -270,13 +271,35 @@ class ObjectStore:
     async def download(self, key: str, path: str) -> None:
         await self._call(self.client.fget_object, self.bucket, key, path)
 
-    async def put_file(self, key: str, path: str, content_type: str,
-                       low_memory: bool = False) -> None:
-        """`low_memory`: one 5 MiB part at a time (the client otherwise reads ahead while
-        three parts upload at once, some 30 MiB for a large file)."""
-        extra = {"part_size": _MIN_PART, "num_parallel_uploads": 1} if low_memory else {}
+    async def put_file(self, key: str, path: str, content_type: str) -> None:
         await self._call(self.client.fput_object, self.bucket, key, path,
-                         content_type=content_type, **extra)
+                         content_type=content_type)
+
+    async def stream_file(self, key: str, path: str, content_type: str) -> None:
+        """Store a file read a chunk at a time (the minio client holds 5 MiB parts, three
+        at once): one PUT through a presigned URL, whose payload is unsigned, up to S3's
+        5 GiB for one PUT; a larger file goes as parts."""
+        size = await asyncio.to_thread(os.path.getsize, path)
+        if size > _MAX_PUT:
+            await self.put_file(key, path, content_type)
+            return
+        url = await self._call(self.client.get_presigned_url, "PUT", self.bucket, key,
+                               expires=timedelta(seconds=_STREAMED_URL_TTL_S))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with open(path, "rb") as file:  # noqa: ASYNC230 - a local file, a chunk a read
+                while data := await asyncio.to_thread(file.read, _READ_CHUNK):
+                    yield data
+
+        headers = {"Content-Length": str(size), "Content-Type": content_type}
+        try:
+            response = await self._streams.put(url, content=chunks(), headers=headers)
+        except httpx.HTTPError as exc:
+            raise _unreachable(exc) from exc
+        if response.status_code >= 300:
+            found = re.search(r"<Code>([^<]+)</Code>", response.text)
+            raise DependencyUnavailable(
+                f"storage error: {found.group(1) if found else response.status_code}")
 
     async def read_head(self, key: str, length: int) -> bytes:
         return await self.get_bytes(key, length)

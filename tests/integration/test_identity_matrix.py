@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -184,18 +184,22 @@ MATRIX: list[Case] = [
 
 
 @pytest.fixture(scope="module")
-async def world(api, settings) -> World:
+async def world(api, settings) -> AsyncIterator[World]:
     async with contract.client(base_url=api, timeout=30) as http:
         a = await register_studio(http, roles=("artist", "director", "td"))
         b = await register_studio(http, roles=())
     world = World(a, b)
-    # A node as the dispatcher lists it (this session's cluster may have none joined).
+    # A node as the dispatcher lists it (this session's cluster may have none joined);
+    # gone afterwards, so later tests count the farm's real nodes.
     with MongoClient(settings.mongo_url.get_secret_value()) as client:
-        client[settings.mongo_db]["farm_nodes"].replace_one({"_id": world.node_id}, {
+        db = client[settings.mongo_db]
+        db["farm_nodes"].replace_one({"_id": world.node_id}, {
             "_id": world.node_id, "name": "matrix", "slots": 2.0, "slots_used": 0.0,
             "running_tasks": [], "gpus": 0, "tags": [], "circuit": "closed",
             "last_heartbeat_s": None, "refused": None}, upsert=True)
-    return world
+        yield world
+        db["farm_nodes"].delete_one({"_id": world.node_id})
+        db["node_controls"].delete_one({"_id": world.node_id})
 
 
 async def fresh_headers(http: httpx.AsyncClient, world: World, caller: str) -> dict[str, str]:

@@ -86,8 +86,7 @@ class LiveLog:
         storage refused it (the chunks shipped so far are what is left)."""
         self.file.close()
         try:
-            await self.store.put_file(log_key(self.prefix), str(self.path), TEXT,
-                                      low_memory=True)
+            await self.store.stream_file(log_key(self.prefix), str(self.path), TEXT)
         except FarmError:
             log.warning("task log not stored")
             return None
