@@ -77,7 +77,7 @@ async def test_a_task_printing_100_mb_keeps_the_agent_in_a_few_mb(node):
     size = (await store.stat(done.log_key)).size
     assert size > 100_000_000
     print(f"\n100 MB task log: Python allocations peaked at {peak / 2**20:.1f} MiB")
-    assert peak < 4 * 2**20, f"the agent held {peak / 2**20:.1f} MiB for a 100 MB log"
+    assert peak < 6 * 2**20, f"the agent held {peak / 2**20:.1f} MiB for a 100 MB log"
 
 
 async def test_a_task_dying_mid_line_keeps_its_last_bytes(node):
