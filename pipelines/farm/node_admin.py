@@ -46,8 +46,10 @@ def node_state(doc: dict[str, Any], control: dict[str, Any]) -> str:
     """What an operator reads first: refused, drained, draining, locked or open."""
     if doc.get("refused"):
         return "refused"
-    if control.get("drain"):
-        return "drained" if not doc.get("running_tasks") else "draining"
+    if control.get("drain"):  # drained once the dispatcher saw it idle since the drain
+        drained = doc.get("drained_for") is not None and \
+            doc.get("drained_for") == control.get("updated_s")
+        return "drained" if drained else "draining"
     return "locked" if control.get("locked") else "open"
 
 

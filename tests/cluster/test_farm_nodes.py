@@ -61,7 +61,11 @@ async def drain_during(http, studio, job: dict, node_id: str) -> None:
         await asyncio.sleep(0.3)
     types = [e["type"] for e in events if e["type"].startswith("node.")]
     assert types == ["node.draining", "node.drained"]
-    listed = {n["node_id"]: n for n in await farm_nodes(http, headers)}
+    for _ in range(20):  # the node table is written once a second
+        listed = {n["node_id"]: n for n in await farm_nodes(http, headers)}
+        if listed[node_id]["state"] == "drained":
+            break
+        await asyncio.sleep(0.3)
     assert (listed[node_id]["state"], listed[node_id]["reason"]) == ("drained", "disk swap")
     audit = (await http.get("/api/v1/audit", params={"action": "node.draining"},
                             headers=studio.admin.headers)).json()["items"]

@@ -50,6 +50,12 @@ class NodeTable(dict[str, NodeState]):
         labels = self.controls.get(node_id, {}).get("labels")
         return own | frozenset(labels) if labels else own
 
+    def drained_for(self, node_id: str) -> float | None:
+        """The drain request (its time) the node was seen idle after, if any."""
+        control = self.controls.get(node_id, {})
+        drained = control.get("drain") and (node_id, control["updated_s"]) in self.drained
+        return control["updated_s"] if drained else None
+
     def newly_drained(self) -> list[dict[str, Any]]:
         """Controls of nodes asked to drain that now run nothing, not told before."""
         idle = []
@@ -113,7 +119,7 @@ class NodeTable(dict[str, NodeState]):
         live = [{"_id": node_id, "name": s.info.name, "slots": s.info.slots,
                  "slots_used": s.slots_used, "running_tasks": sorted(s.running),
                  "gpus": s.info.gpus, "tags": sorted(s.info.tags),
-                 "locked": self.locked(node_id),
+                 "locked": self.locked(node_id), "drained_for": self.drained_for(node_id),
                  "circuit": circuit(node_id), "last_heartbeat_s": s.last_seen, "seen_s": now,
                  "refused": None} for node_id, s in self.items()]
         return live + [{"_id": node_id, "name": "", "slots": 0.0, "slots_used": 0.0,

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from pipelines.errors import NotFound
+from pipelines.errors import FarmError, NotFound
 from pipelines.farm.log_keys import attempt_prefix, chunk_prefix, log_key
 from pipelines.farm.models import ACTIVE
 from pipelines.farm.store import FarmStore
@@ -56,12 +56,22 @@ class TaskLogs:
                     async for data in self.store.chunks(log_key(prefix), sent):
                         yield data
                 return
+            gone = False
             for key, _ in await self.store.list_keys(chunk_prefix(prefix)):
                 seq = int(key.rsplit("/", 1)[1])
                 if seq >= next_seq:
-                    data = await self.store.get_bytes(key)
+                    try:
+                        data = await self.store.get_bytes(key)
+                    except FarmError:
+                        # Dropped since it was listed: the node stores the whole log before
+                        # it drops the chunks, so the rest is read from that, now.
+                        gone = True
+                        break
                     sent, next_seq = sent + len(data), seq + 1
                     yield data
+            if gone:
+                await asyncio.sleep(self.poll_s)
+                continue
             if not follow:
                 return
             if ended_at is None and not await self._running(task["_id"], attempt):
