@@ -25,7 +25,7 @@ import urllib3
 from minio import Minio
 from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
-from minio.error import MinioException, S3Error
+from minio.error import InvalidResponseError, MinioException, S3Error
 
 from config.settings import Settings
 from pipelines.errors import DependencyUnavailable, NotFound
@@ -126,6 +126,12 @@ class ObjectStore:
             if exc.code in _MISSING:
                 raise NotFound(f"object not found: {exc.object_name or exc.bucket_name}") from exc
             raise DependencyUnavailable(f"storage error: {exc.code}") from exc
+        except InvalidResponseError as exc:
+            # The embedded S3 server answers a missing key's GET as text/xml, which the
+            # client does not parse: a 404 all the same.
+            if getattr(exc, "_code", None) == 404:
+                raise NotFound("object not found") from exc
+            raise _unreachable(exc) from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise _unreachable(exc) from exc
 

@@ -206,7 +206,7 @@ LOG_ERRORS = errors(codes={404: ["task_not_found", "log_not_found"]})
 @router.get("/tasks/{task_id}/log", response_class=StreamingResponse,
             summary="The task's log so far, as text; `follow` streams it as it grows",
             description="The latest attempt's (or `attempt`'s). While the attempt runs, what "
-            "its node shipped so far (at most half a second behind); with `follow=true` the "
+            "its node shipped so far (about a second behind at most); with `follow=true` the "
             "response stays open and carries each new piece until the attempt ends. The "
             "attempt is in `X-Log-Attempt`.",
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -17,7 +17,7 @@ from pipelines.farm.models import ACTIVE
 from pipelines.farm.store import FarmStore
 from pipelines.storage import ObjectStore
 
-POLL_S = 0.5
+POLL_S = 0.25
 # After its attempt ended, a follower waits this long for the whole log (the node stores it
 # before it reports the end, so only a storage failure leaves it missing).
 SETTLE_S = 10.0
@@ -56,22 +56,15 @@ class TaskLogs:
                     async for data in self.store.chunks(log_key(prefix), sent):
                         yield data
                 return
-            gone = False
-            for key, _ in await self.store.list_keys(chunk_prefix(prefix)):
-                seq = int(key.rsplit("/", 1)[1])
-                if seq >= next_seq:
-                    try:
-                        data = await self.store.get_bytes(key)
-                    except FarmError:
-                        # Dropped since it was listed: the node stores the whole log before
-                        # it drops the chunks, so the rest is read from that, now.
-                        gone = True
-                        break
-                    sent, next_seq = sent + len(data), seq + 1
-                    yield data
-            if gone:
-                await asyncio.sleep(self.poll_s)
-                continue
+            # Chunks are numbered from 0: each is asked for by name until one is not there
+            # yet (a listing may lag behind what the node just stored).
+            while True:
+                try:
+                    data = await self.store.get_bytes(f"{chunk_prefix(prefix)}{next_seq:08d}")
+                except FarmError:
+                    break
+                sent, next_seq = sent + len(data), next_seq + 1
+                yield data
             if not follow:
                 return
             if ended_at is None and not await self._running(task["_id"], attempt):
