@@ -67,9 +67,12 @@ async def test_a_flood_of_uploads_and_jobs_leaves_the_other_studio_alone(http, d
                                           studio_b_works(http, b.td.headers, mp4_bytes))
     print("\nstudio B during A's flood:", *b_log, sep="\n  ")
     declared = Counter(a_codes[:settings.studio_max_open_uploads + 10])
-    # A met its own open-upload limit, exactly; its jobs were all taken.
+    # A met its own open-upload limit, exactly. Its jobs were taken, or (the machine
+    # overloaded by A itself) shed with a 503 to retry, and then never stored.
     assert declared == {201: settings.studio_max_open_uploads, 429: 10}, declared
-    assert Counter(a_codes[settings.studio_max_open_uploads + 10:]) == {201: 40}
+    submitted = Counter(a_codes[settings.studio_max_open_uploads + 10:])
+    assert set(submitted) <= {201, 503}, submitted
+    assert await db["jobs"].count_documents({"studio_id": a.studio_id}) == submitted[201]
     assert all(status in (200, 201) for _, status, _ in b_log), b_log
     usage = await db["studio_usage"].find_one({"_id": b.studio_id})
     assert (usage["open_uploads"], usage["bytes"]) == (1, len(mp4_bytes)), usage

@@ -39,7 +39,9 @@ class LiveLog:
                  on_line: Callable[[str], None], every_s: float = SHIP_EVERY_S):
         self.store, self.prefix, self.path = store, prefix, path
         self.on_line, self.every_s = on_line, every_s
-        self.file = path.open("ab")
+        # Unbuffered: what `write` took is in the file at once, so a shipment never reads
+        # back bytes still held in a buffer (it would find nothing to ship).
+        self.file = path.open("ab", buffering=0)
         self.size = self.shipped = self.seq = 0
         self.last_line = self.told = ""
 
@@ -52,7 +54,9 @@ class LiveLog:
             self.append(text)
 
     def write(self, data: bytes) -> None:
-        self.file.write(data)
+        view = memoryview(data)
+        while view:  # an unbuffered write may take part of it
+            view = view[self.file.write(view):]
         self.size += len(data)
         line = data.rstrip(b"\r\n").rsplit(b"\n", 1)[-1][-4 * LAST_LINE_CHARS:]
         if line.strip():
@@ -68,10 +72,12 @@ class LiveLog:
 
     async def ship(self) -> None:
         self.tell()  # first: shipping a burst of output takes a while
-        self.file.flush()
-        while self.shipped < self.size:
+        end = self.size  # what the task prints meanwhile goes in the next shipment
+        while self.shipped < end:
             data = await asyncio.to_thread(_read_at, self.path, self.shipped,
-                                           min(CHUNK_BYTES, self.size - self.shipped))
+                                           min(CHUNK_BYTES, end - self.shipped))
+            if not data:
+                return
             await self.store.put_bytes(f"{chunk_prefix(self.prefix)}{self.seq:08d}", data, TEXT)
             self.seq += 1
             self.shipped += len(data)
