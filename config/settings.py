@@ -108,6 +108,40 @@ class Settings(BaseSettings):
         "time within which a request answers 503 while the database does not answer."
     )
 
+    # Mail
+    smtp_host: str | None = Field(
+        None, description="SMTP server for the studio's email (verification codes, "
+        "invitations, password resets); unset: an embedded server that keeps each message "
+        "as a file under `<data_dir>/mail` (development and tests; refused in production)."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="`starttls` (port 587), `tls` (implicit TLS, port 465) or "
+        "`none` (a relay on a trusted network only)."
+    )
+    smtp_username: str | None = Field(None, description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    mail_from: str = Field(
+        "Studio Farm <farm@localhost>", max_length=320,
+        description="The From of every message."
+    )
+    app_url: str = Field(
+        "http://localhost:3000", description="The studio's web app: links in emails open "
+        "`<app_url>/accept-invite?token=…` and `<app_url>/reset-password?token=…`."
+    )
+    email_verification: bool = Field(
+        True, description="New accounts confirm their email with a 6-digit code before they "
+        "can do anything but read themselves and verify."
+    )
+    mail_max_attempts: int = Field(
+        8, ge=1, le=50, description="Tries to send a message before it is marked failed "
+        "(listed for admins at GET /api/v1/mail)."
+    )
+    mail_retry_initial_s: float = Field(
+        5.0, gt=0, le=3600, description="Wait before the second try; doubles each try "
+        "after, up to an hour."
+    )
+
     # Assets and uploads
     upload_part_size_bytes: int = Field(
         16 * 1024 * 1024, ge=5 * 1024 * 1024, le=512 * 1024 * 1024,
@@ -273,6 +307,15 @@ class Settings(BaseSettings):
     def embedded_s3(self) -> bool:
         return self.s3_endpoint is None
 
+    @property
+    def embedded_smtp(self) -> bool:
+        return self.smtp_host is None
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the embedded SMTP server keeps the messages it is given."""
+        return self.data_dir / "mail"
+
 
 def production_problems(settings: Settings) -> list[str]:
     """Settings that are fine on a laptop and wrong on a real farm."""
@@ -287,6 +330,9 @@ def production_problems(settings: Settings) -> list[str]:
         problems.append("FARM_MONGO_URL: production needs a real MongoDB, not the embedded one")
     if settings.embedded_s3:
         problems.append("FARM_S3_ENDPOINT: production needs real S3 storage, not the embedded one")
+    if settings.embedded_smtp:
+        problems.append("FARM_SMTP_HOST: production needs a real SMTP server, not the "
+                        "embedded one (it delivers nothing)")
     if settings.bcrypt_rounds < 12:
         problems.append("FARM_BCRYPT_ROUNDS: must be 12 or more in production")
     return problems

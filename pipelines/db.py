@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from pipelines.errors import DependencyUnavailable
+
+P = ParamSpec("P")
+R = TypeVar("R")
+log = logging.getLogger("farm.db")
 
 # collection name -> indexes; modules register theirs with `declare_indexes` at import.
 _INDEXES: dict[str, list[IndexModel]] = {}
@@ -24,6 +33,30 @@ def database_away(exc: BaseException) -> bool:
     """The database is unreachable or out of time (not a bug in a query)."""
     return isinstance(exc, ConnectionFailure | DependencyUnavailable) or \
         (isinstance(exc, PyMongoError) and exc.timeout)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def purge_date(epoch_s: float) -> datetime:
+    """For TTL indexes; written only at insert (see pipelines/identity/records.py)."""
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+def db_errors(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Transport failures become a retryable domain error at the service boundary."""
+
+    @functools.wraps(func)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await func(*args, **kwargs)
+        except PyMongoError as exc:
+            # The driver's class names mean nothing to a client; the log keeps them.
+            log.warning("database call failed: %s", type(exc).__name__)
+            raise DependencyUnavailable("the database is unavailable; retry") from exc
+
+    return wrapper
 
 
 def declared_indexes() -> dict[str, list[IndexModel]]:
@@ -69,9 +102,9 @@ class Database:
         )
         self.db: AsyncDatabase = self._client[name]
 
-    def answered_within(self, seconds: float) -> bool:
-        """Did the server answer any command of this process in the last `seconds`?"""
-        return time.monotonic() - self._answers.at <= seconds
+    def answered_since(self, moment: float) -> bool:
+        """Did the server answer any command of this process since `moment` (monotonic)?"""
+        return self._answers.at >= moment
 
     def __getitem__(self, collection: str):
         return self.db[collection]

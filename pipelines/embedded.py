@@ -1,4 +1,4 @@
-"""Embedded MongoDB-wire and S3 servers for `farm up` and the tests.
+"""Embedded MongoDB-wire, S3 and SMTP servers for `farm up` and the tests.
 
 Each child runs on a loopback port chosen once per supervisor, keeps its files under
 the data dir (so data survives a restart) and is restarted with backoff if it dies.
@@ -150,6 +150,13 @@ def s3_child(data_dir: Path, creds: S3Credentials, port: int | None = None) -> C
     return Child("s3", argv, port, data_dir / "logs" / "s3.out")
 
 
+def smtp_child(data_dir: Path, port: int | None = None) -> Child:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "pipelines.mail.devserver", "--port", str(port),
+            "--dir", str(data_dir / "mail")]
+    return Child("smtp", argv, port, data_dir / "logs" / "smtp.out")
+
+
 @dataclass
 class Supervisor:
     """Starts children, restarts them with exponential backoff, stops them all."""
@@ -220,13 +227,15 @@ class Supervisor:
 
 @dataclass
 class EmbeddedServices:
-    """The embedded database and object store, and the settings that reach them."""
+    """The embedded database, object store and mail server, and the settings that reach
+    them."""
 
     data_dir: Path
     supervisor: Supervisor = field(default_factory=Supervisor)
     s3_credentials: S3Credentials | None = None
 
-    def start(self, mongo: bool = True, s3: bool = True) -> dict[str, object]:
+    def start(self, mongo: bool = True, s3: bool = True,
+              smtp: bool = True) -> dict[str, object]:
         """Start what is asked for; return the `Settings` overrides that point at it."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         overrides: dict[str, object] = {}
@@ -241,6 +250,10 @@ class EmbeddedServices:
             overrides["s3_endpoint"] = f"127.0.0.1:{child.port}"
             overrides["s3_access_key"] = self.s3_credentials.access_key
             overrides["s3_secret_key"] = self.s3_credentials.secret_key
+        if smtp:
+            child = self.supervisor.add(smtp_child(self.data_dir))
+            overrides |= {"smtp_host": "127.0.0.1", "smtp_port": child.port,
+                          "smtp_security": "none"}
         self.supervisor.start_all()
         return overrides
 

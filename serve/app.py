@@ -18,6 +18,7 @@ from serve.metrics import HttpMetrics
 from serve.middleware import BodyLimitMiddleware, RateLimitMiddleware, RequestContextMiddleware
 from serve.platform import Platform
 from serve.routes import (
+    accounts,
     analytics,
     api_keys,
     assets,
@@ -25,8 +26,10 @@ from serve.routes import (
     auth,
     events,
     health,
+    invitations,
     job_types,
     jobs,
+    mail,
     nodes,
     review,
     upload_bytes,
@@ -47,8 +50,8 @@ def create_app(settings: Settings, link: ClusterLink | None = None, *,
         description="Assets, review, render-farm jobs and live events for animation studios.",
     )
     app.include_router(health.router)
-    for module in (auth, users, api_keys, audit, assets, uploads, upload_bytes, jobs,
-                   job_types, nodes, analytics):
+    for module in (auth, accounts, users, invitations, mail, api_keys, audit, assets, uploads,
+                   upload_bytes, jobs, job_types, nodes, analytics):
         app.include_router(module.router, prefix=API_PREFIX)
     for module in (events, review, ws):  # live events and review (docs/realtime.md)
         app.include_router(module.router, prefix=API_PREFIX)

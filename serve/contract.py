@@ -42,7 +42,7 @@ _GENERIC_CODES = {
     400: ["malformed_json"],
     401: ["unauthenticated", "invalid_token", "token_expired", "token_revoked",
           "invalid_api_key"],
-    403: ["forbidden", "session_required"],
+    403: ["forbidden", "session_required", "email_unverified"],
     404: ["not_found"],
     405: ["method_not_allowed"],
     413: ["payload_too_large"],

@@ -13,8 +13,9 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pipelines.errors import Forbidden
+from pipelines.identity.authn import email_unverified
 from pipelines.identity.models import Principal
-from pipelines.identity.permissions import SESSION_ONLY, Action, can
+from pipelines.identity.permissions import SESSION_ONLY, UNVERIFIED_MAY, Action, can
 from pipelines.identity.service import Identity
 from pipelines.paging import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 
@@ -47,6 +48,8 @@ def require(action: Action) -> Any:
     """`principal: Principal = require(Action.X)`: authenticated and allowed, or 401/403."""
 
     async def allowed(principal: CurrentPrincipal) -> Principal:
+        if not principal.email_verified and action not in UNVERIFIED_MAY:
+            raise email_unverified()
         if can(principal.role, action, via_api_key=principal.via_api_key):
             return principal
         if principal.via_api_key and action in SESSION_ONLY:

@@ -24,7 +24,8 @@ def on_stop_signals(stop: threading.Event) -> None:
 
 def resolve(settings: Settings, services: EmbeddedServices) -> Settings:
     """Start what is not configured and return settings that point at it."""
-    overrides = services.start(mongo=settings.embedded_mongo, s3=settings.embedded_s3)
+    overrides = services.start(mongo=settings.embedded_mongo, s3=settings.embedded_s3,
+                               smtp=settings.embedded_smtp)
     return Settings(**(settings.model_dump() | overrides))
 
 
@@ -38,6 +39,8 @@ def up(settings: Settings) -> int:
     token_file = prepare_local_token(settings.data_dir) if own_cluster else None
     import ray
 
+    mail = (f"{settings.mail_dir.resolve()} (embedded server: every message is a file here)"
+            if settings.embedded_smtp else f"{settings.smtp_host}:{settings.smtp_port}")
     try:
         settings = resolve(settings, services)
         slots = settings.farm_local_slots if own_cluster else 0
@@ -57,7 +60,7 @@ def up(settings: Settings) -> int:
         deployments.start(settings)
         dashboard = getattr(context, "dashboard_url", "") or ""
         print(_banner(settings, f"http://{dashboard}", ray.get_runtime_context().gcs_address,
-                      token_file, ray.nodes()), flush=True)
+                      token_file, ray.nodes(), mail), flush=True)
         stop.wait()
         print("stopping…", file=sys.stderr, flush=True)
         return 0
@@ -69,7 +72,7 @@ def up(settings: Settings) -> int:
 
 
 def _banner(settings: Settings, dashboard: str, cluster: str, token_file: Path | None,
-            nodes: list[dict]) -> str:
+            nodes: list[dict], mail: str) -> str:
     base = f"http://{settings.api_host}:{settings.api_port}"
     farm = [n for n in nodes if n.get("Alive") and n.get("Resources", {}).get(FARM_RESOURCE)]
     slots = sum(n["Resources"][FARM_RESOURCE] for n in farm)
@@ -80,6 +83,7 @@ def _banner(settings: Settings, dashboard: str, cluster: str, token_file: Path |
             f"  Live events:    {_ws(settings.upload_url)}/api/v1/ws (large rooms; also "
             f"{_ws(base)}/api/v1/ws)\n"
             f"  Ray dashboard:  {dashboard}\n  Data:           {settings.data_dir}\n"
+            f"  Mail:           {mail}\n"
             f"  Farm:           {len(farm)} node(s), {slots:g} slot(s)"
             f"{'' if farm else ' (nothing renders until a node joins)'}\n"
             f"  Cluster:        {cluster}\n"

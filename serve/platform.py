@@ -24,6 +24,8 @@ from pipelines.farm.node_admin import NodeAdmin
 from pipelines.farm.submit.jobs import JobService
 from pipelines.health import ExecutableCheck, Readiness
 from pipelines.identity.service import Identity
+from pipelines.mail.transport import SmtpConfig, SmtpTransport
+from pipelines.mail.worker import MailWorker
 from pipelines.ratelimit import COLLECTION as RATE_COLLECTION
 from pipelines.ratelimit import WindowCounter, purge_ended_windows
 from pipelines.review.service import ReviewService
@@ -116,6 +118,7 @@ class Platform:
         self._tasks.append(asyncio.create_task(self._prepare_storage_and_indexes()))
         self._tasks.append(asyncio.create_task(self._publish_metrics_forever()))
         self._tasks.append(asyncio.create_task(self._janitor_forever()))
+        self._tasks.append(asyncio.create_task(self._mail_forever()))
         self._tasks.append(asyncio.create_task(self.feed.run()))
 
     async def _janitor_forever(self) -> None:
@@ -132,6 +135,23 @@ class Platform:
                     log.info("janitor", extra=done)
             except Exception:  # noqa: BLE001 - next round retries; the loop must not die
                 log.exception("janitor round failed")
+
+    async def _mail_forever(self, every_s: float = 1.0) -> None:
+        """Reset requests answered and queued mail sent (any process may: each message is
+        claimed by one sender)."""
+        if self.settings.smtp_host is None:
+            log.warning("no SMTP server (FARM_SMTP_HOST): mail stays queued until one is set")
+            return
+        worker = MailWorker(self.identity.outbox, SmtpTransport(SmtpConfig.of(self.settings)),
+                            before=self.identity.resets.process)
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await worker.run_once()
+            except FarmError as exc:  # the database away: the next round retries
+                log.warning("mail round skipped: %s", exc.message)
+            except Exception:  # noqa: BLE001 - the loop must not die
+                log.exception("mail round failed")
 
     async def _prepare_storage_and_indexes(self) -> None:
         """Retried until it succeeds: a dependency that is down at start-up comes back later."""

@@ -29,7 +29,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def services(data_dir: Path) -> Iterator[EmbeddedServices]:
     embedded = EmbeddedServices(data_dir)
-    overrides = embedded.start(mongo=not os.environ.get("FARM_MONGO_URL"), s3=True)
+    overrides = embedded.start(mongo=not os.environ.get("FARM_MONGO_URL"), s3=True,
+                               smtp=True)
     if os.environ.get("FARM_MONGO_URL"):
         overrides["mongo_url"] = os.environ["FARM_MONGO_URL"]
     embedded.overrides = overrides  # type: ignore[attr-defined]

@@ -17,8 +17,11 @@ from pipelines.assets.models import AssetCreate, AssetPatch, AssetStatus, public
 from pipelines.assets.store import ASSETS
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
+from pipelines.identity import audit as audited
+from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
+from pipelines.identity.records import AUDIT
 from pipelines.paging import fetch_page
 
 SORTS = {"name": "name_lower", "created_at": "created_at", "updated_at": "updated_at"}
@@ -40,6 +43,7 @@ class AssetService:
         self.assets = db[ASSETS]
         self.events = events
         self.clock = clock
+        self.audit = AuditLog(db[AUDIT], clock)
 
     def _now(self) -> float:
         return self.clock()
@@ -72,6 +76,9 @@ class AssetService:
         await self.assets.insert_one(doc)
         await self.events.append(principal.studio_id, "asset.created", f"asset:{doc['_id']}",
                                  {"asset": public_asset(doc), "by": principal.user_id})
+        await self.audit.record(principal.studio_id, audited.ASSET_CREATED,
+                                actor=principal.actor(), target={"type": "asset", "id": doc["_id"]},
+                                details={"name": doc["name"], "kind": doc["kind"]})
         return public_asset(doc)
 
     async def update(self, principal: Principal, asset_id: str, patch: AssetPatch) -> dict:
@@ -104,6 +111,9 @@ class AssetService:
             {"_id": doc["_id"], "studio_id": principal.studio_id},
             {"$set": {"deleted": True, "deleted_at": self._now(), "deleted_by": principal.user_id}},
         )
+        await self.audit.record(principal.studio_id, audited.ASSET_DELETED,
+                                actor=principal.actor(), target={"type": "asset", "id": doc["_id"]},
+                                details={"name": doc["name"], "status": doc["status"]})
 
     async def move(self, studio_id: str, asset_id: str, to: AssetStatus, cause: Cause, *,
                    version: int | None = None) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from pipelines.assets.service import AssetNotFound, AssetService
 from pipelines.assets.store import VERSIONS
 from pipelines.errors import Conflict, InvalidInput, NotFound
 from pipelines.events.log import EventLog
+from pipelines.identity import audit as audited
 from pipelines.identity.models import Principal
 from pipelines.storage import ObjectStore
 
@@ -119,6 +120,13 @@ class VersionRecorder:
         await self.assets.set_current_version(asset["_id"], version["number"])
         await self.events.append(asset["studio_id"], "asset.version_created",
                                  f"asset:{asset['_id']}", {"version": public_version(version)})
+        # By whoever uploaded it, or, for a render published by the farm, its submitter.
+        await self.assets.audit.record(
+            asset["studio_id"], audited.VERSION_UPLOADED,
+            actor={"user_id": upload["user_id"], "kind": upload.get("via", "upload")},
+            target={"type": "asset", "id": asset["_id"]},
+            details={"version": version["number"], "filename": version["filename"],
+                     "size": version["size"], "sha256": sha256})
         await self._hand_off(version)
         return version
 

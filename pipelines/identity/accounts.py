@@ -22,3 +22,4 @@ class AccountService:
     throttle: LoginThrottle
     audit: AuditLog
     clock: Callable[[], float] = time.time
+    verification: Any = None  # EmailVerification, once Identity has made it

@@ -12,13 +12,13 @@ from typing import Any
 
 from pymongo import IndexModel
 
-from pipelines.db import declare_indexes
+from pipelines.db import db_errors, declare_indexes, new_id
 from pipelines.errors import Forbidden, NotFound, Unauthenticated
 from pipelines.identity import audit as events
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page, Principal
 from pipelines.identity.permissions import Action, can, lowest, may_grant
-from pipelines.identity.records import API_KEYS, db_errors, new_id
+from pipelines.identity.records import API_KEYS
 from pipelines.identity.tokens import API_KEY_PREFIX, MAX_TOKEN_CHARS, digest, new_secret
 from pipelines.paging import fetch_page
 
@@ -102,7 +102,17 @@ class ApiKeys:
         if owner is None or not owner["active"]:
             raise _invalid_key()
         if now - (doc["last_used_at_s"] or 0.0) >= LAST_USED_RESOLUTION_S:
-            await self.keys.update_one({"_id": doc["_id"]}, {"$set": {"last_used_at_s": now}})
+            # Only the request that moves `last_used_at` writes the audit entry: a script's
+            # use is on record once per resolution, not once per call.
+            moved = await self.keys.update_one(
+                {"_id": doc["_id"], "last_used_at_s": doc["last_used_at_s"]},
+                {"$set": {"last_used_at_s": now}})
+            if moved.modified_count:
+                await self.audit.record(doc["studio_id"], events.KEY_USED,
+                                        actor={"user_id": owner["_id"], "kind": "api_key",
+                                               "key_id": doc["_id"]},
+                                        target={"type": "api_key", "id": doc["_id"]},
+                                        details={"name": doc["name"]})
         return Principal(user_id=owner["_id"], studio_id=doc["studio_id"],
                          role=lowest(doc["role"], owner["role"]), kind="api_key",
                          key_id=doc["_id"])

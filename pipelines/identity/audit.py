@@ -9,9 +9,9 @@ from typing import Any
 from pymongo import IndexModel
 
 from pipelines.context import request_id_var
-from pipelines.db import declare_indexes
+from pipelines.db import db_errors, declare_indexes, new_id, purge_date
 from pipelines.identity.models import AuditEntryOut, Page
-from pipelines.identity.records import AUDIT, db_errors, new_id, purge_date
+from pipelines.identity.records import AUDIT
 from pipelines.paging import fetch_page
 
 RETENTION_S = 400 * 24 * 3600  # a little over a year: covers an annual access review
@@ -32,6 +32,22 @@ USER_CREATED = "user.created"
 USER_UPDATED = "user.updated"
 KEY_CREATED = "api_key.created"
 KEY_REVOKED = "api_key.revoked"
+KEY_USED = "api_key.used"  # at most once per key per LAST_USED_RESOLUTION_S
+EMAIL_VERIFIED = "user.email_verified"
+USER_INVITED = "user.invited"
+INVITATION_REVOKED = "user.invitation_revoked"
+INVITATION_ACCEPTED = "user.invitation_accepted"
+PASSWORD_RESET = "auth.password_reset"
+MAIL_SENT_AGAIN = "mail.sent_again"
+# The studio's work: assets and review, jobs, the farm's nodes.
+ASSET_CREATED = "asset.created"
+ASSET_DELETED = "asset.deleted"
+VERSION_UPLOADED = "asset.version_uploaded"
+REVIEW_DECIDED = "review.decided"
+JOB_SUBMITTED = "job.submitted"
+JOB_CANCELLED = "job.cancelled"
+JOB_CHANGED = "job.changed"  # priority and other settings
+NODE_CHANGED = "node.changed"  # lock, drain, unlock, labels
 
 
 class AuditLog:
@@ -53,10 +69,16 @@ class AuditLog:
 
     @db_errors
     async def list(self, studio_id: str, *, limit: int, cursor: str | None,
-                   action: str | None = None) -> Page[AuditEntryOut]:
+                   action: str | None = None, actor: str | None = None,
+                   target: str | None = None) -> Page[AuditEntryOut]:
+        """`actor`: a user id (or an API key id); `target`: the id of the object acted on."""
         query: dict[str, Any] = {"studio_id": studio_id}
         if action:
             query["action"] = action
+        if actor:
+            query["$or"] = [{"actor.user_id": actor}, {"actor.key_id": actor}]
+        if target:
+            query["target.id"] = target
         docs, next_cursor = await fetch_page(self.collection, query, "at_s", limit=limit,
                                              cursor=cursor, descending=True)
         return Page[AuditEntryOut](items=[AuditEntryOut.of(d) for d in docs],

@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.errors import Unauthenticated
+from pipelines.db import db_errors
+from pipelines.errors import Forbidden, Unauthenticated
 from pipelines.identity.api_keys import ApiKeys
 from pipelines.identity.models import Principal
-from pipelines.identity.records import db_errors
 from pipelines.identity.sessions import Sessions
 from pipelines.identity.tokens import API_KEY_PREFIX, AccessTokens
+
+
+def email_unverified() -> Forbidden:
+    return Forbidden("confirm your email first: enter the code we sent you "
+                     "(POST /api/v1/auth/verify)", code="email_unverified")
+
+
+def verified(principal: Principal) -> Principal:
+    """For what an unconfirmed account may not use at all (live events)."""
+    if not principal.email_verified:
+        raise email_unverified()
+    return principal
 
 
 def _revoked() -> Unauthenticated:
@@ -38,7 +50,7 @@ class Authenticator:
         claims = self.access.verify(bearer)
         user = await self.users.find_one(
             {"_id": claims.user_id, "studio_id": claims.studio_id},
-            {"active": 1, "role": 1, "tokens_valid_after_s": 1},
+            {"active": 1, "role": 1, "tokens_valid_after_s": 1, "email_verified": 1},
         )
         if user is None or not user["active"] or user["role"] != claims.role:
             raise _revoked()
@@ -47,4 +59,5 @@ class Authenticator:
         if not await self.sessions.is_active(claims.session_id):
             raise _revoked()
         return Principal(user_id=claims.user_id, studio_id=claims.studio_id, role=claims.role,
-                         kind="session", session_id=claims.session_id)
+                         kind="session", session_id=claims.session_id,
+                         email_verified=user.get("email_verified", True))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipelines.db import db_errors
 from pipelines.errors import Unauthenticated
 from pipelines.identity import audit as events
 from pipelines.identity.accounts import AccountService
 from pipelines.identity.models import AuthResult, LoginRequest, StudioOut, UserOut
-from pipelines.identity.records import db_errors
 
 # One message for an unknown studio, an unknown email, a wrong password and a
 # deactivated account: none of them may be told apart from outside.

@@ -146,12 +146,18 @@ class UserOut(BaseModel):
     active: bool
     created_at: datetime
     last_login_at: datetime | None = None
+    email_verified: bool = Field(True, description="False until the user confirmed their "
+                                 "email; until then they may only read themselves and verify.")
+    invited: bool = Field(False, description="Invited and not yet accepted: no password yet.")
 
     @classmethod
     def of(cls, doc: dict[str, Any]) -> UserOut:
         return cls(id=doc["_id"], email=doc["email"], name=doc["name"], role=doc["role"],
                    active=doc["active"], created_at=as_datetime(doc["created_at_s"]),
-                   last_login_at=maybe_datetime(doc.get("last_login_at_s")))
+                   last_login_at=maybe_datetime(doc.get("last_login_at_s")),
+                   # Accounts made before verification existed count as verified.
+                   email_verified=doc.get("email_verified", True),
+                   invited=doc.get("invited", False))
 
 
 class TokenPair(BaseModel):
@@ -236,6 +242,7 @@ class Principal:
     kind: Literal["session", "api_key"]
     session_id: str | None = None
     key_id: str | None = None
+    email_verified: bool = True
 
     @property
     def via_api_key(self) -> bool:

@@ -32,10 +32,13 @@ _RANK = {
 class Action(StrEnum):
     SELF_READ = "self.read"
     SELF_CHANGE_PASSWORD = "self.change_password"
+    SELF_VERIFY_EMAIL = "self.verify_email"
     USER_CREATE = "user.create"
     USER_READ = "user.read"
     USER_UPDATE = "user.update"
     USER_ASSIGN_ROLE = "user.assign_role"
+    USER_INVITE = "user.invite"
+    MAIL_READ = "mail.read"
     API_KEY_CREATE = "api_key.create"
     API_KEY_OWN = "api_key.own"
     API_KEY_MANAGE_ALL = "api_key.manage_all"
@@ -62,10 +65,16 @@ _ADMIN = frozenset({Role.ADMIN})
 TABLE: dict[Action, frozenset[Role]] = {
     Action.SELF_READ: _EVERYONE,
     Action.SELF_CHANGE_PASSWORD: _EVERYONE,
+    Action.SELF_VERIFY_EMAIL: _EVERYONE,
     Action.USER_CREATE: _ADMIN,
     Action.USER_READ: _ADMIN,
     Action.USER_UPDATE: _ADMIN,
     Action.USER_ASSIGN_ROLE: _ADMIN,
+    # Inviting, listing and revoking invitations; the invitee's role is capped by may_grant.
+    Action.USER_INVITE: _ADMIN,
+    # The studio's outgoing mail (no bodies: they carry codes and links), and sending a
+    # failed message again.
+    Action.MAIL_READ: _ADMIN,
     # Pipeline scripts are written by TDs and their supervisors; producers script reports.
     Action.API_KEY_CREATE: frozenset({Role.ADMIN, Role.PRODUCER, Role.SUPERVISOR, Role.TD}),
     # Everyone may list and revoke the keys they own, even after losing the right to create.
@@ -102,6 +111,11 @@ TABLE: dict[Action, frozenset[Role]] = {
 # Actions an API key may never perform, whatever its role: a leaked key must not be able
 # to mint further keys (persistence) or change its owner's password (account takeover).
 SESSION_ONLY: frozenset[Action] = frozenset({Action.API_KEY_CREATE, Action.SELF_CHANGE_PASSWORD})
+
+
+# What an account whose email is not confirmed yet may do: see itself, and confirm it
+# (docs/accounts.md). Everything else answers 403 `email_unverified`.
+UNVERIFIED_MAY: frozenset[Action] = frozenset({Action.SELF_READ, Action.SELF_VERIFY_EMAIL})
 
 
 def can(role: Role | str, action: Action, *, via_api_key: bool = False) -> bool:

@@ -14,12 +14,12 @@ from typing import Any
 
 from pymongo import IndexModel
 
-from pipelines.db import declare_indexes
+from pipelines.db import db_errors, declare_indexes, new_id, purge_date
 from pipelines.errors import Unauthenticated
 from pipelines.identity import audit as events
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import TokenPair
-from pipelines.identity.records import FAMILIES, REFRESH_TOKENS, db_errors, new_id, purge_date
+from pipelines.identity.records import FAMILIES, REFRESH_TOKENS
 from pipelines.identity.tokens import REFRESH_PREFIX, AccessTokens, digest, new_secret
 
 ACTIVE, ROTATED, REVOKED = "active", "rotated", "revoked"

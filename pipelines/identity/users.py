@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import IndexModel
+from pymongo import IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from pipelines.db import declare_indexes
+from pipelines.db import db_errors, declare_indexes, new_id
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.identity import audit as events
 from pipelines.identity.accounts import AccountService
@@ -30,7 +30,7 @@ from pipelines.identity.models import (
     UserPatch,
 )
 from pipelines.identity.permissions import Action, Role, can, may_grant
-from pipelines.identity.records import STUDIOS, USERS, db_errors, new_id
+from pipelines.identity.records import STUDIOS, USERS
 from pipelines.identity.tokens import ms_floor
 from pipelines.paging import fetch_page
 
@@ -49,10 +49,11 @@ def _user_not_found() -> NotFound:
 class Users(AccountService):
 
     def _new_user(self, studio_id: str, email: str, name: str, role: Role,
-                  password_hash: str) -> dict[str, Any]:
+                  password_hash: str | None) -> dict[str, Any]:
         now = self.clock()
         return {"_id": new_id(), "studio_id": studio_id, "email": email, "name": name,
                 "role": str(role), "active": True, "password_hash": password_hash,
+                "email_verified": not self.verification.required, "invited": False,
                 "created_at_s": now, "updated_at_s": now, "tokens_valid_after_s": 0.0}
 
     @db_errors
@@ -73,6 +74,7 @@ class Users(AccountService):
         actor = {"user_id": user["_id"], "kind": "session"}
         await self.audit.record(studio["_id"], events.STUDIO_REGISTERED, actor=actor,
                                 target={"type": "studio", "id": studio["_id"]}, client=client)
+        await self.verification.start(user, studio)
         pair = await self.sessions.start(user)
         return AuthResult(**pair.model_dump(), user=UserOut.of(user), studio=StudioOut.of(studio))
 
@@ -91,13 +93,58 @@ class Users(AccountService):
                                 actor=principal.actor(),
                                 target={"type": "user", "id": user["_id"]},
                                 details={"role": user["role"]})
+        await self.verification.start(user, await self._studio(principal.studio_id))
         return UserOut.of(user)
+
+    # For invitations (pipelines/identity/invitations.py).
+    async def invited(self, studio_id: str, email: str, name: str,
+                      role: Role) -> dict[str, Any]:
+        """The invited user: made now, or the one an earlier invitation made."""
+        user = self._new_user(studio_id, email, name, role, None)
+        user |= {"invited": True, "email_verified": False}
+        try:
+            await self.users.insert_one(user)
+            return user
+        except DuplicateKeyError:
+            existing = await self.users.find_one({"studio_id": studio_id, "email": email})
+        if existing is None or not existing.get("invited"):
+            raise Conflict("a user with that email exists in this studio", code="email_taken")
+        await self.users.update_one({"_id": existing["_id"]}, {"$set": {
+            "name": name, "role": str(role), "updated_at_s": self.clock()}})
+        return existing | {"name": name, "role": str(role)}
+
+    async def remove_invited(self, studio_id: str, user_id: str) -> None:
+        await self.users.delete_one({"_id": user_id, "studio_id": studio_id, "invited": True})
+
+    async def accepted(self, studio_id: str, user_id: str, password_hash: str,
+                       name: str | None) -> dict[str, Any] | None:
+        changes: dict[str, Any] = {"password_hash": password_hash, "invited": False,
+                                   "email_verified": True, "updated_at_s": self.clock()}
+        if name:
+            changes["name"] = name
+        return await self.users.find_one_and_update(
+            {"_id": user_id, "studio_id": studio_id, "invited": True, "active": True},
+            {"$set": changes}, return_document=ReturnDocument.AFTER)
+
+    # For password resets (pipelines/identity/resets.py).
+    async def reset_password(self, user: dict[str, Any], password_hash: str) -> None:
+        now = self.clock()
+        await self.users.update_one({"_id": user["_id"]}, {"$set": {
+            "password_hash": password_hash, "tokens_valid_after_s": ms_floor(now),
+            "updated_at_s": now, "email_verified": True}})
+        await self.verification.forget(user["_id"])
 
     def _check_grant(self, principal: Principal, role: Role) -> None:
         if not can(principal.role, Action.USER_ASSIGN_ROLE, via_api_key=principal.via_api_key):
             raise Forbidden("you may not set roles", code="role_not_allowed")
         if not may_grant(principal.role, role):
             raise Forbidden("you may not grant a role above your own", code="role_too_high")
+
+    async def doc(self, studio_id: str, user_id: str) -> dict[str, Any]:
+        return await self._load(studio_id, user_id)
+
+    async def studio(self, studio_id: str) -> dict[str, Any]:
+        return await self._studio(studio_id)
 
     async def _load(self, studio_id: str, user_id: str) -> dict[str, Any]:
         user = await self.users.find_one({"_id": user_id, "studio_id": studio_id})

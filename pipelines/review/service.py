@@ -18,11 +18,13 @@ from pymongo import ReturnDocument
 from pipelines.assets.lifecycle import Cause
 from pipelines.assets.models import AssetStatus, public_asset
 from pipelines.assets.service import AssetNotFound, AssetService
+from pipelines.db import db_errors
 from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pipelines.events.log import EventLog
+from pipelines.identity import audit as audited
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import Action, can
-from pipelines.identity.records import USERS, db_errors
+from pipelines.identity.records import USERS
 from pipelines.paging import fetch_page
 from pipelines.review.models import (
     CommentCreate,
@@ -213,4 +215,9 @@ class ReviewService:
         shown = public_decision(doc)
         event = await self.events.append(principal.studio_id, event_type, f"asset:{asset_id}",
                                          {"decision": shown, "asset": public_asset(updated)})
+        await self.assets.audit.record(
+            principal.studio_id, audited.REVIEW_DECIDED, actor=principal.actor(),
+            target={"type": "asset", "id": asset_id},
+            details={"decision": body.decision.value, "version": version,
+                     "status": status.value})
         return shown, event["seq"]

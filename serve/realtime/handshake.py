@@ -29,6 +29,7 @@ from pipelines.errors import (
     InvalidInput,
     Unauthenticated,
 )
+from pipelines.identity.authn import verified
 from pipelines.identity.models import Principal
 from serve.errors import error_response, status_for
 from serve.realtime import messages as protocol
@@ -92,7 +93,7 @@ async def admit(ws: WebSocket, platform: Platform) -> Admitted | None:
         resume_from = _check_request(ws, platform.settings.cors_origins)
         token = offered_token(ws)
         if token is not None:
-            principal = await platform.identity.authenticator.authenticate(token)
+            principal = verified(await platform.identity.authenticator.authenticate(token))
     except FarmError as exc:
         await refuse(ws, exc)
         return None
@@ -122,7 +123,7 @@ async def _auth_message(ws: WebSocket, platform: Platform,
         auth = protocol.parse(json.loads(text))
         if not isinstance(auth, protocol.Auth):
             raise Unauthenticated("authenticate first", code="unauthenticated")
-        principal = await platform.identity.authenticator.authenticate(auth.token)
+        principal = verified(await platform.identity.authenticator.authenticate(auth.token))
     except DependencyUnavailable as exc:
         await ws.close(1011, exc.code)
         return None

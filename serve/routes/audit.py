@@ -20,6 +20,12 @@ router = APIRouter(prefix="/audit", tags=["audit"])
             responses=errors(codes={422: ["invalid_cursor"]}))
 async def list_audit(identity: IdentityDep, page: PageParams, principal: AuditReader,
                      action: Annotated[str | None, Query(max_length=64)] = None,
+                     actor: Annotated[str | None, Query(
+                         max_length=64, description="A user id or an API key id.")] = None,
+                     target: Annotated[str | None, Query(
+                         max_length=64, description="The id of the object acted on "
+                         "(user, asset, job, node, ...).")] = None,
                      ) -> Page[AuditEntryOut]:
     return await identity.audit.list(principal.studio_id, limit=page.limit,
-                                     cursor=page.cursor, action=action)
+                                     cursor=page.cursor, action=action, actor=actor,
+                                     target=target)

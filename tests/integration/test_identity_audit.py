@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.integration.test_http_contract import assert_error
+from tests.support.assets import create_asset, upload_simple
 from tests.support.identity import create_key, login, register_studio
 
 AUDIT = "/api/v1/audit"
@@ -64,3 +65,46 @@ async def test_only_admins_read_it_and_only_their_own_studio(http):
         assert_error(await http.get(AUDIT, headers=member.headers), 403, "forbidden")
     b_log = await entries(http, b)
     assert a.studio_id not in str(b_log) and a.admin.user_id not in str(b_log)
+
+
+async def test_the_studios_work_is_recorded_and_filtered_by_action_actor_and_object(
+        http, mp4_bytes):
+    ctx = await register_studio(http, roles=("td",))
+    td, admin = ctx.td.headers, ctx.admin.headers
+    trace = f"audit-{uuid.uuid4().hex}"
+    asset = await create_asset(http, td)
+    assert (await upload_simple(http, td, asset["id"], mp4_bytes)).status_code == 201
+    decided = await http.post(f"/api/v1/assets/{asset['id']}/decisions", headers=admin,
+                              json={"decision": "request_changes", "note": "warmer"})
+    assert decided.status_code == 201, decided.text
+    job = (await http.post("/api/v1/jobs", headers=td | {"X-Request-ID": trace}, json={
+        "kind": "command", "frames": "1", "command": ["true"],
+        "requirements": {"tags": ["audit-never"]}})).json()
+    assert (await http.patch(f"/api/v1/jobs/{job['id']}", headers=td,
+                             json={"priority": 90})).status_code == 200
+    assert (await http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=admin)).status_code \
+        == 200
+    key = await create_key(http, ctx.td)
+    assert (await http.get("/api/v1/jobs", headers={
+        "Authorization": f"Bearer {key['key']}"})).status_code == 200
+    other = await create_asset(http, td)
+    assert (await http.delete(f"/api/v1/assets/{other['id']}", headers=td)).status_code == 204
+
+    log = await entries(http, ctx)
+    actions = {e["action"] for e in log}
+    assert {"asset.created", "asset.version_uploaded", "review.decided", "job.submitted",
+            "job.changed", "job.cancelled", "api_key.used", "asset.deleted"} <= actions, actions
+    [submitted] = await entries(http, ctx, action="job.submitted")
+    assert submitted["request_id"] == trace
+    assert submitted["actor"] == {"user_id": ctx.td.user_id, "kind": "session"}
+    assert submitted["target"] == {"type": "job", "id": job["id"]}
+    about_job = await entries(http, ctx, target=job["id"])
+    assert [e["action"] for e in about_job] == ["job.cancelled", "job.changed", "job.submitted"]
+    assert about_job[1]["details"] == {"priority": {"from": job["priority"], "to": 90}}
+    by_admin = {e["action"] for e in await entries(http, ctx, actor=ctx.admin.user_id)}
+    assert {"review.decided", "job.cancelled"} <= by_admin
+    assert not by_admin & {"asset.created", "job.submitted"}
+    [used] = await entries(http, ctx, actor=key["id"])
+    assert used["action"] == "api_key.used" and used["target"]["id"] == key["id"]
+    versions = await entries(http, ctx, action="asset.version_uploaded")
+    assert versions[0]["details"]["size"] == len(mp4_bytes)

@@ -82,8 +82,18 @@ MATRIX: list[Case] = [
          body=lambda w: {"refresh_token": f"sfr_{uuid.uuid4().hex}"}),
     Case("POST", "/api/v1/auth/logout", (204,) * 5, public=True,
          body=lambda w: {"refresh_token": f"sfr_{uuid.uuid4().hex}"}),
-    # The caller's own account.
+    Case("POST", "/api/v1/auth/password/reset", (202,) * 5, public=True,
+         body=lambda w: {"studio": w.a.slug, "email": f"x-{uuid.uuid4().hex}@x.example"}),
+    Case("POST", "/api/v1/auth/password/reset/confirm", (422,) * 5, public=True,
+         body=lambda w: {"token": uuid.uuid4().hex, "new_password": PASSWORD}),
+    Case("POST", "/api/v1/auth/invitations/accept", (422,) * 5, public=True,
+         body=lambda w: {"token": uuid.uuid4().hex, "password": PASSWORD}),
+    # The caller's own account (the session's Api does not ask new accounts to confirm
+    # their email: every caller here is confirmed already).
     Case("GET", "/api/v1/auth/me", OK_FOR_ALL_WITH_CREDENTIAL),
+    Case("POST", "/api/v1/auth/verify", OK_FOR_ALL_WITH_CREDENTIAL,
+         lambda w: {"code": "123456"}),
+    Case("POST", "/api/v1/auth/verify/resend", (422, 422, 422, 422, 401)),
     Case("POST", "/api/v1/auth/password", OK_FOR_ALL_WITH_CREDENTIAL,
          lambda w: {"current_password": PASSWORD, "new_password": PASSWORD}),
     # Users: admins only; studio B's admin acts in studio B, and A's users are 404 to it.
@@ -92,6 +102,14 @@ MATRIX: list[Case] = [
     Case("GET", "/api/v1/users/{user_id}", (200, 403, 403, 404, 401)),
     Case("PATCH", "/api/v1/users/{user_id}", (200, 403, 403, 404, 401),
          lambda w: {"name": "Renamed"}),
+    # Invitations and the studio's outgoing mail: admins, their own studio.
+    Case("POST", "/api/v1/invitations", (201, 403, 403, 201, 401),
+         lambda w: {"email": f"inv-{uuid.uuid4().hex[:10]}@example.com", "name": "I"}),
+    Case("GET", "/api/v1/invitations", (200, 403, 403, 200, 401)),
+    Case("DELETE", "/api/v1/invitations/{invitation_id}", (204, 403, 403, 404, 401)),
+    Case("GET", "/api/v1/mail", (200, 403, 403, 200, 401)),
+    # Only a failed message is sent again: A's admin reaches it and is told it was not.
+    Case("POST", "/api/v1/mail/{mail_id}/retry", (409, 403, 403, 404, 401)),
     # API keys: creation needs the right role; everyone lists their own; the key in the
     # path belongs to A's TD, so only A's admin may revoke it.
     Case("POST", "/api/v1/api-keys", (201, 403, 403, 201, 401), lambda w: {"name": "ci"}),
@@ -303,6 +321,27 @@ async def the_node(http: httpx.AsyncClient, world: World) -> str:
 
 
 FILLERS.update({"job_id": a_queued_job, "task_id": a_queued_task, "node_id": the_node})
+
+
+async def a_fresh_invitation(http: httpx.AsyncClient, world: World) -> str:
+    admin = await fresh_headers(http, world, "A admin")
+    response = await http.post("/api/v1/invitations", headers=admin, json={
+        "email": f"inv-{uuid.uuid4().hex[:10]}@example.com", "name": "Invitee"})
+    assert response.status_code == 201, response.text
+    world.created_keys.append(response.json()["id"])
+    return response.json()["id"]
+
+
+async def a_mail(http: httpx.AsyncClient, world: World) -> str:
+    """A message studio A sent (an invitation's)."""
+    await a_fresh_invitation(http, world)
+    admin = await fresh_headers(http, world, "A admin")
+    [newest, *_] = (await http.get("/api/v1/mail", headers=admin)).json()["items"]
+    world.created_keys.append(newest["id"])
+    return newest["id"]
+
+
+FILLERS.update({"invitation_id": a_fresh_invitation, "mail_id": a_mail})
 
 
 async def fill(http: httpx.AsyncClient, world: World, template: str) -> str:

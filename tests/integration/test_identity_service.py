@@ -13,11 +13,19 @@ import uuid
 
 import pytest
 
-from pipelines.errors import RateLimited, Unauthenticated
-from pipelines.identity.models import ApiKeyCreate, LoginRequest, RegisterRequest
+from pipelines.errors import InvalidInput, RateLimited, Unauthenticated
+from pipelines.identity.mail_models import (
+    InvitationAccept,
+    InvitationCreate,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+)
+from pipelines.identity.models import ApiKeyCreate, LoginRequest, Principal, RegisterRequest
+from pipelines.identity.permissions import Role
 from pipelines.identity.service import Identity
 from pipelines.identity.throttle import Limit, ThrottlePolicy
 from tests.support.identity import PASSWORD
+from tests.support.mail import Mailbox, token_in
 
 
 class Clock:
@@ -200,3 +208,59 @@ async def test_unknown_email_and_wrong_password_take_similar_time(database, sett
         samples["wrong"].append(await timed(wrong))
     ratio = statistics.median(samples["unknown"]) / statistics.median(samples["wrong"])
     assert 0.6 < ratio < 1.6, samples
+
+
+async def test_reset_requests_and_refused_links_take_the_same_time_for_anyone(
+        database, settings, clock):
+    """As login: what an attacker can time says nothing about which accounts exist."""
+    slow = settings.model_copy(update={"bcrypt_rounds": 10})  # bcrypt dominates the noise
+    identity = Identity(database, slow, clock=clock)
+    body, _ = await register(identity)
+    known = PasswordResetRequest(studio=body.studio_slug, email=body.email)
+    unknown = PasswordResetRequest(studio=body.studio_slug, email="nobody@x.example")
+
+    async def timed(call) -> float:
+        started = time.perf_counter()
+        try:
+            await call
+        except InvalidInput as exc:
+            assert exc.code == "link_invalid"
+        return time.perf_counter() - started
+
+    requests: dict[str, list[float]] = {"known": [], "unknown": []}
+    for _ in range(15):
+        requests["known"].append(await timed(identity.resets.request(known, "10.7.0.1")))
+        requests["unknown"].append(await timed(identity.resets.request(unknown, "10.7.0.1")))
+    ratio = statistics.median(requests["unknown"]) / statistics.median(requests["known"])
+    assert 0.5 < ratio < 2.0, requests
+    # Links that were real (used once, then refused) and links never made: refused alike,
+    # as slowly (the new password is hashed first, whatever the link).
+    admin = await identity.users.users.find_one({"email": body.email})
+    principal = Principal(user_id=admin["_id"], studio_id=admin["studio_id"], role=Role.ADMIN,
+                          kind="session")
+    invitee = f"i-{uuid.uuid4().hex[:8]}@x.example"
+    await identity.invitations.invite(principal, InvitationCreate(email=invitee, name="I"))
+    await identity.resets.process()
+    mailbox = Mailbox(settings.mail_dir)  # the session's senders deliver them
+    invite = token_in(await mailbox.wait(invitee, "invited you"))
+    reset = token_in(await mailbox.wait(body.email, "Reset your"))
+    await identity.invitations.accept(InvitationAccept(token=invite, password=PASSWORD), "x")
+    await identity.resets.confirm(PasswordResetConfirm(token=reset, new_password=PASSWORD), "x")
+    calls = {
+        "invitation used": lambda: identity.invitations.accept(
+            InvitationAccept(token=invite, password=PASSWORD), "10.7.0.2"),
+        "invitation unknown": lambda: identity.invitations.accept(
+            InvitationAccept(token="made-up", password=PASSWORD), "10.7.0.2"),
+        "reset used": lambda: identity.resets.confirm(
+            PasswordResetConfirm(token=reset, new_password=PASSWORD), "10.7.0.2"),
+        "reset unknown": lambda: identity.resets.confirm(
+            PasswordResetConfirm(token="made-up", new_password=PASSWORD), "10.7.0.2"),
+    }
+    links: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(5):
+        for name, call in calls.items():
+            links[name].append(await timed(call()))
+    for flow in ("invitation", "reset"):
+        ratio = (statistics.median(links[f"{flow} unknown"])
+                 / statistics.median(links[f"{flow} used"]))
+        assert 0.6 < ratio < 1.6, links

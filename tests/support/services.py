@@ -27,6 +27,11 @@ def test_settings(services: EmbeddedServices, overrides: dict, **extra: object) 
         "max_upload_bytes": 4 * 1024**3,
         "studio_quota_bytes": 1024**3,
         "studio_max_open_uploads": 40,
+        # The suite signs up studios by the thousand; confirming each email would only
+        # slow it. The flow itself runs on an Api of its own that asks for it
+        # (tests/integration/test_account_mail.py), and on every `farm up` (tests/system).
+        "email_verification": False,
+        "mail_retry_initial_s": 0.5,
         # A stalled upload body is refused after 3 s here (60 s by default).
         "upload_idle_timeout_s": 3.0,
         # Sockets re-check their credential every second (4401 tests), not every 30 s.

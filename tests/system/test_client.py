@@ -41,9 +41,9 @@ def run_script(python: Path, source: str, cwd: Path, **env: str) -> subprocess.C
                           timeout=300, env=user_env(**env))
 
 
-async def a_studio(api) -> dict[str, str]:
+async def a_studio(api, stack) -> dict[str, str]:
     slug = f"td-{uuid.uuid4().hex[:8]}"
-    await register(api, slug)
+    await register(api, slug, stack.data_dir)
     return {"FARM_STUDIO": slug, "FARM_EMAIL": f"ada@{slug}.example", "FARM_PASSWORD": PASSWORD}
 
 
@@ -111,7 +111,7 @@ LIBRARY = """
 
 async def test_a_script_uploads_submits_layers_and_follows_through_a_dropped_socket(
         api, stack, td_python, tmp_path):
-    env = await a_studio(api) | {"FARM_URL": stack.api}
+    env = await a_studio(api, stack) | {"FARM_URL": stack.api}
     clip = make_mp4(tmp_path / "plate.mp4")
     done = run_script(td_python, LIBRARY, tmp_path, CLIP=str(clip), **env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -162,7 +162,7 @@ def farm_cli(python: Path, *args: str, home: Path, stdin: str | None = None,
 
 async def test_an_upload_killed_halfway_resumes_with_the_missing_parts_only(
         api, stack, td_python, tmp_path):
-    env = await a_studio(api) | {"FARM_URL": stack.api}
+    env = await a_studio(api, stack) | {"FARM_URL": stack.api}
     big = tmp_path / "big.mp4"
     big.write_bytes(padded(make_mp4(tmp_path / "head.mp4").read_bytes(), 70 * 2**20))  # 5 parts
     killed = run_script(td_python, KILLED_HALFWAY, tmp_path, CLIP=str(big), **env)
@@ -186,7 +186,7 @@ async def test_an_upload_killed_halfway_resumes_with_the_missing_parts_only(
 
 
 async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_python, tmp_path):
-    env = await a_studio(api)
+    env = await a_studio(api, stack)
     cli = lambda *args, **kw: farm_cli(td_python, *args, home=tmp_path, **kw)  # noqa: E731
     assert cli("whoami").returncode == 2  # not logged in: a usage error, said plainly
     login = cli("login", stack.api, "--studio", env["FARM_STUDIO"], "--email",

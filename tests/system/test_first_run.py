@@ -9,11 +9,13 @@ import contextlib
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 
 from tests.support.farm import submit, tasks_of, wait_job, wait_nodes
 from tests.support.live import LiveClient
+from tests.support.mail import Mailbox, verify_email
 from tests.support.media import make_mp4
 from tests.support.render import probe
 from tests.support.system import BIN, appears, gone, user_env
@@ -21,13 +23,19 @@ from tests.support.system import BIN, appears, gone, user_env
 PASSWORD = "correct horse battery"
 
 
-async def register(api: httpx.AsyncClient, slug: str) -> tuple[str, dict]:
+async def register(api: httpx.AsyncClient, slug: str, data_dir: Path) -> tuple[str, dict]:
+    """Sign up, then confirm the email with the code `farm up`'s mail server kept (the
+    banner's "Mail:" folder), as a new user does."""
+    email = f"ada@{slug}.example"
     response = await api.post("/api/v1/auth/register", json={
-        "studio_name": f"Studio {slug}", "studio_slug": slug, "email": f"ada@{slug}.example",
+        "studio_name": f"Studio {slug}", "studio_slug": slug, "email": email,
         "name": "Ada", "password": PASSWORD})
     assert response.status_code == 201, response.text
+    assert response.json()["user"]["email_verified"] is False
     token = response.json()["access_token"]
-    return token, {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}"}
+    await verify_email(api, Mailbox(data_dir / "mail"), email, headers)
+    return token, headers
 
 
 async def new_asset(api: httpx.AsyncClient, headers: dict, name: str, kind: str) -> dict:
@@ -61,7 +69,7 @@ async def download(url: str, path) -> None:
 
 
 async def test_the_machine_farm_up_runs_on_is_a_farm_node(api, stack):
-    _, headers = await register(api, "nodes")
+    _, headers = await register(api, "nodes", stack.data_dir)
     [node] = await wait_nodes(api, headers, 1)
     assert node["slots"] >= 1
     ready = (await api.get("/ready")).json()
@@ -69,7 +77,7 @@ async def test_the_machine_farm_up_runs_on_is_a_farm_node(api, stack):
 
 
 async def test_an_uploaded_clip_gets_its_preview(api, gateway, stack, tmp_path):
-    token, headers = await register(api, "clip")
+    token, headers = await register(api, "clip", stack.data_dir)
     clip = make_mp4(tmp_path / "plate.mp4", seconds=2)
     asset = await new_asset(api, headers, "sh010 plate", "plate")
     async with socket(stack.uploads, token) as live:
@@ -89,7 +97,7 @@ async def test_an_uploaded_clip_gets_its_preview(api, gateway, stack, tmp_path):
 
 async def test_the_sample_scene_renders_into_a_movie_with_live_progress(api, gateway, stack,
                                                                         tmp_path):
-    token, headers = await register(api, "render")
+    token, headers = await register(api, "render", stack.data_dir)
     scene_file = tmp_path / "shot.blend"
     made = await asyncio.to_thread(
         subprocess.run, [str(BIN / "farm"), "sample-scene", str(scene_file), "--frames", "12"],
@@ -117,7 +125,7 @@ async def test_the_sample_scene_renders_into_a_movie_with_live_progress(api, gat
 
 
 async def test_cancel_stops_a_running_command_and_publishes_nothing(api, stack):
-    _, headers = await register(api, "cancel")
+    _, headers = await register(api, "cancel", stack.data_dir)
     marker = "417.25"  # a sleep no other process on this machine runs
     job = await submit(api, headers, name="long", command=[
         "/bin/sh", "-c", f"echo partial > {{output}}/result.txt; exec sleep {marker}"])

@@ -52,7 +52,10 @@ async def test_serve_deploy_runs_the_farm(tmp_path):
             "FARM_MONGO_URL": str(stores["mongo_url"]),
             "FARM_S3_ENDPOINT": str(stores["s3_endpoint"]),
             "FARM_S3_ACCESS_KEY": str(stores["s3_access_key"]),
-            "FARM_S3_SECRET_KEY": str(stores["s3_secret_key"])})
+            "FARM_S3_SECRET_KEY": str(stores["s3_secret_key"]),
+            "FARM_SMTP_HOST": str(stores["smtp_host"]),
+            "FARM_SMTP_PORT": str(stores["smtp_port"]),
+            "FARM_SMTP_SECURITY": str(stores["smtp_security"])})
         deployed = await asyncio.to_thread(
             subprocess.run, [str(BIN / "serve"), "deploy", str(config),
                              "-a", f"http://127.0.0.1:{dashboard}"],
@@ -62,7 +65,7 @@ async def test_serve_deploy_runs_the_farm(tmp_path):
         ready = await asyncio.to_thread(wait_ready, base, 240)
         assert ready.json()["checks"]["dispatcher"]["status"] == "ok"
         async with contract.client(base_url=base, timeout=30) as api:
-            _, headers = await register(api, "deployed")
+            _, headers = await register(api, "deployed", tmp_path / "data")
             job = await submit(api, headers, command=["true"], frames="1-3")
             done = await wait_job(api, headers, job["id"], timeout_s=120)
         assert done["status"] == "completed", done

@@ -9,6 +9,7 @@ import pytest
 from pipelines.identity.permissions import (
     SESSION_ONLY,
     TABLE,
+    UNVERIFIED_MAY,
     Action,
     Role,
     can,
@@ -31,12 +32,14 @@ IDENTITY_ACTIONS = {a for a in Action if a.split(".")[0] in ("self", "user", "ap
 
 def test_artist_may_only_look_after_themselves_in_identity():
     allowed = {action for action in IDENTITY_ACTIONS if can(Role.ARTIST, action)}
-    assert allowed == {Action.SELF_READ, Action.SELF_CHANGE_PASSWORD, Action.API_KEY_OWN}
+    assert allowed == {Action.SELF_READ, Action.SELF_CHANGE_PASSWORD, Action.SELF_VERIFY_EMAIL,
+                       Action.API_KEY_OWN}
 
 
 def test_only_admins_administer_users_and_read_the_audit_log():
     admin_only = {Action.USER_CREATE, Action.USER_READ, Action.USER_UPDATE,
-                  Action.USER_ASSIGN_ROLE, Action.API_KEY_MANAGE_ALL, Action.AUDIT_READ}
+                  Action.USER_ASSIGN_ROLE, Action.API_KEY_MANAGE_ALL, Action.AUDIT_READ,
+                  Action.USER_INVITE, Action.MAIL_READ}
     for action in admin_only:
         assert {role for role in Role if can(role, action)} == {Role.ADMIN}
 
@@ -70,3 +73,7 @@ def test_the_documented_table_is_the_table_in_code():
         " yes |" in line or " - |" in line)]
     stale = [row for row in rows if row not in render_markdown()]
     assert not stale, f"rows in docs/identity.md that the code no longer has: {stale}"
+
+
+def test_an_unconfirmed_account_may_only_read_itself_and_confirm():
+    assert {Action.SELF_READ, Action.SELF_VERIFY_EMAIL} == UNVERIFIED_MAY

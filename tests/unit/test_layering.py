@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipelines",),
     ("pipelines.media",),
     ("pipelines.render",),
+    ("pipelines.mail",),  # the outbox and its sender; what messages say is the sender's
     ("pipelines.identity",),
     ("pipelines.events",),
     ("pipelines.assets",),
@@ -152,7 +153,7 @@ def test_the_loop_finder_finds_loops(edges, expected):
 def test_the_layer_check_sees_an_import_up_and_one_across_rooms():
     assert _place("pipelines.events.log")[0] < _place("pipelines.review.service")[0]
     assert _place("pipelines.farm.node.agent")[1] != _place("pipelines.farm.control.x")[1]
-    assert _place("pipelines.farm.protocol") == (9, "pipelines.farm")
+    assert _place("pipelines.farm.protocol") == (10, "pipelines.farm")
 
 
 def test_pipelines_import_neither_ray_nor_the_web_framework():

@@ -37,7 +37,7 @@ def test_production_refuses_default_secret_and_embedded_services_all_at_once():
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("  FARM_")]
     assert {line.split(":")[0].strip() for line in lines} == {
-        "FARM_JWT_SECRET", "FARM_MONGO_URL", "FARM_S3_ENDPOINT"
+        "FARM_JWT_SECRET", "FARM_MONGO_URL", "FARM_S3_ENDPOINT", "FARM_SMTP_HOST"
     }
 
 
@@ -45,6 +45,7 @@ def test_production_with_real_services_and_a_strong_secret_is_accepted():
     result = run_check(
         FARM_ENV="production", FARM_JWT_SECRET="x" * 40,
         FARM_MONGO_URL="mongodb://db.internal:27017", FARM_S3_ENDPOINT="s3.internal:9000",
+        FARM_SMTP_HOST="smtp.internal",
     )
     assert result.returncode == 0, result.stderr
 

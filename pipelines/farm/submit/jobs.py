@@ -29,6 +29,7 @@ from pipelines.farm.submit.graph import compile_tasks
 from pipelines.farm.submit.records import new_job
 from pipelines.farm.submit.render import RenderJobs, render_totals
 from pipelines.farm.submit.types import Context, load_job_types
+from pipelines.identity import audit as audited
 from pipelines.identity.audit import AuditLog
 from pipelines.identity.models import Principal
 from pipelines.identity.permissions import TABLE, Action, can
@@ -141,7 +142,12 @@ class JobService:
                 check_layer_template(layer.name, layer.payload["argv"])
         job = new_job(principal.studio_id, principal.user_id, body, job_type.name,
                       self.clock(), compiled.target) | compiled.fields
-        return await self.store_and_announce(job, compile_tasks(job, compiled.layers))
+        stored = await self.store_and_announce(job, compile_tasks(job, compiled.layers))
+        await self.audit.record(job["studio_id"], audited.JOB_SUBMITTED, actor=principal.actor(),
+                                target={"type": "job", "id": job["_id"]},
+                                details={"kind": type_name, "tasks": job["task_count"],
+                                         "priority": job["priority"]})
+        return stored
 
     async def _check_after(self, principal: Principal, after: list[str]) -> None:
         known = await self.store.job_statuses(principal.studio_id, after)
@@ -252,7 +258,7 @@ class JobService:
                                  {"job_id": job_id, "by": principal.user_id,
                                   **({"requeue": True} if requeue else {})})
         await self.audit.record(job["studio_id"], f"job.{STEERED[action]}",
-                                actor=principal.actor(), target={"job_id": job_id},
+                                actor=principal.actor(), target={"type": "job", "id": job_id},
                                 details={"requeue": True} if requeue else None)
         return await self.get(principal, job_id)
 
@@ -268,6 +274,9 @@ class JobService:
         job = await self.get_doc(principal, job_id)
         self.may_steer(principal, job)
         await self.store.set_job(job_id, {"priority": priority, "updated_s": self.clock()})
+        await self.audit.record(job["studio_id"], audited.JOB_CHANGED, actor=principal.actor(),
+                                target={"type": "job", "id": job_id},
+                                details={"priority": {"from": job["priority"], "to": priority}})
         await self.wake()
         return await self.get(principal, job_id)
 

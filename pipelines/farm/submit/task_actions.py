@@ -101,7 +101,7 @@ class TaskActions:
                                       {"job_id": job["_id"], **one, **details,
                                        "by": principal.user_id})
         await self.jobs.audit.record(job["studio_id"], action, actor=principal.actor(),
-                                     target={"job_id": job["_id"], **one})
+                                     target={"type": "job", "id": job["_id"], **one})
 
     async def _task_and_job(self, principal: Principal,
                             task_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
