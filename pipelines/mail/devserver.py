@@ -32,9 +32,10 @@ class KeepToFolder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         name = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.eml"
         partial = self.folder / f".{name}.part"
-        header = (f"X-Envelope-From: {envelope.mail_from}\r\n"
-                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
-        partial.write_bytes(header + envelope.original_content)
+        header = (f"X-Envelope-From: {envelope.mail_from}\n"
+                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n").encode()
+        # Plain line ends: the file is for reading (and grepping) on this machine.
+        partial.write_bytes(header + envelope.original_content.replace(b"\r\n", b"\n"))
         os.replace(partial, self.folder / name)
         return "250 kept"
 

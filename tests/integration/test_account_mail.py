@@ -35,7 +35,7 @@ def mailbox(settings) -> Mailbox:
 
 
 @pytest.fixture(scope="module")
-def verifying_api(services, settings):
+def verifying_api(services, settings, api):
     """The Api once more, beside the session's, with email verification on."""
     from ray import serve
 

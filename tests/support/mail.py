@@ -43,7 +43,7 @@ def body(message: EmailMessage) -> str:
 
 
 def code_in(message: EmailMessage) -> str:
-    [code] = re.findall(r"^\s+(\d{6})$", body(message), re.MULTILINE)
+    [code] = re.findall(r"^[ \t]+(\d{6})[ \t\r]*$", body(message), re.MULTILINE)
     return code
 
 
