@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.identity import register_studio
+from tests.support.mail import Mailbox, verify_email
 from tests.support.services import wait_ready
 from tests.support.system import FarmUp, farm_running
 
@@ -51,6 +52,9 @@ def auth_file(stack: FarmUp, tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def admins() -> list[str]:
         async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
             studios = [await register_studio(http, roles=()) for _ in PEERS]
+            mailbox = Mailbox(stack.data_dir / "mail")  # `farm up` asks for confirmation
+            for studio in studios:
+                await verify_email(http, mailbox, studio.admin.email, studio.admin.headers)
             for studio in studios:
                 # A job of each studio before the run (it never runs: no node has the tag),
                 # so that steps on /jobs/{id} reach one through ids seen in GET /jobs: a
