@@ -23,3 +23,4 @@ class AccountService:
     audit: AuditLog
     clock: Callable[[], float] = time.time
     verification: Any = None  # EmailVerification, once Identity has made it
+    mail: Any = None  # AccountMail

@@ -56,7 +56,8 @@ class Identity:
             settings.jwt_secret.get_secret_value(), required=settings.email_verification,
             clock=clock)
         common = (db[STUDIOS], db[USERS], self.hasher, self.sessions, self.throttle, self.audit)
-        self.users = Users(*common, clock=clock, verification=self.verification)
+        self.users = Users(*common, clock=clock, verification=self.verification,
+                           mail=self.mail)
         self.login = Login(*common, clock=clock)
         self.invitations = Invitations(db[INVITATIONS], self.users, self.sessions, self.hasher,
                                        self.mail, clock)

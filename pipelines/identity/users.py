@@ -7,13 +7,14 @@ exists in another. Login therefore names the studio (its slug).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pymongo import IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from pipelines.db import db_errors, declare_indexes, new_id
-from pipelines.errors import Conflict, Forbidden, InvalidInput, NotFound
+from pipelines.errors import Conflict, FarmError, Forbidden, InvalidInput, NotFound
 from pipelines.identity import audit as events
 from pipelines.identity.accounts import AccountService
 from pipelines.identity.models import (
@@ -33,6 +34,8 @@ from pipelines.identity.permissions import Action, Role, can, may_grant
 from pipelines.identity.records import STUDIOS, USERS
 from pipelines.identity.tokens import ms_floor
 from pipelines.paging import fetch_page
+
+log = logging.getLogger("farm.identity")
 
 declare_indexes(STUDIOS, [IndexModel("slug", unique=True)])
 declare_indexes(USERS, [
@@ -259,6 +262,10 @@ class Users(AccountService):
         await self.audit.record(principal.studio_id, events.PASSWORD_CHANGED,
                                 actor=principal.actor(), target={"type": "user", "id": user["_id"]},
                                 client=client)
+        try:  # the change is made: a note that could not be queued does not undo it
+            await self.mail.password_changed(user, studio)
+        except FarmError as exc:
+            log.warning("password change note not queued: %s", exc.message)
         pair = await self.sessions.start(user)
         return AuthResult(**pair.model_dump(), user=UserOut.of(user), studio=StudioOut.of(studio))
 

@@ -52,7 +52,7 @@ def auth_file(stack: FarmUp, tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def admins() -> list[str]:
         async with httpx.AsyncClient(base_url=stack.api, timeout=30) as http:
             studios = [await register_studio(http, roles=()) for _ in PEERS]
-            mailbox = Mailbox(stack.data_dir / "mail")  # `farm up` asks for confirmation
+            mailbox = Mailbox(stack.mail_dir)  # `farm up` asks for confirmation
             for studio in studios:
                 await verify_email(http, mailbox, studio.admin.email, studio.admin.headers)
             for studio in studios:

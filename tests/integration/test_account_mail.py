@@ -270,3 +270,12 @@ async def test_a_message_that_cannot_be_sent_is_shown_to_admins(http, db, settin
             break
         await asyncio.sleep(0.2)
     assert stored["state"] == "sent" and "body" not in stored  # links do not linger
+
+
+async def test_changing_a_password_tells_the_owner_by_email(http, mailbox):
+    studio = await register_studio(http, roles=())
+    changed = await http.post("/api/v1/auth/password", headers=studio.admin.headers, json={
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD})
+    assert changed.status_code == 200, changed.text
+    told = await mailbox.wait(studio.admin.email, "password changed")
+    assert "reset your password now" in body(told)

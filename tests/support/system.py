@@ -115,6 +115,7 @@ class FarmUp:
     token_file: str
     data_dir: Path
     env: dict[str, str]
+    mail_dir: Path  # as the banner's "Mail:" line names it
 
     def stop(self) -> None:
         """Ctrl-C, as a user stops it: exit 0 and no embedded service left running."""
@@ -154,8 +155,10 @@ def farm_up(tmp: Path, **settings: str) -> FarmUp:
                    FARM_RAY_DASHBOARD_PORT=str(free_port()), **settings)
     launched = launch([str(BIN / "farm"), "up"], tmp / "farm-up.log", env, cwd=tmp)
     banner = launched.wait_for(r"Cluster:\s+(\S+)\n\s+Token file:\s+(\S+)", timeout_s=240)
+    mail = re.search(r"Mail:\s+(\S+)", launched.output())  # where its messages are kept
+    assert mail, launched.output()[-3000:]
     return FarmUp(launched, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{upload_port}",
-                  banner.group(1), banner.group(2), tmp / "data", env)
+                  banner.group(1), banner.group(2), tmp / "data", env, Path(mail.group(1)))
 
 
 @contextmanager

@@ -43,7 +43,7 @@ def run_script(python: Path, source: str, cwd: Path, **env: str) -> subprocess.C
 
 async def a_studio(api, stack) -> dict[str, str]:
     slug = f"td-{uuid.uuid4().hex[:8]}"
-    await register(api, slug, stack.data_dir)
+    await register(api, slug, stack.mail_dir)
     return {"FARM_STUDIO": slug, "FARM_EMAIL": f"ada@{slug}.example", "FARM_PASSWORD": PASSWORD}
 
 

@@ -23,9 +23,9 @@ from tests.support.system import BIN, appears, gone, user_env
 PASSWORD = "correct horse battery"
 
 
-async def register(api: httpx.AsyncClient, slug: str, data_dir: Path) -> tuple[str, dict]:
-    """Sign up, then confirm the email with the code `farm up`'s mail server kept (the
-    banner's "Mail:" folder), as a new user does."""
+async def register(api: httpx.AsyncClient, slug: str, mail_dir: Path) -> tuple[str, dict]:
+    """Sign up, then confirm the email with the code `farm up`'s mail server kept in the
+    folder its banner names ("Mail:"), as a new user does."""
     email = f"ada@{slug}.example"
     response = await api.post("/api/v1/auth/register", json={
         "studio_name": f"Studio {slug}", "studio_slug": slug, "email": email,
@@ -34,7 +34,7 @@ async def register(api: httpx.AsyncClient, slug: str, data_dir: Path) -> tuple[s
     assert response.json()["user"]["email_verified"] is False
     token = response.json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    await verify_email(api, Mailbox(data_dir / "mail"), email, headers)
+    await verify_email(api, Mailbox(mail_dir), email, headers)
     return token, headers
 
 
@@ -69,7 +69,7 @@ async def download(url: str, path) -> None:
 
 
 async def test_the_machine_farm_up_runs_on_is_a_farm_node(api, stack):
-    _, headers = await register(api, "nodes", stack.data_dir)
+    _, headers = await register(api, "nodes", stack.mail_dir)
     [node] = await wait_nodes(api, headers, 1)
     assert node["slots"] >= 1
     ready = (await api.get("/ready")).json()
@@ -77,7 +77,7 @@ async def test_the_machine_farm_up_runs_on_is_a_farm_node(api, stack):
 
 
 async def test_an_uploaded_clip_gets_its_preview(api, gateway, stack, tmp_path):
-    token, headers = await register(api, "clip", stack.data_dir)
+    token, headers = await register(api, "clip", stack.mail_dir)
     clip = make_mp4(tmp_path / "plate.mp4", seconds=2)
     asset = await new_asset(api, headers, "sh010 plate", "plate")
     async with socket(stack.uploads, token) as live:
@@ -97,7 +97,7 @@ async def test_an_uploaded_clip_gets_its_preview(api, gateway, stack, tmp_path):
 
 async def test_the_sample_scene_renders_into_a_movie_with_live_progress(api, gateway, stack,
                                                                         tmp_path):
-    token, headers = await register(api, "render", stack.data_dir)
+    token, headers = await register(api, "render", stack.mail_dir)
     scene_file = tmp_path / "shot.blend"
     made = await asyncio.to_thread(
         subprocess.run, [str(BIN / "farm"), "sample-scene", str(scene_file), "--frames", "12"],
@@ -125,7 +125,7 @@ async def test_the_sample_scene_renders_into_a_movie_with_live_progress(api, gat
 
 
 async def test_cancel_stops_a_running_command_and_publishes_nothing(api, stack):
-    _, headers = await register(api, "cancel", stack.data_dir)
+    _, headers = await register(api, "cancel", stack.mail_dir)
     marker = "417.25"  # a sleep no other process on this machine runs
     job = await submit(api, headers, name="long", command=[
         "/bin/sh", "-c", f"echo partial > {{output}}/result.txt; exec sleep {marker}"])

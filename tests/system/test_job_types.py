@@ -9,7 +9,7 @@ from tests.system.test_first_run import register
 
 
 async def test_a_plugin_job_type_is_listed_checked_and_runs(api, stack):
-    _, headers = await register(api, "plugins", stack.data_dir)
+    _, headers = await register(api, "plugins", stack.mail_dir)
     listed = await api.get("/api/v1/job-types", headers=headers)
     assert listed.status_code == 200, listed.text
     types = {t["name"]: t for t in listed.json()["items"]}

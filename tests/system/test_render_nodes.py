@@ -39,7 +39,7 @@ async def test_a_node_that_cannot_join_says_why_in_one_line_and_exits(stack, tmp
 
 async def test_a_joined_node_takes_work_and_its_tasks_finish_elsewhere_when_it_leaves(
         api, stack, tmp_path):
-    _, headers = await register(api, "joined", stack.data_dir)
+    _, headers = await register(api, "joined", stack.mail_dir)
     node = farm_join(tmp_path, stack.cluster, "--token-file", stack.token_file,
                      "--slots", "2", "--tag", "blue")
     try:

@@ -16,7 +16,7 @@ async def test_a_task_running_when_farm_up_stops_is_stopped_and_runs_after_a_res
     first = farm_up(tmp_path)
     try:
         async with contract.client(base_url=first.api, timeout=30) as api:
-            _, headers = await register(api, "restart", first.data_dir)
+            _, headers = await register(api, "restart", first.mail_dir)
             job = await submit(api, headers, max_attempts=1, command=[
                 "/bin/sh", "-c", "sleep 3.75 && exec sleep 389.5 || true"])
             assert await appears("sleep 389.5", timeout_s=60)

@@ -65,7 +65,7 @@ async def test_serve_deploy_runs_the_farm(tmp_path):
         ready = await asyncio.to_thread(wait_ready, base, 240)
         assert ready.json()["checks"]["dispatcher"]["status"] == "ok"
         async with contract.client(base_url=base, timeout=30) as api:
-            _, headers = await register(api, "deployed", tmp_path / "data")
+            _, headers = await register(api, "deployed", tmp_path / "data" / "mail")
             job = await submit(api, headers, command=["true"], frames="1-3")
             done = await wait_job(api, headers, job["id"], timeout_s=120)
         assert done["status"] == "completed", done
