@@ -57,7 +57,7 @@ async def test_kill_stops_the_process_group_and_the_job_fails_retryably(http, st
     assert "task.killed" in [e["type"] for e in events]
     audit = (await http.get("/api/v1/audit", params={"action": "task.killed"},
                             headers=studio.admin.headers)).json()["items"]
-    assert audit[0]["target"] == {"job_id": job["id"], "task_id": task["id"]}
+    assert audit[0]["target"] == {"type": "job", "id": job["id"], "task_id": task["id"]}
     retried = await http.post(f"/api/v1/jobs/{job['id']}/retry", headers=headers)
     assert retried.status_code == 200
     assert await appears("sleep 123.25", timeout_s=30)

@@ -28,7 +28,8 @@ async def test_admin_creates_a_user_who_can_log_in(http):
     created = await http.post(USERS, headers=ctx.admin.headers, json=body)
     assert created.status_code == 201, created.text
     user = created.json()
-    assert set(user) == {"id", "email", "name", "role", "active", "created_at", "last_login_at"}
+    assert set(user) == {"id", "email", "name", "role", "active", "created_at", "last_login_at",
+                         "email_verified", "invited"}
     assert user["role"] == "director" and user["active"] is True
     assert (await login(http, ctx.slug, body["email"])).json()["user"]["id"] == user["id"]
     got = await http.get(f"{USERS}/{user['id']}", headers=ctx.admin.headers)
