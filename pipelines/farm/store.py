@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -87,10 +88,11 @@ class FarmStore:
         return {d["_id"]: d["status"] for d in docs}
 
     async def layer_done(self, job_id: str, layer: str) -> bool:
-        """Every task of the layer is done (succeeded or skipped)."""
-        return await self.tasks.count_documents(
+        """Every task of the layer is done (succeeded or skipped). A find, not a count: the
+        embedded server counts with `$nin` in Python over the whole collection."""
+        return await self.tasks.find_one(
             {"job_id": job_id, "layer": layer, "state": {"$nin": list(DONE)}},
-            limit=1) == 0
+            {"_id": 1}) is None
 
     async def ready_of(self, job_id: str, limit: int = 0) -> list[dict[str, Any]]:
         """A job's first `limit` ready tasks by index (0: all). The (job, state, index)
@@ -155,20 +157,32 @@ class FarmStore:
         result = await self.tasks.bulk_write(updates, ordered=False)
         return result.modified_count
 
-    async def recount(self, job_id: str) -> list[dict[str, Any]]:
+    async def recount(self, job_id: str, layers: list[str]) -> list[dict[str, Any]]:
         """The job's tasks counted by layer and state, with the mean and standard deviation
-        of their run times (one aggregation; the embedded server groups by a string key
-        only, hence the concatenation)."""
-        cursor = await self.tasks.aggregate([
-            {"$match": {"job_id": job_id}},
-            {"$group": {"_id": {"$concat": [{"$ifNull": ["$layer", ""]}, "|", "$state"]},
-                        "n": {"$sum": 1}, "mean_s": {"$avg": "$metrics.wall_s"},
-                        "sd_s": {"$stdDevPop": "$metrics.wall_s"}}}])
+        of each layer's run times. Grouped by one plain field at a time: the embedded server
+        groups a compound or computed key in Python, copying every task (150 ms for 1,000
+        tasks against 1 ms), and the deviation comes from the mean of the squares for the
+        same reason. `layers`: the job's layer names (read from its tasks when not given)."""
+        names = layers or [n for n in await self.tasks.distinct("layer", {"job_id": job_id})]
         rows = []
-        for row in await cursor.to_list():
-            layer, _, state = row["_id"].rpartition("|")
-            rows.append({"layer": layer, "state": state, "n": int(row["n"]),
-                         "mean_s": row.get("mean_s"), "sd_s": row.get("sd_s")})
+        for layer in names:
+            cursor = await self.tasks.aggregate([
+                {"$match": {"job_id": job_id, "layer": layer}},
+                {"$group": {"_id": "$state", "n": {"$sum": 1}}}])
+            rows += [{"layer": layer, "state": row["_id"], "n": int(row["n"]), "mean_s": None,
+                      "sd_s": None} for row in await cursor.to_list()]
+        wall = "$metrics.wall_s"
+        cursor = await self.tasks.aggregate([
+            {"$match": {"job_id": job_id, "state": TaskState.SUCCEEDED.value}},
+            {"$group": {"_id": "$layer", "mean_s": {"$avg": wall},
+                        "square_s": {"$avg": {"$multiply": [wall, wall]}}}}])
+        timing = {row["_id"]: row for row in await cursor.to_list()}
+        for row in rows:
+            if row["state"] == TaskState.SUCCEEDED.value and row["layer"] in timing:
+                mean, square = timing[row["layer"]]["mean_s"], timing[row["layer"]]["square_s"]
+                row["mean_s"] = mean
+                row["sd_s"] = None if mean is None or square is None else \
+                    math.sqrt(max(0.0, square - mean * mean))
         return rows
 
     async def record_attempts(self, entries: list[dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ from pipelines.db import database_away
 from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.feed import QueueFeed
-from pipelines.farm.control.held import HeldLeases
+from pipelines.farm.control.held import HeldLeases, Renewal
 from pipelines.farm.control.messages import Leaving, Message, Written, task_spec
 from pipelines.farm.control.metrics import FarmMetrics
 from pipelines.farm.control.node_controls import NodeControls
@@ -282,7 +282,7 @@ class Dispatcher:
             raise
 
     async def _apply(self, reports: list[Message]) -> None:
-        renewals: list[UpdateOne] = []
+        renewals: list[Renewal] = []
         started: list[Started] = []
         succeeded: list[Finished] = []
         written: list[asyncio.Future] = []
@@ -310,11 +310,12 @@ class Dispatcher:
                     succeeded.append(report)
                 else:
                     await self.outcomes.failed(report)
-        # Batched: a busy farm reports hundreds of starts and successes a second. Starts
-        # first, so a task that started and ended within one round keeps its start time.
-        await self.outcomes.started(started)
-        await self.outcomes.succeeded(succeeded)
-        await self.store.apply(renewals)
+        # Batched: a busy farm reports hundreds of starts and successes a second.
+        # A task that started and ended within the batch gets one write, not two.
+        ending = {r.task_id for r in succeeded if r.kind not in self.outcomes.hooks}
+        await self.outcomes.started(started, ending)
+        await self.outcomes.succeeded(succeeded, {r.task_id for r in started} & ending)
+        await self.held.renew(renewals)
         for future in written:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)

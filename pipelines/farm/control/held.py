@@ -16,11 +16,12 @@ from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.node_state import NodeState, NodeTable
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
-from pipelines.farm.models import ACTIVE
+from pipelines.farm.models import ACTIVE, TaskState
 from pipelines.farm.protocol import Attempt
 from pipelines.farm.store import FarmStore
 
 LEASES_CHECKED_PER_TICK = 500  # leases compared with MongoDB once a tick, in turn
+Renewal = tuple[str, int, float]  # task, attempt, new expiry
 
 
 class HeldLeases:
@@ -31,7 +32,7 @@ class HeldLeases:
         self.steered: set[str] = set()  # jobs steered through the API since last round
         self._checked_from = 0  # where the next tick's slice of leases starts
 
-    async def heartbeat(self, node: NodeState, running: list[Attempt]) -> list[UpdateOne]:
+    async def heartbeat(self, node: NodeState, running: list[Attempt]) -> list[Renewal]:
         """Stop what the node runs that is not ours; the renewals to write."""
         reported = {(a.task_id, a.attempt) for a in running}
         now = self.clock()
@@ -47,10 +48,20 @@ class HeldLeases:
             # `_expire_silent_nodes`); the written expiry is for a dispatcher started later.
             if lease.expires_s - now < self.config.lease_s / 2:
                 lease.expires_s = expires
-                renew.append(UpdateOne(
-                    {"_id": task_id, "attempt": attempt, "state": {"$in": list(ACTIVE)}},
-                    {"$set": {"lease_expires_s": expires}}))
+                renew.append((task_id, attempt, expires))
         return renew
+
+    async def renew(self, renewals: list[Renewal]) -> None:
+        """Running tasks first, then those still leased: each state by equality (see
+        `OutcomeHandler._fence_in`)."""
+        def update(renewal: Renewal, state: str) -> UpdateOne:
+            task_id, attempt, expires = renewal
+            return UpdateOne({"_id": task_id, "attempt": attempt, "state": state},
+                             {"$set": {"lease_expires_s": expires}})
+
+        held = await self.store.apply([update(r, TaskState.RUNNING.value) for r in renewals])
+        if held < len(renewals):
+            await self.store.apply([update(r, TaskState.LEASED.value) for r in renewals])
 
     async def stop_steered(self, housekeeping: bool) -> None:
         """Tasks of cancelled jobs, or killed through the API, are stopped on their node."""

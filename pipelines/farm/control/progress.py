@@ -115,7 +115,8 @@ class JobTracker:
 
     async def _recount(self, job: dict[str, Any]) -> None:
         job_id = job["_id"]
-        counts, layers = tally(await self.store.recount(job_id))
+        counts, layers = tally(await self.store.recount(
+            job_id, [layer["name"] for layer in job.get("layers") or []]))
         status = job_status(job["status"], counts, job["task_count"],
                             waiting=bool(job.get("waiting_on")))
         now = self.clock()
