@@ -118,8 +118,6 @@ class SimulatedFarm:
             job["bad_nodes"] = sorted(spec["bad_nodes"])
             tasks = compile_tasks(job, [Layer("command", "command", {"argv": ["true"]},
                                               list(range(1000)))])
-            job["task_count"] = len(tasks)
-            job["counts"] = {"ready": len(tasks)}
             await store.insert_job(job, tasks)
 
     def handed(self, spec: TaskSpec) -> None:

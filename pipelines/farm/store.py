@@ -34,6 +34,10 @@ declare_indexes(TASKS, [
     IndexModel([("node_id", ASCENDING), ("state", ASCENDING)], name="node_state"),
     IndexModel([("job_id", ASCENDING), ("layer", ASCENDING), ("state", ASCENDING)],
                name="job_layer"),
+    # Redundant on MongoDB (a prefix of job_queue); the embedded server matches an equality
+    # on a field through an index only when one is named after the field alone, and
+    # otherwise reads the whole collection (1.2 s for a job's tasks among a million).
+    IndexModel([("job_id", ASCENDING)], name="job"),
 ])
 declare_indexes(ATTEMPTS, [IndexModel([("job_id", ASCENDING), ("task_id", ASCENDING)],
                                       name="job_task"),
@@ -64,6 +68,11 @@ class FarmStore:
         return found
 
     async def insert_job(self, job: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        """`job` gets its task count and counts by state (the dispatcher promotes the
+        waiting tasks of jobs whose counts hold some)."""
+        job["task_count"] = len(tasks)
+        job["counts"] = {state: sum(t["state"] == state for t in tasks)
+                         for state in (TaskState.READY.value, TaskState.WAITING.value)}
         # Tasks first: a job document is only ever seen with all its tasks in place.
         await self.tasks.insert_many(tasks, ordered=True)
         await self.jobs.insert_one(job)
@@ -76,6 +85,13 @@ class FarmStore:
         docs = await self.jobs.find({"status": {"$in": ["waiting", "queued", "running"]}}
                                     ).to_list()
         return {d["_id"]: d for d in docs}
+
+    async def jobs_waiting(self) -> dict[str, dict[str, Any]]:
+        """Schedulable jobs whose counts hold waiting tasks (a job submitted with some
+        counts them; one that gets some again is recounted): those whose tasks may be
+        promoted, without reading every schedulable job after every success."""
+        docs = await self.jobs.find({"counts.waiting": {"$gt": 0}}).to_list()
+        return {d["_id"]: d for d in docs if d.get("status") in ("waiting", "queued", "running")}
 
     async def job_statuses(self, studio_id: str | None, job_ids: list[str]) -> dict[str, str]:
         """Status by id of those of `job_ids` that exist (in `studio_id`, when given)."""
@@ -94,16 +110,29 @@ class FarmStore:
             {"job_id": job_id, "layer": layer, "state": {"$nin": list(DONE)}},
             {"_id": 1}) is None
 
-    async def ready_of(self, job_id: str, limit: int = 0) -> list[dict[str, Any]]:
-        """A job's first `limit` ready tasks by index (0: all). The (job, state, index)
-        index yields them in index order, so no sort is asked for: the embedded server
-        would sort every ready task of the job in Python to return the first few."""
-        return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value}
+    async def ready_of(self, job_id: str, limit: int = 0, after: int = -1
+                       ) -> list[dict[str, Any]]:
+        """A job's first `limit` ready tasks by index (0: all), past index `after`. The
+        (job, state, index) index yields them in index order, so no sort is asked for: the
+        embedded server would sort every ready task of the job in Python to return the
+        first few."""
+        return await self.tasks.find({"job_id": job_id, "state": TaskState.READY.value,
+                                      "index": {"$gt": after}}
                                      ).hint(READY_BY_INDEX).limit(limit).to_list()
 
+    async def _in_states(self, query: dict[str, Any], states, projection=None
+                         ) -> list[dict[str, Any]]:
+        """`query` with `state` in `states`, one state at a time: the embedded server uses
+        no index for an `$in` on a field and reads every task in Python (a second at a
+        million tasks), where each equality is an index lookup."""
+        found: list[dict[str, Any]] = []
+        for state in states:
+            found += await self.tasks.find(query | {"state": state}, projection).to_list()
+        return found
+
     async def active_task_ids(self, studio_id: str) -> set[str]:
-        return {t["_id"] for t in await self.tasks.find(
-            {"studio_id": studio_id, "state": {"$in": list(ACTIVE)}}, {"_id": 1}).to_list()}
+        return {t["_id"] for t in await self._in_states({"studio_id": studio_id}, ACTIVE,
+                                                        {"_id": 1})}
 
     async def recent_failures(self, since_s: float, node_id: str | None = None
                               ) -> dict[str, dict[str, int]]:
@@ -134,11 +163,17 @@ class FarmStore:
                                                            ).to_list()}
 
     async def active_tasks(self) -> list[dict[str, Any]]:
-        return await self.tasks.find({"state": {"$in": list(ACTIVE)}}).to_list()
+        return await self._in_states({}, ACTIVE)
 
-    async def expired_leases(self, now_s: float) -> list[dict[str, Any]]:
-        return await self.tasks.find({"state": {"$in": list(ACTIVE)},
-                                      "lease_expires_s": {"$lt": now_s}}).to_list()
+    async def ended_badly(self, job_id: str) -> dict[str, Any] | None:
+        """One dead or failed task of the job, for the reason it failed."""
+        found = await self._in_states({"job_id": job_id}, ("dead", "failed"))
+        return min(found, key=lambda t: t["index"]) if found else None
+
+    async def expired_leases(self, since_s: float, now_s: float) -> list[dict[str, Any]]:
+        """Active tasks whose written lease ended in [since_s, now_s)."""
+        return await self._in_states(
+            {"lease_expires_s": {"$gte": since_s, "$lt": now_s}}, ACTIVE)
 
     async def waiting_tasks(self, job_ids: list[str]) -> list[dict[str, Any]]:
         if not job_ids:
@@ -206,15 +241,27 @@ class FarmStore:
         result = await self.tasks.update_one(fence, {"$set": fields})
         return result.modified_count == 1
 
+    async def set_tasks(self, task_ids: list[str], where: dict[str, Any],
+                        fields: dict[str, Any]) -> int:
+        """The same fields on those of `task_ids` that match `where`; how many changed."""
+        result = await self.tasks.update_many({"_id": {"$in": task_ids}, **where},
+                                              {"$set": fields})
+        return result.modified_count
+
     async def set_job_tasks(self, job_id: str, states: list[str] | tuple[str, ...],
                             fields: dict[str, Any], task_ids: list[str] | None = None) -> int:
         """Every task of a job (of `task_ids`, when given) in one of `states`; how many
         changed."""
-        query: dict[str, Any] = {"job_id": job_id, "state": {"$in": list(states)}}
+        query: dict[str, Any] = {"job_id": job_id}
         if task_ids is not None:
             query["_id"] = {"$in": task_ids}
-        result = await self.tasks.update_many(query, {"$set": fields})
-        return result.modified_count
+        changed = 0
+        # One state at a time (see `_in_states`); the state they are set to first, so no
+        # task is changed twice.
+        for state in sorted(states, key=lambda s: s != fields.get("state")):
+            result = await self.tasks.update_many(query | {"state": state}, {"$set": fields})
+            changed += result.modified_count
+        return changed
 
     async def save_nodes(self, docs: list[dict[str, Any]], gone: list[str] | None) -> None:
         """Write these nodes' documents, and drop those of nodes that left (`gone`; None:

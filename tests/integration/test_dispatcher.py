@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from pipelines.farm.protocol import (
     PROTOCOL_VERSION,
@@ -68,6 +69,32 @@ async def test_a_lost_node_s_task_runs_elsewhere_without_costing_an_attempt(farm
     assert task["node_id"] == "n2"
 
 
+async def test_a_node_lost_while_the_database_is_away_has_its_tasks_requeued_once_it_is_back(
+        farm, monkeypatch):
+    # Leases are not written again while held, so nothing but the dispatcher's own memory
+    # knows the task must go back: it keeps it until the write lands.
+    farm.directory.add("n1")
+    job_id = await farm.submit()
+    await farm.round()
+    requeue = farm.dispatcher.outcomes.requeue_lost
+
+    async def away(*args, **kwargs):
+        raise AutoReconnect("connection refused")
+
+    monkeypatch.setattr(farm.dispatcher.outcomes, "requeue_lost", away)
+    del farm.directory.nodes["n1"]  # the node left the cluster
+    await farm.round()
+    await farm.round(advance_s=farm.config.lease_s)
+    assert (await farm.task(job_id))["state"] == "leased"
+    monkeypatch.setattr(farm.dispatcher.outcomes, "requeue_lost", requeue)
+    n2 = farm.directory.add("n2")
+    await farm.round()
+    await farm.round()
+    task = await farm.task(job_id)
+    assert (task["error_class"], task["failures"]) == ("node_lost", 0)
+    assert [(s.node_id, s.attempt) for s in n2.specs] == [("n2", 2)]
+
+
 async def test_a_node_that_stops_reporting_is_lost_after_the_silence_allowed(farm):
     farm.directory.add("n1")
     job_id = await farm.submit()
@@ -85,12 +112,16 @@ async def test_a_node_that_stops_reporting_is_lost_after_the_silence_allowed(far
 async def test_a_lease_nobody_renews_and_no_node_holds_goes_back_to_the_queue(farm):
     farm.directory.add("n1")
     job_id = await farm.submit()
-    # As a dispatcher that died between writing a lease and handing the task over leaves it.
+    farm.dispatcher._recovered = True  # the lease appears after recovery, not before it
+    farm.dispatcher._expiries_seen_to = farm.clock()
+    # As a round that died between writing a lease and handing the task over leaves it.
     await farm.store.set_task({"_id": f"{job_id}-00000"}, {
         "state": "leased", "attempt": 1, "node_id": "n1",
-        "lease_expires_s": farm.clock() - 1})
-    farm.dispatcher._recovered = True  # the lease appears after recovery, not before it
-    await farm.round()
+        "lease_expires_s": farm.clock() + farm.config.lease_s})
+    await farm.round(advance_s=farm.config.lease_s / 2)
+    task = await farm.task(job_id)
+    assert task["state"] == "leased" and task["attempt"] == 1  # its lease holds yet
+    await farm.round(advance_s=farm.config.lease_s / 2 + 0.1)
     task = await farm.task(job_id)
     assert task["error_class"] == "node_lost" and task["failures"] == 0
     assert task["attempt"] == 2 and task["state"] == "leased"  # handed out again at once

@@ -104,7 +104,6 @@ class Farm:
         job = new_job("studio-a", "user-a", JobCommon(**common), "command", self.clock())
         docs = compile_tasks(job, layers or [
             Layer("command", "command", {"argv": ["true"]}, list(range(tasks)))])
-        job["task_count"] = len(docs)
         await self.store.insert_job(job, docs)
         return job["_id"]
 

@@ -19,9 +19,11 @@ class DispatchConfig:
     bad_node_threshold: int = 3
     retry_initial_s: float = 2.0
     retry_max_s: float = 300.0
-    # Leases written in one round: a round's writes, and so its length, stay bounded while
-    # an empty farm of thousands of slots fills (docs/farm.md, "At scale").
+    # Leases written in one round at most: a round's writes, and so its length, stay
+    # bounded while an empty farm of thousands of slots fills (docs/farm.md, "At scale").
     leases_per_round: int = 2000
+    # Fewer when rounds run longer than this (see pacing.py).
+    round_target_s: float = 0.7
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DispatchConfig:

@@ -21,12 +21,13 @@ from pipelines.db import database_away
 from pipelines.events.log import EventLog
 from pipelines.farm.control.config import DispatchConfig
 from pipelines.farm.control.feed import QueueFeed
-from pipelines.farm.control.held import HeldLeases, Renewal
+from pipelines.farm.control.held import HeldLeases
 from pipelines.farm.control.messages import Leaving, Message, Written, task_spec
 from pipelines.farm.control.metrics import FarmMetrics
 from pipelines.farm.control.node_controls import NodeControls
 from pipelines.farm.control.node_state import Lease, NodeDocs, NodeState, NodeTable
 from pipelines.farm.control.outcomes import OutcomeHandler, SuccessHook
+from pipelines.farm.control.pacing import LeasePacer
 from pipelines.farm.control.policy import BadNodes, CircuitBreakers, RetryPolicy
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
@@ -75,12 +76,16 @@ class Dispatcher:
         self.waiting = Waiting(store, events, self.jobs, clock)
         self.adopt = adopt
         self.scheduler = Scheduler(self.circuits.allows_task, self.circuits.task_placed)
+        self.pacer = LeasePacer(self.config.leases_per_round, self.config.round_target_s)
         self.feed = QueueFeed(store, clock)
-        self.held = HeldLeases(self.nodes, directory, store, self.jobs, self.config, clock)
+        self.held = HeldLeases(self.nodes, directory, store, self.jobs)
         self.controls = NodeControls(store, events, self.nodes)
         self._node_docs = NodeDocs()
         self._housekeeping = True
-        self._leases_checked_at = 0.0
+        self._expiries_seen_to = 0.0  # lease ends up to this time were looked at
+        # Tasks of lost nodes not yet put back in MongoDB (it was away): task id → its
+        # lease, the node, why.
+        self._to_requeue: dict[str, tuple[Lease, str, str]] = {}
         self._recovered = False
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
@@ -142,8 +147,10 @@ class Dispatcher:
                 log.exception("dispatch round failed; retrying next round")
 
     async def step(self) -> None:
+        began = time.perf_counter()
         with self.metrics.rounds.time():
             await self._step()
+        self.pacer.took(time.perf_counter() - began)
         if self._housekeeping:
             self.metrics.observe_farm(self.feed.jobs.values(), self.nodes.states(
                 lambda n: self.circuits.state(n).value), *self.nodes.slots())
@@ -160,6 +167,7 @@ class Dispatcher:
         self._housekeeping = housekeeping
         adopt_due, self._adopt_due = self._adopt_due, False
         phases = [*([self._refresh_nodes] if housekeeping else []), self._apply_reports,
+                  *([self._requeue_lost] if self._to_requeue else []),
                   *([self._expire_silent_nodes] if housekeeping else []),
                   *([self._adopt] if self.adopt and (housekeeping or adopt_due) else []),
                   self._enforce_cancellations,
@@ -218,6 +226,7 @@ class Dispatcher:
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"], holder,
                                                  task["job_id"])
         self._recovered = True
+        self._expiries_seen_to = self.clock()  # every active task was accounted for above
         log.info("dispatcher recovered", extra={"active_tasks": len(active)})
 
     async def _refresh_nodes(self) -> None:
@@ -241,7 +250,16 @@ class Dispatcher:
         log.warning("node lost: %s", why, extra={"node_id": node_id,
                                                   "tasks": len(state.running)})
         for task_id, lease in state.running.items():
+            self._to_requeue[task_id] = (lease, node_id, why)
+        await self._requeue_lost()
+
+    async def _requeue_lost(self) -> None:
+        """Kept until written: a lost task this dispatcher no longer holds is looked for
+        nowhere else (its written lease may have ended long ago)."""
+        while self._to_requeue:
+            task_id, (lease, node_id, why) = next(iter(self._to_requeue.items()))
             await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id, why)
+            del self._to_requeue[task_id]
 
     async def _node_left(self, node_id: str) -> None:
         # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
@@ -257,18 +275,18 @@ class Dispatcher:
         for node_id, state in list(self.nodes.items()):
             if state.running and now - state.last_seen > self.config.node_silence_s:
                 await self._lose_node(node_id, "no heartbeat")
-        # Leases nobody renews any more and no node holds (e.g. a round that died between
-        # writing a lease and handing the task over) go back to the queue. Looked for twice
-        # a lease period: the query reads every active task whose lease ran out.
-        if now - self._leases_checked_at < self.config.lease_s / 2:
-            return
-        self._leases_checked_at = now
+        # A lease written at hand-over ends `lease_s` later; a task whose lease ends while
+        # this dispatcher does not hold it (e.g. a round that died between writing a lease
+        # and handing the task over) goes back to the queue. Leases held here last while
+        # their node is heard from, and are not written again: each tick reads only the
+        # leases that ended since the last, not every running task.
         held = self.nodes.leases()
-        for task in await self.store.expired_leases(now):
+        for task in await self.store.expired_leases(self._expiries_seen_to, now):
             if task["_id"] not in held:
                 self.metrics.lease_expiries.inc()
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"],
                                                  task.get("node_id"), task["job_id"])
+        self._expiries_seen_to = now
 
     async def _apply_reports(self) -> None:
         reports, self.reports = self.reports, []
@@ -282,7 +300,6 @@ class Dispatcher:
             raise
 
     async def _apply(self, reports: list[Message]) -> None:
-        renewals: list[Renewal] = []
         started: list[Started] = []
         succeeded: list[Finished] = []
         written: list[asyncio.Future] = []
@@ -297,7 +314,7 @@ class Dispatcher:
                 await self._node_left(report.node_id)
             elif isinstance(report, Heartbeat):
                 if node is not None:
-                    renewals += await self.held.heartbeat(node, report.running)
+                    await self.held.heartbeat(node, report.running)
             elif isinstance(report, Started):
                 started.append(report)
             elif isinstance(report, Progressed):
@@ -315,7 +332,6 @@ class Dispatcher:
         ending = {r.task_id for r in succeeded if r.kind not in self.outcomes.hooks}
         await self.outcomes.started(started, ending)
         await self.outcomes.succeeded(succeeded, {r.task_id for r in started} & ending)
-        await self.held.renew(renewals)
         for future in written:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)
@@ -333,7 +349,7 @@ class Dispatcher:
         if nodes.free_total <= 0 or not self.feed.queue:
             return
         plan = self.scheduler.place(self.feed.queue, nodes, self.nodes.running_by_studio(),
-                                    limit=self.config.leases_per_round)
+                                    limit=self.pacer.limit)
         self.feed.placed({view.job_id for view, _ in plan})
         await self._lease(plan)
 
@@ -372,7 +388,7 @@ class Dispatcher:
                 await self.outcomes.requeue_lost(view.task_id, attempt, node_id, view.job_id)
                 continue
             self.nodes[node_id].running[view.task_id] = Lease(
-                attempt, view.slots, view.studio_id, view.job_id, now + self.config.lease_s)
+                attempt, view.slots, view.studio_id, view.job_id)
             self.jobs.touch(view.job_id)
             handed.setdefault(node_id, []).append(
                 task_spec(task, attempt, node_id, self.nodes[node_id].info.slots))

@@ -27,12 +27,12 @@ log = logging.getLogger("farm.dispatcher")
 SCHEDULABLE = ("waiting", "queued", "running")
 # A round reads jobs for at most this long (a steered one always): a dispatcher that starts
 # on a thousand queued jobs fills the farm from the first ones read, not after reading all.
-READ_BUDGET_S = 0.2
+READ_BUDGET_S = 0.15
 # A job is read a window at a time: its first ready tasks by index. A job whose window
 # drains in a round gets one twice as large when it is read again, so one job of 100,000
 # frames fills an empty farm in a few rounds while a thousand small jobs cost a thousand
 # small reads, not every ready task of each (reading costs about 70 us a task embedded).
-WINDOW = 256
+WINDOW = 64
 MAX_WINDOW = 8192
 
 
@@ -59,6 +59,7 @@ class QueueFeed:
         # queue last read them: read again after the new ones.
         self.lacking: dict[str, None] = {}
         self.read_at: dict[str, float] = {}
+        self.read_to: dict[str, int] = {}  # the last task index a job's reads reached
         self.window: dict[str, int] = {}  # how many ready tasks a job's next read takes
         self.more: set[str] = set()  # jobs with ready tasks beyond those the queue holds
         self.refill: dict[str, None] = {}  # of those, jobs whose queued tasks ran low
@@ -97,7 +98,7 @@ class QueueFeed:
             while waiting and time.monotonic() - started < READ_BUDGET_S:
                 job_id = next(iter(waiting))
                 del waiting[job_id]
-                await self._read_job(job_id, now)
+                await self._read_job(job_id, now, refill=waiting is self.refill)
 
     async def _read_list(self, recheck: bool) -> None:
         docs = await self.store.schedulable_jobs()
@@ -123,13 +124,18 @@ class QueueFeed:
         self.refill = {j: None for j in self.refill if j in docs}
         self.jobs = {j: d for j, d in docs.items() if j not in self.unread}
 
-    async def _read_job(self, job_id: str, now: float) -> None:
+    async def _read_job(self, job_id: str, now: float, refill: bool = False) -> None:
+        """The job's first window of ready tasks; `refill`: the window after those read
+        last (the queue holds those still ready: a task made ready again behind them is
+        read by a whole read, as every change but a placement brings one)."""
         job = await self.store.job(job_id)
         window = self.window.get(job_id, WINDOW)
-        tasks = await self.store.ready_of(job_id, window) \
+        after = self.read_to.get(job_id, -1) if refill else -1
+        tasks = await self.store.ready_of(job_id, window, after) \
             if job and job["status"] in SCHEDULABLE else []
         self.read_at[job_id] = now
-        self.queue.discard_job(job_id)
+        if not refill:
+            self.queue.discard_job(job_id)
         self.refill.pop(job_id, None)
         if not job or job["status"] not in SCHEDULABLE:
             self.jobs.pop(job_id, None)
@@ -140,6 +146,7 @@ class QueueFeed:
         else:
             self.more.discard(job_id)
         self.jobs[job_id] = job
+        self.read_to[job_id] = max((t["index"] for t in tasks), default=after)
         later = [t["not_before_s"] for t in tasks if t.get("not_before_s", 0.0) > now]
         for task in tasks:
             if task.get("not_before_s", 0.0) <= now:
@@ -155,6 +162,7 @@ class QueueFeed:
 
     def _forget(self, job_id: str) -> None:
         self.read_at.pop(job_id, None)
+        self.read_to.pop(job_id, None)
         self.window.pop(job_id, None)
         self.more.discard(job_id)
         self.refill.pop(job_id, None)

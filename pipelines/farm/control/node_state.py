@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.farm.control.node_index import EPSILON
 from pipelines.farm.control.ports import NodeInfo
 from pipelines.farm.control.task_view import NodeView
 
@@ -16,18 +17,42 @@ class Lease:
     slots: float
     studio_id: str
     job_id: str
-    expires_s: float = 0.0  # as last written to MongoDB
+
+
+class Leases(dict[str, Lease]):
+    """A node's leases by task id, their slots summed as they come and go: every round
+    asks every node for its free slots."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots = 0.0
+
+    def __setitem__(self, task_id: str, lease: Lease) -> None:
+        self.pop(task_id)
+        super().__setitem__(task_id, lease)
+        self.slots += lease.slots
+
+    def pop(self, task_id: str, default: Lease | None = None) -> Lease | None:  # type: ignore[override]
+        lease = super().pop(task_id, None)
+        if lease is None:
+            return default
+        self.slots = self.slots - lease.slots if self else 0.0  # no rounding left over
+        return lease
+
+    def __delitem__(self, task_id: str) -> None:
+        if self.pop(task_id) is None:
+            raise KeyError(task_id)
 
 
 @dataclass
 class NodeState:
     info: NodeInfo
     last_seen: float
-    running: dict[str, Lease] = field(default_factory=dict)  # by task id
+    running: Leases = field(default_factory=Leases)
 
     @property
     def slots_used(self) -> float:
-        return sum(lease.slots for lease in self.running.values())
+        return self.running.slots
 
 
 class NodeTable(dict[str, NodeState]):
@@ -73,10 +98,13 @@ class NodeTable(dict[str, NodeState]):
         return node_id not in self.quarantine and node_id not in self.refused
 
     def views(self, ahead: float) -> list[NodeView]:
-        """What the scheduler sees; `ahead` > 1 leases beyond the free slots (see Slots)."""
+        """What the scheduler sees of the nodes with room; `ahead` > 1 leases beyond the
+        free slots (see Slots). A full node is left out: on a busy farm that is most of
+        them, and the index of nodes is built every round."""
         return [NodeView(n, s.info.slots * ahead, s.slots_used, s.info.gpus,
                          s.info.memory_bytes, self.tags(n))
-                for n, s in self.items() if not self.locked(n)]
+                for n, s in self.items()
+                if s.info.slots * ahead - s.slots_used > EPSILON and not self.locked(n)]
 
     def states(self, circuit: Any) -> dict[str, str]:
         """Each node's state for the farm's metrics (`circuit(node_id)`: its circuit)."""
@@ -129,7 +157,7 @@ class NodeTable(dict[str, NodeState]):
                        for node_id, why in self.refused.items() if node_id not in self]
 
 
-NODE_DOCS_PER_SAVE = 500  # node documents written at most once a second
+NODE_DOCS_PER_SAVE = 200  # node documents written at most once a second
 NODE_DOC_REFRESH_S = 10.0  # a node's document is rewritten this often though unchanged
 
 
@@ -144,22 +172,27 @@ class NodeDocs:
     would swamp the database."""
 
     def __init__(self) -> None:
-        self.saved: dict[str, tuple[tuple, float]] | None = None  # id → (material, when)
+        self.saved: dict[str, tuple[tuple, float]] = {}  # id → (material, when)
+        self.first = True
 
     def to_write(self, docs: list[dict[str, Any]], now: float
                  ) -> tuple[list[dict[str, Any]], list[str] | None]:
         """(documents to write, ids of nodes gone; None: drop every other document, as
         the first save does with what an earlier run left)."""
-        if self.saved is None:
-            self.saved = {d["_id"]: (_material(d), now) for d in docs}
-            return docs, None
         saved = self.saved
+        # Not written yet (all of them at first, a few at a time), changed, or old.
         changed = [d for d in docs if d["_id"] not in saved
                    or saved[d["_id"]][0] != _material(d)
                    or now - saved[d["_id"]][1] >= NODE_DOC_REFRESH_S][:NODE_DOCS_PER_SAVE]
+        if self.first:
+            self.first = False
+            return self._saved(changed, now), None
         gone = list(saved.keys() - {d["_id"] for d in docs})
         for node_id in gone:
             del saved[node_id]
-        for doc in changed:
-            saved[doc["_id"]] = (_material(doc), now)
-        return changed, gone
+        return self._saved(changed, now), gone
+
+    def _saved(self, docs: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        for doc in docs:
+            self.saved[doc["_id"]] = (_material(doc), now)
+        return docs

@@ -23,7 +23,7 @@ PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
 RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
 # A round spends at most this long counting; the jobs it did not reach go first next round.
 # A farm with a thousand busy jobs cannot count them all every round (docs/farm.md).
-RECOUNT_BUDGET_S = 0.15
+RECOUNT_BUDGET_S = 0.1
 
 
 def job_status(current: str, counts: Counter, total: int, waiting: bool = False) -> str:
@@ -136,8 +136,7 @@ class JobTracker:
         await self._announce(job, status, counts, fields.get("reason"), fields["eta"])
 
     async def _reason(self, job_id: str) -> str:
-        task = await self.store.tasks.find_one(
-            {"job_id": job_id, "state": {"$in": ["dead", "failed"]}})
+        task = await self.store.ended_badly(job_id)
         if task is None:
             return "a task failed"
         return f"task {task['index']} {task['state']}: {task.get('error_class')}: " \

@@ -31,7 +31,7 @@ class Waiting:
         """Waiting tasks whose dependencies are all done (succeeded or skipped) become
         ready."""
         self.jobs.dependencies_may_have_changed = False
-        jobs = await self.store.schedulable_jobs()
+        jobs = await self.store.jobs_waiting()
         held = await self._settle_prerequisites(jobs)
         waiting = await self.store.waiting_tasks([j for j in jobs if j not in held])
         if not waiting:

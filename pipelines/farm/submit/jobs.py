@@ -159,9 +159,6 @@ class JobService:
                                                     "type": "unknown_prerequisite"}])
 
     async def store_and_announce(self, job: dict, tasks: list[dict]) -> dict[str, Any]:
-        job["task_count"] = len(tasks)
-        job["counts"] = {TaskState.READY.value: sum(t["state"] == "ready" for t in tasks),
-                         TaskState.WAITING.value: sum(t["state"] == "waiting" for t in tasks)}
         await self.store.insert_job(job, tasks)
         await self.events.append(job["studio_id"], "job.submitted", f"job:{job['_id']}",
                                  {"job": public_job(job)})

@@ -1,0 +1,58 @@
+"""What keeps a round short on a big farm: its size follows its length, the node table is
+written a slice at a time, and a node's used slots are kept, not summed every round."""
+
+from __future__ import annotations
+
+from pipelines.farm.control.node_state import NODE_DOCS_PER_SAVE, Lease, Leases, NodeDocs
+from pipelines.farm.control.pacing import LEAST, LeasePacer
+
+
+def test_a_round_that_ran_long_leases_fewer_next_time_in_proportion():
+    pacer = LeasePacer(most=2000, target_s=0.5)
+    pacer.took(2.0)
+    assert pacer.limit == 500
+    pacer.took(1.0)
+    assert pacer.limit == 250
+
+
+def test_short_rounds_grow_the_limit_at_most_twofold_up_to_the_most():
+    pacer = LeasePacer(most=2000, target_s=0.5)
+    pacer.took(50.0)
+    assert pacer.limit == LEAST  # never less: the farm keeps filling however slow
+    pacer.took(0.001)
+    assert pacer.limit == 2 * LEAST
+    for _ in range(10):
+        pacer.took(0.001)
+    assert pacer.limit == 2000
+
+
+def node(node_id: str, running: list[str]) -> dict:
+    return {"_id": node_id, "running_tasks": running, "seen_s": 0.0}
+
+
+def test_the_node_table_is_first_written_a_slice_a_second_and_then_only_what_changed():
+    docs = NodeDocs()
+    farm = [node(f"n{i:05d}", []) for i in range(2 * NODE_DOCS_PER_SAVE + 10)]
+    written, gone = docs.to_write(farm, now=0.0)
+    # The first save drops what an earlier run left (gone None), and writes one slice.
+    assert gone is None and len(written) == NODE_DOCS_PER_SAVE
+    written, gone = docs.to_write(farm, now=1.0)
+    assert gone == [] and len(written) == NODE_DOCS_PER_SAVE
+    written, _ = docs.to_write(farm, now=2.0)
+    assert [d["_id"] for d in written] == [d["_id"] for d in farm[-10:]]
+    assert docs.to_write(farm, now=3.0) == ([], [])
+    farm[3] = node("n00003", ["task-1"])
+    written, gone = docs.to_write(farm[1:], now=4.0)
+    assert [d["_id"] for d in written] == ["n00003"] and gone == ["n00000"]
+
+
+def test_a_node_s_used_slots_follow_its_leases_as_they_come_and_go():
+    leases = Leases()
+    leases["a"] = Lease(1, 0.1, "s", "j")
+    leases["b"] = Lease(1, 0.2, "s", "j")
+    leases["a"] = Lease(2, 0.5, "s", "j")  # a new attempt replaces the old lease
+    assert abs(leases.slots - 0.7) < 1e-9
+    assert leases.pop("missing") is None
+    del leases["b"]
+    assert leases.pop("a").attempt == 2
+    assert leases.slots == 0.0 and not leases  # nothing left over from the sums
