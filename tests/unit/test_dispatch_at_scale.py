@@ -3,27 +3,45 @@ written a slice at a time, and a node's used slots are kept, not summed every ro
 
 from __future__ import annotations
 
+import time
+
 from pipelines.farm.control.node_state import NODE_DOCS_PER_SAVE, Lease, Leases, NodeDocs
 from pipelines.farm.control.pacing import LEAST, LeasePacer
 
 
-def test_a_round_that_ran_long_leases_fewer_next_time_in_proportion():
+def spend(pacer: LeasePacer, seconds: float) -> None:
+    pacer.spent = seconds
+    pacer.round_over()
+
+
+def test_a_round_whose_reports_and_leases_ran_long_leases_fewer_next_time_in_proportion():
     pacer = LeasePacer(most=2000, target_s=0.5)
-    pacer.took(2.0)
-    assert pacer.limit == 500
-    pacer.took(1.0)
+    assert pacer.limit == 4 * LEAST  # a dispatcher starting on a backlog starts small
+    spend(pacer, 0.5 / 1.25)
     assert pacer.limit == 250
+    spend(pacer, 1.0)
+    assert pacer.limit == 125
 
 
-def test_short_rounds_grow_the_limit_at_most_twofold_up_to_the_most():
+def test_short_rounds_grow_the_limit_by_a_quarter_at_most_up_to_the_most():
     pacer = LeasePacer(most=2000, target_s=0.5)
-    pacer.took(50.0)
+    spend(pacer, 50.0)
     assert pacer.limit == LEAST  # never less: the farm keeps filling however slow
-    pacer.took(0.001)
-    assert pacer.limit == 2 * LEAST
-    for _ in range(10):
-        pacer.took(0.001)
+    spend(pacer, 0.001)
+    assert pacer.limit == int(1.25 * LEAST)
+    for _ in range(30):
+        spend(pacer, 0.001)
     assert pacer.limit == 2000
+
+
+def test_the_time_spent_is_what_ran_inside_paced_blocks():
+    pacer = LeasePacer(most=2000, target_s=0.5)
+    with pacer.paced():
+        time.sleep(0.01)
+    time.sleep(0.02)  # outside: not counted
+    assert 0.01 <= pacer.spent < 0.02
+    pacer.round_over()
+    assert pacer.spent == 0.0
 
 
 def node(node_id: str, running: list[str]) -> dict:

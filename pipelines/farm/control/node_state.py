@@ -157,7 +157,7 @@ class NodeTable(dict[str, NodeState]):
                        for node_id, why in self.refused.items() if node_id not in self]
 
 
-NODE_DOCS_PER_SAVE = 200  # node documents written at most once a second
+NODE_DOCS_PER_SAVE = 200  # node documents written at most each save
 NODE_DOC_REFRESH_S = 10.0  # a node's document is rewritten this often though unchanged
 
 
