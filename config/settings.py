@@ -178,7 +178,8 @@ class Settings(BaseSettings):
 
     # Farm
     task_lease_s: float = Field(
-        30.0, gt=0, description="A task lease not renewed by its node's heartbeat ends after this."
+        30.0, gt=0, description="A task leased but never handed to its node (the round died) "
+                                "goes back to the queue after this."
     )
     node_silence_s: float = Field(
         15.0, gt=0, description="A node not heard from for this long is lost; its tasks requeue."

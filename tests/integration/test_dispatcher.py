@@ -113,7 +113,7 @@ async def test_a_lease_nobody_renews_and_no_node_holds_goes_back_to_the_queue(fa
     farm.directory.add("n1")
     job_id = await farm.submit()
     farm.dispatcher._recovered = True  # the lease appears after recovery, not before it
-    farm.dispatcher._expiries_seen_to = farm.clock()
+    farm.dispatcher.held.expiries_seen_to = farm.clock()
     # As a round that died between writing a lease and handing the task over leaves it.
     await farm.store.set_task({"_id": f"{job_id}-00000"}, {
         "state": "leased", "attempt": 1, "node_id": "n1",

@@ -12,7 +12,7 @@ class DispatchConfig:
     tick_s: float = 1.0
     coalesce_s: float = 0.005
     dispatch_ahead: float = 1.0        # extra leases per node, as a fraction of its slots
-    lease_s: float = 30.0              # a lease not renewed by a heartbeat for this long ends
+    lease_s: float = 30.0              # a written lease no dispatcher holds ends after this
     node_silence_s: float = 15.0       # a node not heard from for this long is lost
     circuit_threshold: int = 3
     circuit_cooldown_s: float = 60.0

@@ -79,14 +79,11 @@ class Dispatcher:
         self.scheduler = Scheduler(self.circuits.allows_task, self.circuits.task_placed)
         self.pacer = LeasePacer(self.config.leases_per_round, self.config.lease_work_s)
         self.feed = QueueFeed(store, clock)
-        self.held = HeldLeases(self.nodes, directory, store, self.jobs)
+        self.held = HeldLeases(self.nodes, directory, store, self.jobs, self.outcomes,
+                               self.metrics)
         self.controls = NodeControls(store, events, self.nodes)
         self._node_docs = NodeDocs()
         self._housekeeping = True
-        self._expiries_seen_to = 0.0  # lease ends up to this time were looked at
-        # Tasks of lost nodes not yet put back in MongoDB (it was away): task id → its
-        # lease, the node, why.
-        self._to_requeue: dict[str, tuple[Lease, str, str]] = {}
         self._recovered = False
         self._nodes_saved_at = 0.0
         self._housekept_at = 0.0
@@ -167,7 +164,7 @@ class Dispatcher:
         self._housekeeping = housekeeping
         adopt_due, self._adopt_due = self._adopt_due, False
         phases = [*([self._refresh_nodes] if housekeeping else []), self._apply_reports,
-                  *([self._requeue_lost] if self._to_requeue else []),
+                  *([self.held.requeue_lost] if self.held.to_requeue else []),
                   *([self._expire_silent_nodes] if housekeeping else []),
                   *([self._adopt] if self.adopt and (housekeeping or adopt_due) else []),
                   self._enforce_cancellations,
@@ -226,7 +223,7 @@ class Dispatcher:
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"], holder,
                                                  task["job_id"])
         self._recovered = True
-        self._expiries_seen_to = self.clock()  # every active task was accounted for above
+        self.held.expiries_seen_to = self.clock()  # every active task was accounted for
         log.info("dispatcher recovered", extra={"active_tasks": len(active)})
 
     async def _refresh_nodes(self) -> None:
@@ -249,17 +246,7 @@ class Dispatcher:
         self.directory.forget(node_id)
         log.warning("node lost: %s", why, extra={"node_id": node_id,
                                                   "tasks": len(state.running)})
-        for task_id, lease in state.running.items():
-            self._to_requeue[task_id] = (lease, node_id, why)
-        await self._requeue_lost()
-
-    async def _requeue_lost(self) -> None:
-        """Kept until written: a lost task this dispatcher no longer holds is looked for
-        nowhere else (its written lease may have ended long ago)."""
-        while self._to_requeue:
-            task_id, (lease, node_id, why) = next(iter(self._to_requeue.items()))
-            await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id, why)
-            del self._to_requeue[task_id]
+        await self.held.lost(node_id, state.running, why)
 
     async def _node_left(self, node_id: str) -> None:
         # Out of scheduling until the cluster forgets it (a new raylet gets a new id).
@@ -275,18 +262,7 @@ class Dispatcher:
         for node_id, state in list(self.nodes.items()):
             if state.running and now - state.last_seen > self.config.node_silence_s:
                 await self._lose_node(node_id, "no heartbeat")
-        # A lease written at hand-over ends `lease_s` later; a task whose lease ends while
-        # this dispatcher does not hold it (e.g. a round that died between writing a lease
-        # and handing the task over) goes back to the queue. Leases held here last while
-        # their node is heard from, and are not written again: each tick reads only the
-        # leases that ended since the last, not every running task.
-        held = self.nodes.leases()
-        for task in await self.store.expired_leases(self._expiries_seen_to, now):
-            if task["_id"] not in held:
-                self.metrics.lease_expiries.inc()
-                await self.outcomes.requeue_lost(task["_id"], task["attempt"],
-                                                 task.get("node_id"), task["job_id"])
-        self._expiries_seen_to = now
+        await self.held.requeue_expired(now)
 
     async def _apply_reports(self) -> None:
         reports, self.reports = self.reports, []

@@ -1,4 +1,5 @@
-"""The leases the dispatcher holds: checked at heartbeats, stopped when steered away.
+"""The leases the dispatcher holds: checked at heartbeats, stopped when steered away, put
+back in the queue when their node is lost or when a written lease ended unheld.
 
 Both run on every round, so both are bounded: a heartbeat writes nothing; the leases of
 jobs the API steered are compared with MongoDB the round they are steered, and once a tick
@@ -7,7 +8,9 @@ a slice of the others, in turn, for a steer whose wake-up was lost.
 
 from __future__ import annotations
 
-from pipelines.farm.control.node_state import NodeState, NodeTable
+from pipelines.farm.control.metrics import FarmMetrics
+from pipelines.farm.control.node_state import Lease, Leases, NodeState, NodeTable
+from pipelines.farm.control.outcomes import OutcomeHandler
 from pipelines.farm.control.ports import NodeDirectory
 from pipelines.farm.control.progress import JobTracker
 from pipelines.farm.models import ACTIVE
@@ -19,8 +22,13 @@ LEASES_CHECKED_PER_TICK = 500  # leases compared with MongoDB once a tick, in tu
 
 class HeldLeases:
     def __init__(self, nodes: NodeTable, directory: NodeDirectory, store: FarmStore,
-                 jobs: JobTracker):
+                 jobs: JobTracker, outcomes: OutcomeHandler, metrics: FarmMetrics):
         self.nodes, self.directory, self.store, self.jobs = nodes, directory, store, jobs
+        self.outcomes, self.metrics = outcomes, metrics
+        self.expiries_seen_to = 0.0  # written lease ends up to this time were looked at
+        # Tasks of lost nodes not put back in MongoDB yet (it was away): task id → (its
+        # lease, the node, why).
+        self.to_requeue: dict[str, tuple[Lease, str, str]] = {}
         self.steered: set[str] = set()  # jobs steered through the API since last round
         self._checked_from = 0  # where the next tick's slice of leases starts
 
@@ -33,6 +41,33 @@ class HeldLeases:
             if (attempt.task_id, attempt.attempt) not in ours:
                 await self.directory.agent(node.info.node_id).cancel(attempt.task_id,
                                                                       attempt.attempt)
+
+    async def lost(self, node_id: str, leases: Leases, why: str) -> None:
+        """A lost node's tasks go back to the queue, without costing an attempt."""
+        for task_id, lease in leases.items():
+            self.to_requeue[task_id] = (lease, node_id, why)
+        await self.requeue_lost()
+
+    async def requeue_lost(self) -> None:
+        """Each kept until written: nothing else would find it (its written lease may
+        have ended long ago, while it was held)."""
+        while self.to_requeue:
+            task_id, (lease, node_id, why) = next(iter(self.to_requeue.items()))
+            await self.outcomes.requeue_lost(task_id, lease.attempt, node_id, lease.job_id, why)
+            del self.to_requeue[task_id]
+
+    async def requeue_expired(self, now: float) -> None:
+        """A lease is written with an end `lease_s` after hand-over; a task whose lease
+        ends while this dispatcher does not hold it (a round that died between writing
+        the lease and handing the task over) goes back to the queue. Each look reads only
+        the leases that ended since the last, not every running task."""
+        held = self.nodes.leases()
+        for task in await self.store.expired_leases(self.expiries_seen_to, now):
+            if task["_id"] not in held:
+                self.metrics.lease_expiries.inc()
+                await self.outcomes.requeue_lost(task["_id"], task["attempt"],
+                                                 task.get("node_id"), task["job_id"])
+        self.expiries_seen_to = now
 
     async def stop_steered(self, housekeeping: bool) -> None:
         """Tasks of cancelled jobs, or killed through the API, are stopped on their node."""
