@@ -15,6 +15,7 @@ from pipelines.farm.protocol import (
     Attempt,
     FailureClass,
     Finished,
+    Started,
 )
 from pipelines.farm.submit.graph import Dependency, Layer
 from tests.support.dispatch_farm import dispatch_farm
@@ -53,6 +54,23 @@ async def test_results_are_acknowledged_only_once_written(farm):
     await farm.round()
     await asyncio.wait_for(acknowledged, 5)
     assert (await farm.task(job_id))["state"] == "succeeded"
+
+
+async def test_a_task_that_starts_and_ends_in_one_batch_is_written_once_with_its_start(farm):
+    node = farm.directory.add("n1", slots=2)
+    job_id = await farm.submit(tasks=2)
+    await farm.round()
+    first, second = node.specs
+    farm.dispatcher.report(Started.about(first, "n1"))
+    await farm.round()  # its start alone: running
+    assert (await farm.task(job_id, 0))["state"] == "running"
+    farm.end(first)  # (its start again, then its end)
+    farm.end(second)  # start and end in the same batch
+    await farm.round()
+    for index in (0, 1):
+        task = await farm.task(job_id, index)
+        assert task["state"] == "succeeded"
+        assert task["started_s"] is not None and task["started_s"] <= task["finished_s"]
 
 
 async def test_a_lost_node_s_task_runs_elsewhere_without_costing_an_attempt(farm):

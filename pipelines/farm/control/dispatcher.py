@@ -306,9 +306,10 @@ class Dispatcher:
                     await self.outcomes.failed(report)
         # Batched: a busy farm reports hundreds of starts and successes a second.
         # A task that started and ended within the batch gets one write, not two.
-        ending = {r.task_id for r in succeeded if r.kind not in self.outcomes.hooks}
+        ending = {(r.task_id, r.attempt) for r in succeeded if r.kind not in self.outcomes.hooks}
         await self.outcomes.started(started, ending)
-        await self.outcomes.succeeded(succeeded, {r.task_id for r in started} & ending)
+        await self.outcomes.succeeded(succeeded,
+                                      {(r.task_id, r.attempt) for r in started} & ending)
         for future in written:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)

@@ -57,15 +57,17 @@ class OutcomeHandler:
                 "exit_code": report.exit_code, "finished_s": self.clock(),
                 "wall_s": report.metrics.get("wall_s")}
 
-    async def started(self, reports: list[Started], ending: set[str] = frozenset()) -> None:
-        """Leased → running, for a whole round's reports in one round trip. A task in
-        `ending` succeeded in the same batch: its success write records the start too."""
+    async def started(self, reports: list[Started],
+                      ending: set[tuple[str, int]] = frozenset()) -> None:
+        """Leased → running, for a whole round's reports in one round trip. An attempt
+        (task, attempt) in `ending` succeeded in the same batch: its success write records
+        the start too."""
         now = self.clock()
         # One update of many per attempt number (nearly always one): the same fields for
         # all, cheaper per task than a bulk write of single updates.
         by_attempt: dict[int, list[str]] = {}
         for report in reports:
-            if report.task_id not in ending:
+            if (report.task_id, report.attempt) not in ending:
                 by_attempt.setdefault(report.attempt, []).append(report.task_id)
         for attempt, task_ids in by_attempt.items():
             await self.store.set_tasks(task_ids, {"attempt": attempt,
@@ -84,23 +86,30 @@ class OutcomeHandler:
                     "job_id": job_id, "tasks": [{"task_id": r.task_id, "attempt": r.attempt,
                                                  "node_id": r.node_id} for r in started]})
 
-    async def succeeded(self, reports: list[Finished], started: set[str] = frozenset()
-                        ) -> None:
-        """Active → succeeded in one round trip (two when some were still leased); kinds
-        with a hook go one by one. `started`: tasks whose start came in the same batch and
-        was not written."""
+    async def succeeded(self, reports: list[Finished],
+                        started: set[tuple[str, int]] = frozenset()) -> None:
+        """Active → succeeded in one round trip (two when a start went unseen); kinds with a
+        hook go one by one. `started`: attempts whose start came in the same batch and was
+        not written: they are still leased."""
         plain = [r for r in reports if r.kind not in self.hooks]
         now = self.clock()
 
         def success(report: Finished, state: str) -> UpdateOne:
             fields = self._success(report, now)
-            if report.task_id in started:
+            if (report.task_id, report.attempt) in started:
                 fields["started_s"] = now
             return UpdateOne(self._fence_in(report, state), {"$set": fields})
 
-        held = await self.store.apply([success(r, TaskState.RUNNING.value) for r in plain])
-        if held < len(plain):  # the others were leased still, or are stale (no match)
-            await self.store.apply([success(r, TaskState.LEASED.value) for r in plain])
+        def likely(report: Finished, otherwise: bool = False) -> str:
+            """Leased if its start came in this batch (so not written), else running;
+            `otherwise`: the other of the two."""
+            leased = ((report.task_id, report.attempt) in started) != otherwise
+            return TaskState.LEASED.value if leased else TaskState.RUNNING.value
+
+        held = await self.store.apply([success(r, likely(r)) for r in plain])
+        if held < len(plain):  # some were in the other state (a start unseen or sent
+            # twice), or are stale: those that succeeded above no longer match either
+            await self.store.apply([success(r, likely(r, otherwise=True)) for r in plain])
         await self.store.record_attempts([self._entry(r) for r in plain])
         for report in plain:
             self._credit(report)
