@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -17,6 +18,7 @@ TASKS = "tasks"
 NODES = "farm_nodes"
 ATTEMPTS = "task_attempts"
 NODE_CONTROLS = "node_controls"  # written by pipelines/farm/node_admin.py
+SCHEDULABLE = ("waiting", "queued", "running")  # job statuses whose tasks may run or wait
 
 declare_indexes(JOBS, [
     IndexModel([("studio_id", ASCENDING), ("created_s", DESCENDING)], name="studio_recent"),
@@ -82,7 +84,7 @@ class FarmStore:
 
     async def schedulable_jobs(self) -> dict[str, dict[str, Any]]:
         """Jobs whose tasks may run now or become ready (waiting ones included)."""
-        docs = await self.jobs.find({"status": {"$in": ["waiting", "queued", "running"]}}
+        docs = await self.jobs.find({"status": {"$in": list(SCHEDULABLE)}}
                                     ).to_list()
         return {d["_id"]: d for d in docs}
 
@@ -91,7 +93,7 @@ class FarmStore:
         counts them; one that gets some again is recounted): those whose tasks may be
         promoted, without reading every schedulable job after every success."""
         docs = await self.jobs.find({"counts.waiting": {"$gt": 0}}).to_list()
-        return {d["_id"]: d for d in docs if d.get("status") in ("waiting", "queued", "running")}
+        return {d["_id"]: d for d in docs if d.get("status") in SCHEDULABLE}
 
     async def job_statuses(self, studio_id: str | None, job_ids: list[str]) -> dict[str, str]:
         """Status by id of those of `job_ids` that exist (in `studio_id`, when given)."""
@@ -120,8 +122,8 @@ class FarmStore:
                                       "index": {"$gt": after}}
                                      ).hint(READY_BY_INDEX).limit(limit).to_list()
 
-    async def _in_states(self, query: dict[str, Any], states, projection=None
-                         ) -> list[dict[str, Any]]:
+    async def _in_states(self, query: dict[str, Any], states: Iterable[str],
+                         projection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """`query` with `state` in `states`, one state at a time: the embedded server uses
         no index for an `$in` on a field and reads every task in Python (a second at a
         million tasks), where each equality is an index lookup."""

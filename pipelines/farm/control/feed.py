@@ -21,10 +21,9 @@ from typing import Any
 
 from pipelines.farm.control.ready_queue import ReadyQueue
 from pipelines.farm.control.task_view import task_view
-from pipelines.farm.store import FarmStore
+from pipelines.farm.store import SCHEDULABLE, FarmStore
 
 log = logging.getLogger("farm.dispatcher")
-SCHEDULABLE = ("waiting", "queued", "running")
 # A round reads jobs for at most this long (a steered one always): a dispatcher that starts
 # on a thousand queued jobs fills the farm from the first ones read, not after reading all.
 READ_BUDGET_S = 0.15
