@@ -48,7 +48,7 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 
 LEFT_NODE_QUARANTINE_S = 300.0
-SAVE_NODES_S = 2.0  # the nodes table is for people; building it costs 10 ms per 1,000 nodes
+SAVE_NODES_S = 2.0  # the nodes table is for people; building it reads every node
 Adopter = Callable[[], Awaitable[int]]
 
 

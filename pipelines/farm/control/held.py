@@ -1,7 +1,7 @@
 """The leases the dispatcher holds: checked at heartbeats, stopped when steered away, put
 back in the queue when their node is lost or when a written lease ended unheld.
 
-Both run on every round, so both are bounded: a heartbeat writes nothing; the leases of
+What runs every round is bounded: a heartbeat writes nothing; the leases of
 jobs the API steered are compared with MongoDB the round they are steered, and once a tick
 a slice of the others, in turn, for a steer whose wake-up was lost.
 """
