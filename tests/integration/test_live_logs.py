@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from pipelines.farm.log_keys import attempt_prefix, log_key
+from pipelines.farm.log_keys import attempt_prefix, chunk_prefix, log_key
 from pipelines.farm.node.agent import NodeAgent
 from pipelines.farm.node.runners import run_command
 from pipelines.farm.protocol import Finished, Progressed, TaskSpec
@@ -119,3 +119,6 @@ async def test_a_running_tasks_log_is_read_live_and_whole_after(node, settings):
     assert again == whole
     told = [r.last_line for r in reports.got if isinstance(r, Progressed) and r.last_line]
     assert told and all(line.startswith("tick ") for line in told)  # the task list's line
+    # Its chunks were shipped while it ran, and went once the whole log was stored.
+    prefix = chunk_prefix(attempt_prefix(task.studio_id, task.job_id, task.task_id, 1))
+    assert not list(store.client.list_objects(store.bucket, prefix, recursive=True))

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import shutil
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,25 +114,56 @@ class ReportQueue:
 class Slots:
     """The node's slots. The dispatcher may lease a node more tasks than it has slots
     (dispatch ahead): the extra ones wait here, so a slot never idles while a report
-    travels to the dispatcher and the next lease travels back."""
+    travels to the dispatcher and the next lease travels back.
+
+    Waiters are woken one by one as slots free up, in the order they came (a later, smaller
+    task may take slots an earlier, bigger one cannot use yet): with hundreds leased ahead,
+    waking every waiter on every release cost more than the tasks themselves."""
 
     def __init__(self) -> None:
         self.free: float | None = None
-        self.changed = asyncio.Condition()
+        self.capacity = 0.0
+        self.waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
+
+    def _fits(self, need: float) -> bool:
+        # A task bigger than the node runs alone rather than never.
+        assert self.free is not None
+        return self.free + 1e-9 >= need or self.free >= self.capacity
 
     async def acquire(self, need: float, capacity: float) -> None:
-        async with self.changed:
-            if self.free is None:
-                self.free = capacity
-            # A task bigger than the node runs alone rather than never.
-            await self.changed.wait_for(lambda: self.free is not None and (
-                self.free + 1e-9 >= need or self.free >= capacity))
+        if self.free is None:
+            self.free, self.capacity = capacity, capacity
+        if not self.waiting and self._fits(need):
             self.free -= need
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((need, granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():  # granted, then cancelled
+                self.release_now(need)
+            else:
+                with contextlib.suppress(ValueError):
+                    self.waiting.remove((need, granted))
+            raise
 
     async def release(self, need: float) -> None:
-        async with self.changed:
-            self.free = (self.free or 0.0) + need
-            self.changed.notify_all()
+        self.release_now(need)
+
+    def release_now(self, need: float) -> None:
+        self.free = (self.free or 0.0) + need
+        kept: deque[tuple[float, asyncio.Future[None]]] = deque()
+        while self.waiting and self.free > 1e-9:
+            waiter_need, granted = self.waiting.popleft()
+            if granted.done():
+                continue
+            if self._fits(waiter_need):
+                self.free -= waiter_need
+                granted.set_result(None)
+            else:
+                kept.append((waiter_need, granted))
+        self.waiting.extendleft(reversed(kept))
 
 
 class NodeAgent:

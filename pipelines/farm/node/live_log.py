@@ -96,6 +96,8 @@ class LiveLog:
         except FarmError:
             log.warning("task log not stored")
             return None
+        if not self.seq:  # nothing was shipped (most short tasks): no listing to pay for
+            return log_key(self.prefix)
         try:
             await self.store.remove_prefix(chunk_prefix(self.prefix))
         except FarmError:

@@ -1,0 +1,91 @@
+"""A node's slots: tasks leased ahead wait for a slot, and each freed slot goes to one
+waiter, in the order they came, never lost to a task cancelled while it waited."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from pipelines.farm.node.agent import Slots
+
+
+async def waiter(slots: Slots, need: float, capacity: float = 4) -> asyncio.Task:
+    task = asyncio.create_task(slots.acquire(need, capacity))
+    await asyncio.sleep(0)  # it reaches its wait
+    return task
+
+
+async def test_no_more_tasks_run_than_the_node_has_slots():
+    slots, running, peak = Slots(), 0, 0
+
+    async def task() -> None:
+        nonlocal running, peak
+        await slots.acquire(1, 4)
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        running -= 1
+        await slots.release(1)
+
+    await asyncio.gather(*(task() for _ in range(40)))
+    assert peak == 4 and slots.free == 4 and not slots.waiting
+
+
+async def test_a_freed_slot_wakes_one_waiter_the_first_to_come():
+    slots = Slots()
+    await slots.acquire(4, 4)
+    queued = [await waiter(slots, 1) for _ in range(100)]
+    slots.release_now(1)
+    await asyncio.sleep(0)
+    assert [task.done() for task in queued[:2]] == [True, False]
+    assert sum(task.done() for task in queued) == 1 and slots.free == 0
+    for task in queued:
+        task.cancel()
+
+
+async def test_a_waiter_cancelled_before_its_turn_takes_nothing():
+    slots = Slots()
+    await slots.acquire(4, 4)
+    first, second = await waiter(slots, 1), await waiter(slots, 1)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    slots.release_now(1)
+    await second
+    assert slots.free == 0 and not slots.waiting
+
+
+async def test_a_waiter_cancelled_after_it_was_given_slots_gives_them_back():
+    slots = Slots()
+    await slots.acquire(4, 4)
+    queued = await waiter(slots, 2)
+    slots.release_now(2)  # granted; cancelled before it could resume
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert slots.free == 2
+
+
+async def test_a_task_bigger_than_the_node_runs_alone_once_the_node_is_empty():
+    slots = Slots()
+    await slots.acquire(1, 4)
+    big = await waiter(slots, 6)
+    assert not big.done()
+    slots.release_now(1)
+    await big
+    assert slots.free == -2
+    slots.release_now(6)
+    assert slots.free == 4
+
+
+async def test_a_smaller_task_takes_slots_a_bigger_earlier_one_cannot_use_yet():
+    slots = Slots()
+    await slots.acquire(4, 4)
+    big, small = await waiter(slots, 3), await waiter(slots, 1)
+    slots.release_now(1)
+    await small
+    assert not big.done()
+    slots.release_now(3)  # the small one still holds 1: 3 free, enough for the big one
+    await big
+    assert slots.free == 0
