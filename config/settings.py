@@ -199,8 +199,9 @@ class Settings(BaseSettings):
     )
     retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
     dispatch_ahead: float = Field(
-        1.0, ge=0, le=4, description="Tasks leased to a node beyond its free slots, as a "
-        "fraction of its slots; they wait on the node, hiding dispatch latency."
+        1.0, ge=0, le=4, description="At most this many tasks, as a fraction of a node's "
+        "slots, leased to it beyond its free slots: about what it ends in a second or two, "
+        "so short tasks start without a round trip and long ones never wait on a busy node."
     )
     node_cache_bytes: int = Field(
         10 * 2**30, ge=0, description="Disk a farm node may keep for downloaded inputs "

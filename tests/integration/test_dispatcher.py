@@ -73,6 +73,28 @@ async def test_a_task_that_starts_and_ends_in_one_batch_is_written_once_with_its
         assert task["started_s"] is not None and task["started_s"] <= task["finished_s"]
 
 
+async def test_a_node_is_leased_ahead_only_what_it_ends_in_a_second_or_two(farm):
+    farm.configure(dispatch_ahead=1.0)
+    node = farm.directory.add("n1", slots=2)
+    job_id = await farm.submit(tasks=12)
+    await farm.round()
+    assert len(node.specs) == 2  # nothing ended yet: long frames are not held ahead
+    for spec in node.specs[:2]:
+        farm.end(spec)
+    await farm.round(advance_s=0.1)
+    # Two ended within the second: two freed slots, and two more held ahead of them.
+    assert len(node.specs) == 6 and len(node.holding) == 4
+    await farm.round(advance_s=3.0)  # quiet for seconds: nothing more ahead
+    assert len(node.specs) == 6
+    for spec in node.specs[2:6]:
+        farm.end(spec)
+    await farm.round(advance_s=0.1)
+    # Four ended: at most FARM_DISPATCH_AHEAD x its slots (2) held beyond its own 2.
+    assert len(node.holding) == 4
+    assert await farm.store.tasks.count_documents({"job_id": job_id,
+                                                   "state": "succeeded"}) == 6
+
+
 async def test_a_lost_node_s_task_runs_elsewhere_without_costing_an_attempt(farm):
     farm.directory.add("n1")
     job_id = await farm.submit()

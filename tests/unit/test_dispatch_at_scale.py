@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import time
 
-from pipelines.farm.control.node_state import NODE_DOCS_PER_SAVE, Lease, Leases, NodeDocs
+from pipelines.farm.control.node_state import (
+    NODE_DOCS_PER_SAVE,
+    EndRate,
+    Lease,
+    Leases,
+    NodeDocs,
+)
 from pipelines.farm.control.pacing import LEAST, LeasePacer
 
 
@@ -74,3 +80,14 @@ def test_a_node_s_used_slots_follow_its_leases_as_they_come_and_go():
     del leases["b"]
     assert leases.pop("a").attempt == 2
     assert leases.slots == 0.0 and not leases  # nothing left over from the sums
+
+
+def test_a_node_s_recent_ends_are_those_of_this_second_and_the_last():
+    rate = EndRate()
+    for now in (10.1, 10.5, 11.2):
+        rate.ended(now)
+    assert rate.recent(11.9) == 3
+    assert rate.recent(12.0) == 1  # the 10th second is over
+    assert rate.recent(14.0) == 0
+    rate.ended(20.0)
+    assert rate.recent(20.5) == 1  # a quiet gap forgets everything before it

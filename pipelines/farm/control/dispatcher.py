@@ -299,6 +299,7 @@ class Dispatcher:
             else:
                 if node is not None:
                     node.running.pop(report.task_id, None)
+                    node.ends.ended(self.clock())
                     self.circuits.trial_over(node.info.node_id, report.kind)
                 if report.ok:
                     succeeded.append(report)
@@ -323,7 +324,7 @@ class Dispatcher:
             self.feed.job_changed(job_id)
         await self.feed.refresh(recheck=self._housekeeping)
         # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
-        nodes = node_index(self.nodes.views(1.0 + self.config.dispatch_ahead))
+        nodes = node_index(self.nodes.views(self.config.dispatch_ahead, self.clock()))
         if nodes.free_total <= 0 or not self.feed.queue:
             return
         plan = self.scheduler.place(self.feed.queue, nodes, self.nodes.running_by_studio(),

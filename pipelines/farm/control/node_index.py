@@ -75,6 +75,7 @@ class NodeIndex:
             if not excluded(best_entry[2]):
                 chosen = best_entry[2]
                 break
+            assert best_shape is not None  # found with best_entry
             set_aside.append((best_shape, heapq.heappop(self.heaps[best_shape])))
         for shape, entry in set_aside:
             heapq.heappush(self.heaps[shape], entry)

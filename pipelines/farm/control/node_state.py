@@ -44,11 +44,42 @@ class Leases(dict[str, Lease]):
             raise KeyError(task_id)
 
 
+class EndRate:
+    """How many tasks a node ended lately: those of the current second and the one before
+    (so between one and two seconds' worth), in constant memory however busy the node."""
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.this_second = self.last_second = 0
+
+    def ended(self, now: float) -> None:
+        self._roll(now)
+        self.this_second += 1
+
+    def recent(self, now: float) -> int:
+        self._roll(now)
+        return self.this_second + self.last_second
+
+    def _roll(self, now: float) -> None:
+        second = int(now)
+        if second != self.second:
+            self.last_second = self.this_second if second == self.second + 1 else 0
+            self.this_second, self.second = 0, second
+
+
 @dataclass
 class NodeState:
     info: NodeInfo
     last_seen: float
     running: Leases = field(default_factory=Leases)
+    ends: EndRate = field(default_factory=EndRate)
+
+    def ahead(self, most: float, now: float) -> float:
+        """Slots leased beyond the node's own (see Slots): about what it ends in a second
+        or two, up to `most` × its slots. A node ending many short tasks holds enough to
+        start the next at once; one running long frames holds none, so a frame never
+        waits behind another on a busy node while a node elsewhere frees up."""
+        return min(self.info.slots * most, float(self.ends.recent(now)))
 
     @property
     def slots_used(self) -> float:
@@ -97,14 +128,17 @@ class NodeTable(dict[str, NodeState]):
         self.quarantine = {n: t for n, t in self.quarantine.items() if t > now}
         return node_id not in self.quarantine and node_id not in self.refused
 
-    def views(self, ahead: float) -> list[NodeView]:
-        """What the scheduler sees of the nodes with room; `ahead` > 1 leases beyond the
-        free slots (see Slots). A full node is left out: on a busy farm that is most of
-        them, and the index of nodes is built every round."""
-        return [NodeView(n, s.info.slots * ahead, s.slots_used, s.info.gpus,
-                         s.info.memory_bytes, self.tags(n))
-                for n, s in self.items()
-                if s.info.slots * ahead - s.slots_used > EPSILON and not self.locked(n)]
+    def views(self, most_ahead: float, now: float) -> list[NodeView]:
+        """What the scheduler sees of the nodes with room, slots leased ahead included (see
+        `NodeState.ahead`). A full node is left out: on a busy farm that is most of them,
+        and the index of nodes is built every round."""
+        views = []
+        for node_id, state in self.items():
+            slots = state.info.slots + state.ahead(most_ahead, now)
+            if slots - state.slots_used > EPSILON and not self.locked(node_id):
+                views.append(NodeView(node_id, slots, state.slots_used, state.info.gpus,
+                                      state.info.memory_bytes, self.tags(node_id)))
+        return views
 
     def states(self, circuit: Any) -> dict[str, str]:
         """Each node's state for the farm's metrics (`circuit(node_id)`: its circuit)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from pymongo import UpdateOne
@@ -58,7 +59,7 @@ class OutcomeHandler:
                 "wall_s": report.metrics.get("wall_s")}
 
     async def started(self, reports: list[Started],
-                      ending: set[tuple[str, int]] = frozenset()) -> None:
+                      ending: AbstractSet[tuple[str, int]] = frozenset()) -> None:
         """Leased → running, for a whole round's reports in one round trip. An attempt
         (task, attempt) in `ending` succeeded in the same batch: its success write records
         the start too."""
@@ -87,7 +88,7 @@ class OutcomeHandler:
                                                  "node_id": r.node_id} for r in started]})
 
     async def succeeded(self, reports: list[Finished],
-                        started: set[tuple[str, int]] = frozenset()) -> None:
+                        started: AbstractSet[tuple[str, int]] = frozenset()) -> None:
         """Active → succeeded in one round trip (two when a start went unseen); kinds with a
         hook go one by one. `started`: attempts whose start came in the same batch and was
         not written: they are still leased."""
