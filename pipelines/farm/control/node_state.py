@@ -134,6 +134,8 @@ class NodeTable(dict[str, NodeState]):
         and the index of nodes is built every round."""
         views = []
         for node_id, state in self.items():
+            if state.info.slots * (1.0 + most_ahead) - state.slots_used <= EPSILON:
+                continue  # full whatever it ended lately: the cheap test first
             slots = state.info.slots + state.ahead(most_ahead, now)
             if slots - state.slots_used > EPSILON and not self.locked(node_id):
                 views.append(NodeView(node_id, slots, state.slots_used, state.info.gpus,
