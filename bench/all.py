@@ -48,6 +48,7 @@ BENCHMARKS = [
     Bench("api", ["bench.api"], "default: 16 clients, 6 s per endpoint; uvicorn + "
           "5 Serve variants"),
     Bench("dispatch", ["bench.dispatch", "--tasks", "2000"], "default: 2,000 tasks"),
+    Bench("node_agent", ["bench.node_agent", "--tasks", "1000"], "default: 1,000 tasks"),
     Bench("farm_scale", ["bench.farm_scale", "--quick"], "the small sizes; all: no --quick"),
     Bench("preview", ["bench.preview", "--runs", "2"],
           "quick: 2 runs of each side (default 3), 30 s clip"),
