@@ -2,7 +2,7 @@
 slots, the task's log stored in the embedded S3 server, its reports) against the same N
 processes started the agent's hardened way (`run_tool`: `prlimit`, own session) and nothing
 else, as many at once as the agent has slots. CPU is this process's own and its children's
-(the task processes), per task.
+(the task processes), per task; the S3 server's, for each task's log, is not counted.
 
     .venv/bin/python -m bench.node_agent --tasks 1000
 """

@@ -11,8 +11,11 @@ from pipelines.farm.control.node_state import (
     Lease,
     Leases,
     NodeDocs,
+    NodeState,
+    NodeTable,
 )
 from pipelines.farm.control.pacing import LEAST, LeasePacer
+from pipelines.farm.control.ports import NodeInfo
 
 
 def spend(pacer: LeasePacer, seconds: float) -> None:
@@ -84,10 +87,32 @@ def test_a_node_s_used_slots_follow_its_leases_as_they_come_and_go():
 
 def test_a_node_s_recent_ends_are_those_of_this_second_and_the_last():
     rate = EndRate()
-    for now in (10.1, 10.5, 11.2):
-        rate.ended(now)
-    assert rate.recent(11.9) == 3
+    for now, slots in ((10.1, 1), (10.5, 2), (11.2, 1)):
+        rate.ended(now, slots)
+    assert rate.recent(11.9) == 4  # slots, not tasks
     assert rate.recent(12.0) == 1  # the 10th second is over
     assert rate.recent(14.0) == 0
-    rate.ended(20.0)
+    rate.ended(20.0, 1)
     assert rate.recent(20.5) == 1  # a quiet gap forgets everything before it
+
+
+def test_a_node_is_leased_ahead_what_it_ended_lately_up_to_its_allowance():
+    node = NodeState(NodeInfo("n1", 4.0), last_seen=0.0)
+    assert node.ahead(1.0, 10.0) == 4  # holding nothing: the whole allowance
+    node.running["t1"] = Lease(1, 1.0, "s", "j")
+    assert node.ahead(1.0, 10.0) == 0  # busy, nothing ended: nothing ahead
+    for _ in range(3):
+        node.ends.ended(10.0, 1.0)
+    assert node.ahead(1.0, 10.5) == 3
+    for _ in range(9):
+        node.ends.ended(10.5, 1.0)
+    assert node.ahead(1.0, 10.5) == 4  # at most 1.0 x its 4 slots
+    assert node.ahead(0.0, 10.5) == 0  # leasing ahead turned off
+    assert node.ahead(1.0, 13.0) == 0  # quiet for seconds
+
+
+def test_a_task_bigger_than_every_node_still_finds_an_idle_one():
+    table = NodeTable()
+    table["n1"] = NodeState(NodeInfo("n1", 4.0), last_seen=0.0)
+    [view] = table.views(1.0, 10.0)
+    assert view.slots_free == 8  # a 6-slot task fits: it will run there alone

@@ -42,6 +42,7 @@ async def test_a_freed_slot_wakes_one_waiter_the_first_to_come():
     assert sum(task.done() for task in queued) == 1 and slots.free == 0
     for task in queued:
         task.cancel()
+    await asyncio.gather(*queued, return_exceptions=True)
 
 
 async def test_a_waiter_cancelled_before_its_turn_takes_nothing():
@@ -89,3 +90,23 @@ async def test_a_smaller_task_takes_slots_a_bigger_earlier_one_cannot_use_yet():
     slots.release_now(3)  # the small one still holds 1: 3 free, enough for the big one
     await big
     assert slots.free == 0
+
+
+async def test_a_task_that_fits_the_free_slots_does_not_wait_behind_one_that_does_not():
+    slots = Slots()
+    await slots.acquire(3, 4)  # a long frame on 3 of 4 slots
+    bigger = await waiter(slots, 2)
+    await asyncio.wait_for(slots.acquire(1, 4), 1)  # the free slot is taken at once
+    assert not bigger.done() and slots.free == 0
+    bigger.cancel()
+    await asyncio.gather(bigger, return_exceptions=True)
+
+
+async def test_fractional_slots_given_back_in_another_order_leave_the_node_whole():
+    slots = Slots()
+    for need in (0.1, 0.2, 0.3):
+        await slots.acquire(need, 1)
+    big = await waiter(slots, 1.5, capacity=1)
+    for need in (0.2, 0.3, 0.1):  # the sum is a hair under 1.0 in floating point
+        slots.release_now(need)
+    await asyncio.wait_for(big, 1)  # it runs alone rather than never

@@ -298,8 +298,8 @@ class Dispatcher:
                 self.jobs.progress(report)
             else:
                 if node is not None:
-                    node.running.pop(report.task_id, None)
-                    node.ends.ended(self.clock())
+                    if (lease := node.running.pop(report.task_id, None)) is not None:
+                        node.ends.ended(self.clock(), lease.slots)  # once, not per report
                     self.circuits.trial_over(node.info.node_id, report.kind)
                 if report.ok:
                     succeeded.append(report)

@@ -45,26 +45,26 @@ class Leases(dict[str, Lease]):
 
 
 class EndRate:
-    """How many tasks a node ended lately: those of the current second and the one before
-    (so between one and two seconds' worth), in constant memory however busy the node."""
+    """The slots of the tasks a node ended lately: those of the current second and the one
+    before (so between one and two seconds' worth), in constant memory however busy."""
 
     def __init__(self) -> None:
         self.second = 0
-        self.this_second = self.last_second = 0
+        self.this_second = self.last_second = 0.0
 
-    def ended(self, now: float) -> None:
+    def ended(self, now: float, slots: float) -> None:
         self._roll(now)
-        self.this_second += 1
+        self.this_second += slots
 
-    def recent(self, now: float) -> int:
+    def recent(self, now: float) -> float:
         self._roll(now)
         return self.this_second + self.last_second
 
     def _roll(self, now: float) -> None:
         second = int(now)
         if second != self.second:
-            self.last_second = self.this_second if second == self.second + 1 else 0
-            self.this_second, self.second = 0, second
+            self.last_second = self.this_second if second == self.second + 1 else 0.0
+            self.this_second, self.second = 0.0, second
 
 
 @dataclass
@@ -75,11 +75,15 @@ class NodeState:
     ends: EndRate = field(default_factory=EndRate)
 
     def ahead(self, most: float, now: float) -> float:
-        """Slots leased beyond the node's own (see Slots): about what it ends in a second
-        or two, up to `most` × its slots. A node ending many short tasks holds enough to
-        start the next at once; one running long frames holds none, so a frame never
-        waits behind another on a busy node while a node elsewhere frees up."""
-        return min(self.info.slots * most, float(self.ends.recent(now)))
+        """Slots leased beyond the node's own (see Slots): about what it ended in the last
+        second or two, up to `most` × its slots. A node ending many short tasks holds
+        enough to start the next at once; one busy with long frames holds none, so a frame
+        never waits behind another there while a node elsewhere frees up. A node holding
+        nothing gets the whole allowance: a task bigger than the node can go to it (it runs
+        there alone), and a first wave of short tasks meets no round trip."""
+        if not self.running:
+            return self.info.slots * most
+        return min(self.info.slots * most, self.ends.recent(now))
 
     @property
     def slots_used(self) -> float:

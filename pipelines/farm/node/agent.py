@@ -126,14 +126,17 @@ class Slots:
         self.waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
 
     def _fits(self, need: float) -> bool:
-        # A task bigger than the node runs alone rather than never.
+        # A task bigger than the node runs alone (once every slot is free) rather than
+        # never; the tolerance absorbs the rounding of fractional slots given back.
         assert self.free is not None
-        return self.free + 1e-9 >= need or self.free >= self.capacity
+        return self.free + 1e-9 >= min(need, self.capacity)
 
     async def acquire(self, need: float, capacity: float) -> None:
         if self.free is None:
             self.free, self.capacity = capacity, capacity
-        if not self.waiting and self._fits(need):
+        # Whatever is free now fits no waiter (a release hands slots to every waiter they
+        # fit), so a task it fits takes it at once.
+        if self._fits(need):
             self.free -= need
             return
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -43,6 +43,7 @@ class LiveLog:
         # back bytes still held in a buffer (it would find nothing to ship).
         self.file = path.open("ab", buffering=0)
         self.size = self.shipped = self.seq = 0
+        self.shipping_tried = False
         self.last_line = self.told = ""
 
     # What runners write to (they append text, as they did to a list).
@@ -78,6 +79,8 @@ class LiveLog:
                                            min(CHUNK_BYTES, end - self.shipped))
             if not data:
                 return
+            # Set before the PUT: one that fails, or is cut off, may still have landed.
+            self.shipping_tried = True
             await self.store.put_bytes(f"{chunk_prefix(self.prefix)}{self.seq:08d}", data, TEXT)
             self.seq += 1
             self.shipped += len(data)
@@ -96,7 +99,7 @@ class LiveLog:
         except FarmError:
             log.warning("task log not stored")
             return None
-        if not self.seq:  # nothing was shipped (most short tasks): no listing to pay for
+        if not self.shipping_tried:  # most short tasks: no listing to pay for
             return log_key(self.prefix)
         try:
             await self.store.remove_prefix(chunk_prefix(self.prefix))
