@@ -188,7 +188,7 @@ def encode(ffmpeg_bin: str, source: str | os.PathLike[str], output: str | os.Pat
     video = _input(source).video
     if max_height:
         video = video.filter("scale", w="-2", h=f"min({max_height},trunc(ih/2)*2)")
-    extra: dict[str, Any] = {"crf": crf} if codec == "h264" else {}
+    extra = {"crf": crf} if codec == "h264" else {}
     node = ffmpeg.output(video, str(output), **options, **extra)
     return _compile(ffmpeg_bin, node)
 
