@@ -26,7 +26,7 @@ async def test_no_more_tasks_run_than_the_node_has_slots():
         peak = max(peak, running)
         await asyncio.sleep(0.001)
         running -= 1
-        await slots.release(1)
+        slots.release(1)
 
     await asyncio.gather(*(task() for _ in range(40)))
     assert peak == 4 and slots.free == 4 and not slots.waiting
@@ -36,7 +36,7 @@ async def test_a_freed_slot_wakes_one_waiter_the_first_to_come():
     slots = Slots()
     await slots.acquire(4, 4)
     queued = [await waiter(slots, 1) for _ in range(100)]
-    slots.release_now(1)
+    slots.release(1)
     await asyncio.sleep(0)
     assert [task.done() for task in queued[:2]] == [True, False]
     assert sum(task.done() for task in queued) == 1 and slots.free == 0
@@ -52,7 +52,7 @@ async def test_a_waiter_cancelled_before_its_turn_takes_nothing():
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
-    slots.release_now(1)
+    slots.release(1)
     await second
     assert slots.free == 0 and not slots.waiting
 
@@ -61,7 +61,7 @@ async def test_a_waiter_cancelled_after_it_was_given_slots_gives_them_back():
     slots = Slots()
     await slots.acquire(4, 4)
     queued = await waiter(slots, 2)
-    slots.release_now(2)  # granted; cancelled before it could resume
+    slots.release(2)  # granted; cancelled before it could resume
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
         await queued
@@ -73,10 +73,10 @@ async def test_a_task_bigger_than_the_node_runs_alone_once_the_node_is_empty():
     await slots.acquire(1, 4)
     big = await waiter(slots, 6)
     assert not big.done()
-    slots.release_now(1)
+    slots.release(1)
     await big
     assert slots.free == -2
-    slots.release_now(6)
+    slots.release(6)
     assert slots.free == 4
 
 
@@ -84,10 +84,10 @@ async def test_a_smaller_task_takes_slots_a_bigger_earlier_one_cannot_use_yet():
     slots = Slots()
     await slots.acquire(4, 4)
     big, small = await waiter(slots, 3), await waiter(slots, 1)
-    slots.release_now(1)
+    slots.release(1)
     await small
     assert not big.done()
-    slots.release_now(3)  # the small one still holds 1: 3 free, enough for the big one
+    slots.release(3)  # the small one still holds 1: 3 free, enough for the big one
     await big
     assert slots.free == 0
 
@@ -108,5 +108,5 @@ async def test_fractional_slots_given_back_in_another_order_leave_the_node_whole
         await slots.acquire(need, 1)
     big = await waiter(slots, 1.5, capacity=1)
     for need in (0.2, 0.3, 0.1):  # the sum is a hair under 1.0 in floating point
-        slots.release_now(need)
+        slots.release(need)
     await asyncio.wait_for(big, 1)  # it runs alone rather than never

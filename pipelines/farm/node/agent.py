@@ -145,16 +145,13 @@ class Slots:
             await granted
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():  # granted, then cancelled
-                self.release_now(need)
+                self.release(need)
             else:
                 with contextlib.suppress(ValueError):
                     self.waiting.remove((need, granted))
             raise
 
-    async def release(self, need: float) -> None:
-        self.release_now(need)
-
-    def release_now(self, need: float) -> None:
+    def release(self, need: float) -> None:
         self.free = (self.free or 0.0) + need
         kept: deque[tuple[float, asyncio.Future[None]]] = deque()
         while self.waiting and self.free > 1e-9:
@@ -270,7 +267,7 @@ class NodeAgent:
             outcome = await self._outcome(ctx)
         finally:
             shipping.cancel()
-            await self.slots.release(spec.slots)  # the next queued task starts meanwhile
+            self.slots.release(spec.slots)  # the next queued task starts meanwhile
         outcome["metrics"] = ctx.metrics | {"wall_s": round(time.monotonic() - started, 3)}
         outcome["log_key"] = await live.finish()
         shutil.rmtree(workdir, ignore_errors=True)
