@@ -32,13 +32,15 @@ DURATION_S = (20.0, 60.0)
 
 
 class Commands(monitoring.CommandListener):
-    """Counts the database commands the dispatcher sends (one bulk write is one)."""
+    """Counts the database commands the dispatcher sends (one bulk write is one), and the
+    aggregations among them (counting a job's tasks is one per layer)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.count = self.aggregations = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.count += 1
+        self.aggregations += event.command_name == "aggregate"
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -150,6 +152,7 @@ class SimulatedFarm:
         rounds: list[float] = []
         started = time.monotonic()
         commands_before, samples = self.commands.count, []
+        aggregations_before = self.commands.aggregations
         while time.monotonic() - started < seconds:
             self._finish_due()
             self._heartbeats(beats)
@@ -174,7 +177,9 @@ class SimulatedFarm:
                 if len(rounds) >= 2 else rounds[0],
                 "placed_per_s": self.placed / elapsed,
                 "commands_per_task": (self.commands.count - commands_before)
-                / max(1, self.placed), "insert_s": self.insert_s}
+                / max(1, self.placed),
+                "aggregations_per_s": (self.commands.aggregations - aggregations_before)
+                / elapsed, "insert_s": self.insert_s}
 
     async def stop(self) -> None:
         await self.db.close()

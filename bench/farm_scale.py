@@ -209,7 +209,8 @@ def main() -> None:
               f"{got['placed_per_s']:9.0f} {got['commands_per_task']:12.2f} "
               f"{got['peak_rss_mib']:9.0f}")
         print(f"{'':>19}   of {got['slots']:,.0f} slots; inserting the queue took "
-              f"{got['insert_s']:.0f} s; first round {got['first_round_s']:.2f} s")
+              f"{got['insert_s']:.0f} s; first round {got['first_round_s']:.2f} s; "
+              f"{got['aggregations_per_s']:.1f} aggregations/s (job counts)")
     write_json(args.json, "farm_scale", rows)
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from pipelines.farm.control.eta import LayerTally, estimate
-from pipelines.farm.control.progress import tally
+from pipelines.farm.control.job_tally import JobTally
 
 
 def layer(mean_s=None, sd_s=None, **states) -> LayerTally:
@@ -38,10 +40,28 @@ def test_nothing_running_means_no_estimate_and_nothing_left_means_zero():
 
 
 def test_recount_rows_become_counts_and_layer_tallies():
-    counts, layers = tally([
+    tally = JobTally.from_rows([
         {"layer": "render", "state": "succeeded", "n": 3, "mean_s": 4.0, "sd_s": 1.0},
         {"layer": "render", "state": "ready", "n": 2, "mean_s": None, "sd_s": None},
         {"layer": "comp", "state": "waiting", "n": 1, "mean_s": None, "sd_s": None}])
-    assert counts == Counter(succeeded=3, ready=2, waiting=1)
-    assert layers["render"] == LayerTally(Counter(succeeded=3, ready=2), 4.0, 1.0)
+    layers = tally.layer_tallies()
+    assert tally.counts() == Counter(succeeded=3, ready=2, waiting=1)
+    assert layers["render"].counts == Counter(succeeded=3, ready=2)
+    assert (layers["render"].mean_s, layers["render"].sd_s) == (pytest.approx(4.0),
+                                                                 pytest.approx(1.0))
     assert layers["comp"].mean_s is None
+
+
+def test_moves_keep_the_counts_and_run_times_a_recount_would_give():
+    tally = JobTally.from_rows([
+        {"layer": "render", "state": "succeeded", "n": 2, "mean_s": 4.0, "sd_s": 0.0},
+        {"layer": "render", "state": "ready", "n": 2, "mean_s": None, "sd_s": None}])
+    for _ in range(2):
+        tally.move("render", "ready", "leased")
+    tally.move("render", "leased", "running")
+    tally.move("render", "running", "succeeded", wall_s=7.0)
+    tally.move("render", "leased", "succeeded", wall_s=1.0)
+    render = tally.layer_tallies()["render"]
+    assert tally.counts() == Counter(succeeded=4)  # the states left empty are gone
+    assert render.mean_s == pytest.approx(4.0)  # 4, 4, 7 and 1
+    assert render.sd_s == pytest.approx((4.5) ** 0.5)  # squares 16+16+49+1 over 4, less 16

@@ -218,7 +218,8 @@ class Dispatcher:
                                            ) in claimed[holder]:
                 state = self.nodes.setdefault(holder, NodeState(infos[holder], self.clock()))
                 state.running[task["_id"]] = Lease(task["attempt"], task["requirements"]["slots"],
-                                                   task["studio_id"], task["job_id"])
+                                                   task["studio_id"], task["job_id"],
+                                                   task.get("layer"))
             else:
                 await self.outcomes.requeue_lost(task["_id"], task["attempt"], holder,
                                                  task["job_id"])
@@ -280,6 +281,7 @@ class Dispatcher:
         started: list[Started] = []
         succeeded: list[Finished] = []
         written: list[asyncio.Future] = []
+        layers: dict[str, str | None] = {}  # of the reported tasks whose lease is held here
         for report in reports:
             if isinstance(report, Written):
                 written.append(report.future)
@@ -293,6 +295,8 @@ class Dispatcher:
                 if node is not None:
                     await self.held.heartbeat(node, report.running)
             elif isinstance(report, Started):
+                if node is not None and (lease := node.running.get(report.task_id)):
+                    layers[report.task_id] = lease.layer
                 started.append(report)
             elif isinstance(report, Progressed):
                 self.jobs.progress(report)
@@ -300,6 +304,7 @@ class Dispatcher:
                 if node is not None:
                     if (lease := node.running.pop(report.task_id, None)) is not None:
                         node.ends.ended(self.clock(), lease.slots)  # once, not per report
+                        layers[report.task_id] = lease.layer
                     self.circuits.trial_over(node.info.node_id, report.kind)
                 if report.ok:
                     succeeded.append(report)
@@ -308,9 +313,10 @@ class Dispatcher:
         # Batched: a busy farm reports hundreds of starts and successes a second.
         # A task that started and ended within the batch gets one write, not two.
         ending = {(r.task_id, r.attempt) for r in succeeded if r.kind not in self.outcomes.hooks}
-        await self.outcomes.started(started, ending)
+        await self.outcomes.started(started, ending, layers)
         await self.outcomes.succeeded(succeeded,
-                                      {(r.task_id, r.attempt) for r in started} & ending)
+                                      {(r.task_id, r.attempt) for r in started} & ending,
+                                      layers)
         for future in written:
             if not future.done():  # its caller may have gone meanwhile
                 future.set_result(None)
@@ -368,8 +374,9 @@ class Dispatcher:
                 await self.outcomes.requeue_lost(view.task_id, attempt, node_id, view.job_id)
                 continue
             self.nodes[node_id].running[view.task_id] = Lease(
-                attempt, view.slots, view.studio_id, view.job_id)
-            self.jobs.touch(view.job_id)
+                attempt, view.slots, view.studio_id, view.job_id, task.get("layer"))
+            self.jobs.moved(view.job_id, task.get("layer"), TaskState.READY.value,
+                            TaskState.LEASED.value)
             handed.setdefault(node_id, []).append(
                 task_spec(task, attempt, node_id, self.nodes[node_id].info.slots))
         # One call per node and round, to all nodes at once.

@@ -17,6 +17,7 @@ class Lease:
     slots: float
     studio_id: str
     job_id: str
+    layer: str | None = None  # for the job's counts (None: not known, the job is counted)
 
 
 class Leases(dict[str, Lease]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -22,6 +22,8 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 SuccessHook = Callable[[dict, dict, Finished], Awaitable[None]]
 BiggerNode = Callable[[str, dict], int | None]  # (node, requirements) → memory of one
+Layers = Mapping[str, str | None]  # task id → its layer
+_NO_LAYERS: Layers = {}
 NODE_FAULTS = (FailureClass.CRASH.value, FailureClass.TIMEOUT.value)
 
 
@@ -59,24 +61,30 @@ class OutcomeHandler:
                 "wall_s": report.metrics.get("wall_s")}
 
     async def started(self, reports: list[Started],
-                      ending: AbstractSet[tuple[str, int]] = frozenset()) -> None:
+                      ending: AbstractSet[tuple[str, int]] = frozenset(),
+                      layers: Layers = _NO_LAYERS) -> None:
         """Leased → running, for a whole round's reports in one round trip. An attempt
         (task, attempt) in `ending` succeeded in the same batch: its success write records
-        the start too."""
+        the start too. `layers`: the reported tasks' layers, where known (for the counts)."""
         now = self.clock()
         # One update of many per attempt number (nearly always one): the same fields for
         # all, cheaper per task than a bulk write of single updates.
-        by_attempt: dict[int, list[str]] = {}
+        by_attempt: dict[int, list[Started]] = {}
         for report in reports:
             if (report.task_id, report.attempt) not in ending:
-                by_attempt.setdefault(report.attempt, []).append(report.task_id)
-        for attempt, task_ids in by_attempt.items():
-            await self.store.set_tasks(task_ids, {"attempt": attempt,
-                                                  "state": TaskState.LEASED.value},
-                                       {"state": TaskState.RUNNING.value, "started_s": now})
+                by_attempt.setdefault(report.attempt, []).append(report)
+        for attempt, batch in by_attempt.items():
+            held = await self.store.set_tasks(
+                [r.task_id for r in batch], {"attempt": attempt, "state": TaskState.LEASED.value},
+                {"state": TaskState.RUNNING.value, "started_s": now})
+            for report in batch:
+                if held == len(batch):  # each moved; otherwise which did is not known
+                    self.jobs.moved(report.job_id, layers.get(report.task_id),
+                                    TaskState.LEASED.value, TaskState.RUNNING.value)
+                else:
+                    self.jobs.touch(report.job_id)
         by_job: dict[str, list[Started]] = {}
         for report in reports:
-            self.jobs.touch(report.job_id)
             by_job.setdefault(report.job_id, []).append(report)
         for job_id, started in by_job.items():
             # One event per job and round, listing the tasks: a 10,000-task job must not
@@ -88,10 +96,11 @@ class OutcomeHandler:
                                                  "node_id": r.node_id} for r in started]})
 
     async def succeeded(self, reports: list[Finished],
-                        started: AbstractSet[tuple[str, int]] = frozenset()) -> None:
+                        started: AbstractSet[tuple[str, int]] = frozenset(),
+                        layers: Layers = _NO_LAYERS) -> None:
         """Active → succeeded in one round trip (two when a start went unseen); kinds with a
         hook go one by one. `started`: attempts whose start came in the same batch and was
-        not written: they are still leased."""
+        not written: they are still leased. `layers`: as for `started`."""
         plain = [r for r in reports if r.kind not in self.hooks]
         now = self.clock()
 
@@ -114,6 +123,11 @@ class OutcomeHandler:
         await self.store.record_attempts([self._entry(r) for r in plain])
         for report in plain:
             self._credit(report)
+            if held == len(plain):  # each moved from the state its fence named
+                self.jobs.moved(report.job_id, layers.get(report.task_id), likely(report),
+                                TaskState.SUCCEEDED.value, report.metrics.get("wall_s"))
+            else:
+                self.jobs.touch(report.job_id)
         for report in reports:
             if report.kind in self.hooks:
                 with request_context(report.request_id):
@@ -130,7 +144,7 @@ class OutcomeHandler:
         self.metrics.ended(True, None)
         self.circuits.record_success(report.node_id)
         self.circuits.record_success((report.node_id, report.kind))
-        self.jobs.task_succeeded(report.job_id)
+        self.jobs.task_succeeded()
 
     async def failed(self, report: Finished) -> None:
         with request_context(report.request_id):
@@ -157,6 +171,7 @@ class OutcomeHandler:
                                      self._success(payload, self.clock())):
             await self.store.record_attempt(self._entry(payload))
             self._credit(payload)
+            self.jobs.touch(payload.job_id)  # from leased or running: not known which
 
     async def _active(self, report: Finished) -> tuple[dict, dict] | None:
         """The task, if this attempt of it is still active, and its job."""

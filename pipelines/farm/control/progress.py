@@ -1,4 +1,9 @@
-"""Job status and progress, recomputed from task states in batches, announced throttled."""
+"""Job status and progress, from task states, written in batches and announced throttled.
+
+Counts are kept in memory as the dispatcher moves tasks (`JobTally`); a job is counted in
+the database again when something it did not move exactly changed it, and before it is
+declared completed or failed: a final status never rests on arithmetic alone.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from pymongo import UpdateOne
 from pipelines.context import request_context
 from pipelines.events.log import EventLog
 from pipelines.events.throttle import ProgressThrottle
-from pipelines.farm.control.eta import LayerTally, estimate
+from pipelines.farm.control.eta import estimate
+from pipelines.farm.control.job_tally import JobTally
 from pipelines.farm.models import ACTIVE, DONE, FINAL_JOB, JobStatus, TaskState
 from pipelines.farm.protocol import Progressed
 from pipelines.farm.store import FarmStore
@@ -24,6 +30,9 @@ RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a 
 # A round spends at most this long counting; the jobs it did not reach go first next round.
 # A farm with a thousand busy jobs cannot count them all every round (docs/farm.md).
 RECOUNT_BUDGET_S = 0.1
+# Kept counts are checked against the database this often anyway: a steer whose wake-up
+# never reached the dispatcher (it was restarting) is then seen within this long.
+RECOUNT_ANYWAY_S = 30.0
 
 
 def job_status(current: str, counts: Counter, total: int, waiting: bool = False) -> str:
@@ -42,26 +51,14 @@ def job_status(current: str, counts: Counter, total: int, waiting: bool = False)
     return JobStatus.WAITING.value if waiting else JobStatus.QUEUED.value
 
 
-def tally(rows: list[dict[str, Any]]) -> tuple[Counter, dict[str, LayerTally]]:
-    """The job's counts by state, and each layer's (FarmStore.recount's rows)."""
-    counts: Counter = Counter()
-    by_layer: dict[str, Counter] = {}
-    timing: dict[str, tuple[float | None, float | None]] = {}
-    for row in rows:
-        counts[row["state"]] += row["n"]
-        by_layer.setdefault(row["layer"], Counter())[row["state"]] += row["n"]
-        if row["state"] == TaskState.SUCCEEDED.value:
-            timing[row["layer"]] = (row["mean_s"], row["sd_s"])
-    return counts, {layer: LayerTally(c, *timing.get(layer, (None, None)))
-                    for layer, c in by_layer.items()}
-
-
 class JobTracker:
     def __init__(self, store: FarmStore, events: EventLog, clock: Callable[[], float] = time.time):
         self.store = store
         self.events = events
         self.clock = clock
         self.touched: dict[str, None] = {}  # an ordered set: the longest waiting first
+        # Jobs whose counts are known without reading their tasks; one left out is counted.
+        self.tallies: dict[str, JobTally] = {}
         self.ready_again: set[str] = set()  # jobs with tasks made ready by the dispatcher
         self.task_progress: dict[tuple[str, int], dict[str, Any]] = {}
         self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
@@ -69,8 +66,21 @@ class JobTracker:
         self.dependencies_may_have_changed = True
 
     def touch(self, job_id: str | None) -> None:
+        """The job's tasks changed in a way not known exactly: it is counted again."""
         if job_id:
+            self.tallies.pop(job_id, None)
             self.touched.setdefault(job_id)
+
+    def moved(self, job_id: str, layer: str | None, was: str, now: str,
+              wall_s: float | None = None) -> None:
+        """One of the job's tasks went from state `was` to `now`, by a write whose fence
+        held (so exactly this move). `layer` None: not known here, the job is counted."""
+        tally = self.tallies.get(job_id)
+        if tally is None or layer is None:
+            self.touch(job_id)
+            return
+        tally.move(layer, was, now, wall_s)
+        self.touched.setdefault(job_id)
 
     def made_ready(self, job_id: str) -> None:
         """Some of the job's tasks are ready again (retried, requeued, no longer waiting):
@@ -78,16 +88,15 @@ class JobTracker:
         self.ready_again.add(job_id)
         self.touch(job_id)
 
-    def task_succeeded(self, job_id: str) -> None:
+    def task_succeeded(self) -> None:
         """A success may free waiting tasks: look for them on the next round."""
-        self.touch(job_id)
         self.dependencies_may_have_changed = True
 
     def progress(self, report: Progressed) -> None:
         fields = self.task_progress.setdefault((report.task_id, report.attempt), {})
         if report.progress is not None:
             fields["progress"] = report.progress
-            self.touch(report.job_id)
+            self.touched.setdefault(report.job_id)  # announced (counts unchanged)
         if report.last_line is not None:
             fields["last_line"] = report.last_line
 
@@ -102,23 +111,40 @@ class JobTracker:
         for job_id in touched:
             if time.monotonic() - started > RECOUNT_BUDGET_S or \
                     not self.counting.allow(job_id):
-                self.touch(job_id)  # out of time, or counted a moment ago: a later round
+                self.touched.setdefault(job_id)  # out of time, or counted a moment ago
                 continue
             await self._refresh(job_id)
 
     async def _refresh(self, job_id: str) -> None:
         job = await self.store.job(job_id)
         if job is None:
+            self.tallies.pop(job_id, None)  # deleted
             return
         with request_context(job.get("request_id")):  # its events carry the submission's
-            await self._recount(job)
+            await self._update(job)
 
-    async def _recount(self, job: dict[str, Any]) -> None:
+    async def _tally(self, job: dict[str, Any], recount: bool) -> JobTally:
         job_id = job["_id"]
-        counts, layers = tally(await self.store.recount(
-            job_id, [layer["name"] for layer in job.get("layers") or []]))
-        status = job_status(job["status"], counts, job["task_count"],
-                            waiting=bool(job.get("waiting_on")))
+        tally = None if recount else self.tallies.get(job_id)
+        now = self.clock()
+        if tally is None or now - tally.counted_s > RECOUNT_ANYWAY_S:
+            tally = self.tallies[job_id] = JobTally.from_rows(await self.store.recount(
+                job_id, [layer["name"] for layer in job.get("layers") or []]), now)
+        return tally
+
+    def _status(self, job: dict[str, Any], tally: JobTally) -> str:
+        return job_status(job["status"], tally.counts(), job["task_count"],
+                          waiting=bool(job.get("waiting_on")))
+
+    async def _update(self, job: dict[str, Any]) -> None:
+        job_id = job["_id"]
+        counted = self.tallies.get(job_id)
+        tally = await self._tally(job, recount=False)
+        status = self._status(job, tally)
+        if tally is counted and status != job["status"] and status in FINAL_JOB:
+            tally = await self._tally(job, recount=True)  # confirmed by the database
+            status = self._status(job, tally)
+        counts, layers = tally.counts(), tally.layer_tallies()
         now = self.clock()
         fields: dict[str, Any] = {"counts": dict(counts), "updated_s": now,
                                   "eta": None if status in FINAL_JOB else estimate(layers)}
@@ -133,6 +159,8 @@ class JobTracker:
         if not await self.store.set_job(job_id, fields, only_if_status=[job["status"]]):
             self.touch(job_id)
             return
+        if status in FINAL_JOB:
+            self.tallies.pop(job_id, None)  # over: nothing moves its tasks any more
         await self._announce(job, status, counts, fields.get("reason"), fields["eta"])
 
     async def _reason(self, job_id: str) -> str:
@@ -159,4 +187,4 @@ class JobTracker:
         elif self.announcing.allow(job_id):
             await self.events.append(job["studio_id"], "job.progress", room, data)
         else:
-            self.touch(job_id)  # announce the latest counts on a later round
+            self.touched.setdefault(job_id)  # announce the latest counts on a later round
