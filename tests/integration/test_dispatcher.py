@@ -377,3 +377,21 @@ async def test_kept_counts_are_checked_against_the_database_within_half_a_minute
     farm.end(node.specs[1])
     await farm.round(advance_s=31.0)
     assert (await farm.job(job_id))["counts"] == {"succeeded": 2, "paused": 1}
+
+
+async def test_a_task_bigger_than_any_node_runs_alone_on_an_idle_one(farm):
+    farm.configure(dispatch_ahead=1.0)  # a 2-slot node is leased at most 4 slots' worth
+    node = farm.directory.add("n1", slots=2)
+    small = await farm.submit(tasks=1)
+    await farm.round()
+    big = await farm.submit(tasks=2, requirements={"slots": 16})
+    await farm.round()
+    assert [s.job_id for s in node.specs] == [small]  # busy: the big one waits
+    farm.end(node.specs[0])
+    await farm.round()
+    assert [(s.job_id, s.slots, s.node_slots) for s in node.specs[1:]] == [(big, 16, 2)]
+    farm.end(node.specs[1])
+    await farm.round()
+    farm.end(node.specs[2])
+    await farm.round()
+    assert (await farm.job(big))["status"] == "completed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-from pipelines.farm.control.task_view import NodeView, TaskView, fits
+from pipelines.farm.control.task_view import NodeView, TaskView, fits, meets
 
 
 class ReferenceScheduler:
@@ -41,6 +41,10 @@ class ReferenceScheduler:
         return plan
 
     def _place(self, task: TaskView, nodes: list[NodeView]) -> NodeView | None:
-        candidates = [n for n in nodes if fits(task, n) and self.allowed(n.node_id, task.kind)]
+        # A task bigger than every node that meets its needs takes a whole largest one.
+        largest = max((n.slots_total for n in nodes if meets(task, n)), default=0.0)
+        need = min(task.slots, largest)
+        candidates = [n for n in nodes
+                      if fits(task, n, need) and self.allowed(n.node_id, task.kind)]
         # Most free slots first: spreads work over the farm instead of filling one node.
         return max(candidates, key=lambda n: (n.slots_free, n.node_id), default=None)

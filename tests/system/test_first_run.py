@@ -155,3 +155,16 @@ async def _until_running(api, headers, job_id: str, timeout_s: float = 60) -> No
             return
         await asyncio.sleep(0.2)
     raise AssertionError("the task never started")
+
+
+async def test_a_job_asking_more_slots_than_the_machine_has_runs_one_task_at_a_time(api, stack):
+    """A TD's `slots: 64` on a laptop: each task takes the whole node and runs alone, and
+    the job's counts, kept as tasks move, end where the tasks are."""
+    _, headers = await register(api, "big", stack.mail_dir)
+    [node] = await wait_nodes(api, headers, 1)
+    assert node["slots"] * 5 < 64  # more than a node is leased, at the most ahead allowed
+    job = await submit(api, headers, name="big", command=["true"], frames="1-3",
+                       requirements={"slots": 64})
+    final = await wait_job(api, headers, job["id"], timeout_s=60)
+    assert (final["status"], final["counts"]) == ("completed", {"succeeded": 3})
+    assert [t["state"] for t in await tasks_of(api, headers, job["id"])] == ["succeeded"] * 3

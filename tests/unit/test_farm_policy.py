@@ -116,6 +116,19 @@ def test_scheduler_respects_requirements_slots_circuits_and_bad_nodes():
     assert plan == {"needs-gpu": "gpu", "needs-cuda": "gpu", "big": "cpu"}
 
 
+def test_a_task_bigger_than_every_node_takes_a_whole_idle_one_instead_of_waiting_forever():
+    busy = NodeView("busy", slots_total=4, slots_used=1)
+    idle = NodeView("idle", slots_total=4)
+    gpu = NodeView("gpu", slots_total=2, gpus=1)
+    plan = Scheduler().plan([task("big", slots=16), task("small", index=1, slots=2)],
+                            [busy, idle, gpu], {})
+    assert [(t.task_id, n) for t, n in plan] == [("big", "idle"), ("small", "busy")]
+    assert idle.slots_free < 0  # it holds nothing else while the big task runs
+    # Largest among the nodes that meet its other needs: a GPU task on the GPU node.
+    plan = Scheduler().plan([task("render", slots=8, gpus=1)], [idle, gpu], {})
+    assert [(t.task_id, n) for t, n in plan] == [("render", "gpu")]
+
+
 def test_job_status_from_task_counts():
     from collections import Counter
 

@@ -29,14 +29,16 @@ class IndexedNode:
 
 
 class NodeIndex:
-    def __init__(self, nodes: Iterable[tuple[str, float, Shape]]):
-        """`nodes`: (node id, free slots, shape) of every schedulable node."""
+    def __init__(self, nodes: Iterable[tuple[str, float, Shape, float]]):
+        """`nodes`: (node id, free slots, shape, slots in all) of every schedulable node."""
         listed = sorted(nodes, key=lambda n: n[0])
         self.nodes: dict[str, IndexedNode] = {}
         self.heaps: dict[Shape, list[tuple[float, int, str]]] = {}
-        for rank, (node_id, free, shape) in enumerate(listed):
+        self.sizes: dict[Shape, float] = {}  # the most slots a node of the shape has
+        for rank, (node_id, free, shape, total) in enumerate(listed):
             self.nodes[node_id] = IndexedNode(node_id, free, rank, shape)
             self.heaps.setdefault(shape, []).append((-free, -rank, node_id))
+            self.sizes[shape] = max(total, self.sizes.get(shape, 0.0))
         for heap in self.heaps.values():
             heapq.heapify(heap)
         self.free_total = sum(max(0.0, n.free) for n in self.nodes.values())
@@ -51,6 +53,10 @@ class NodeIndex:
                 if shape[0] >= gpus and (not memory_bytes or shape[1] >= memory_bytes)
                 and tags <= shape[2]]
         return found
+
+    def largest(self, shapes: list[Shape]) -> float:
+        """The most slots any node of `shapes` has in all."""
+        return max((self.sizes[shape] for shape in shapes), default=0.0)
 
     def _top(self, shape: Shape) -> tuple[float, int, str] | None:
         heap = self.heaps[shape]

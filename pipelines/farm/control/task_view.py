@@ -44,7 +44,15 @@ def task_view(task: dict, job: dict) -> TaskView:
                     frozenset(job.get("bad_nodes", [])))
 
 
-def fits(task: TaskView, node: NodeView) -> bool:
-    return (node.slots_free + 1e-9 >= task.slots and node.gpus >= task.gpus
+def meets(task: TaskView, node: NodeView) -> bool:
+    """The node has what the task needs besides slots (GPUs, memory, tags)."""
+    return (node.gpus >= task.gpus
             and (not task.memory_bytes or node.memory_bytes >= task.memory_bytes)
-            and task.tags <= node.tags and node.node_id not in task.bad_nodes)
+            and task.tags <= node.tags)
+
+
+def fits(task: TaskView, node: NodeView, slots: float | None = None) -> bool:
+    """`slots`: what the task needs of the node's free slots, when not all it asks for
+    (see `Scheduler`: a task bigger than any node takes a whole one)."""
+    return (node.slots_free + 1e-9 >= (task.slots if slots is None else slots)
+            and meets(task, node) and node.node_id not in task.bad_nodes)
