@@ -26,7 +26,9 @@ from pipelines.farm.store import FarmStore
 
 log = logging.getLogger("farm.dispatcher")
 PROGRESS_EVERY_S = 0.5  # at most two job.progress events a second per job
-RECOUNT_EVERY_S = 0.25  # counting a big job's tasks is the costliest read of a round
+# A job's counts are written as often as they are announced: a read and a write of the job,
+# and a count of its tasks when its kept counts are not known exactly.
+COUNTS_EVERY_S = PROGRESS_EVERY_S
 # A round spends at most this long counting; the jobs it did not reach go first next round.
 # A farm with a thousand busy jobs cannot count them all every round (docs/farm.md).
 RECOUNT_BUDGET_S = 0.1
@@ -62,7 +64,7 @@ class JobTracker:
         self.ready_again: set[str] = set()  # jobs with tasks made ready by the dispatcher
         self.task_progress: dict[tuple[str, int], dict[str, Any]] = {}
         self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
-        self.counting = ProgressThrottle(RECOUNT_EVERY_S, clock)
+        self.counting = ProgressThrottle(COUNTS_EVERY_S, clock)
         self.dependencies_may_have_changed = True
 
     def touch(self, job_id: str | None) -> None:
