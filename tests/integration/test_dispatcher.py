@@ -395,3 +395,64 @@ async def test_a_task_bigger_than_any_node_runs_alone_on_an_idle_one(farm):
     farm.end(node.specs[2])
     await farm.round()
     assert (await farm.job(big))["status"] == "completed"
+
+
+async def test_a_big_task_waits_for_the_busy_node_it_fits_rather_than_crowd_a_smaller_one(farm):
+    farm.configure(dispatch_ahead=1.0)
+    big = farm.directory.add("big", slots=2)
+    await farm.submit(tasks=4)
+    await farm.round()
+    assert len(big.specs) == 4  # full: its 2 slots and 2 ahead, so out of the round's index
+    small = farm.directory.add("small", slots=1)
+    job_id = await farm.submit(requirements={"slots": 3})
+    await farm.round()
+    assert small.specs == []  # the big node takes 3 once it frees; the small one never could
+    for spec in big.specs:
+        farm.end(spec)
+    await farm.round()
+    assert (big.specs[-1].job_id, small.specs) == (job_id, [])
+
+
+async def test_a_wake_up_that_arrives_while_the_job_is_counted_is_not_lost(farm, monkeypatch):
+    """The actor takes calls while it awaits the database: a skip made through the API
+    after the count read the tasks, woken about meanwhile, is counted next round."""
+    node = farm.directory.add("n1")
+    job_id = await farm.submit(tasks=2)
+    recount = farm.store.recount
+
+    async def count_then_skip(job, layers):
+        rows = await recount(job, layers)
+        await farm.store.tasks.update_one({"_id": f"{job_id}-00001", "state": "ready"},
+                                          {"$set": {"state": "skipped"}})
+        farm.dispatcher.wake(job_id)
+        monkeypatch.setattr(farm.store, "recount", recount)  # once
+        return rows
+
+    monkeypatch.setattr(farm.store, "recount", count_then_skip)
+    await farm.round()
+    farm.end(node.specs[0])
+    await farm.round()
+    await farm.round()
+    job = await farm.job(job_id)
+    assert (job["status"], job["counts"]) == ("completed", {"succeeded": 1, "skipped": 1})
+
+
+async def test_a_failure_written_before_the_database_went_away_still_fails_the_job(
+        farm, monkeypatch):
+    node = farm.directory.add("n1", slots=2)
+    job_id = await farm.submit(tasks=2, max_attempts=1)
+    await farm.round()
+    record = farm.store.record_attempt
+
+    async def away(entry):
+        monkeypatch.setattr(farm.store, "record_attempt", record)  # back for the retry
+        raise AutoReconnect("connection refused")
+
+    monkeypatch.setattr(farm.store, "record_attempt", away)
+    farm.dispatcher.report(Finished.about(node.specs[0], "n1", ok=False,  # dead, then
+                                          failure_class=FailureClass.CRASH))  # the error
+    await farm.round()
+    farm.end(node.specs[1])
+    await farm.round()
+    await farm.round()
+    assert (await farm.job(job_id))["status"] == "failed"

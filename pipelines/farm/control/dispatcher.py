@@ -175,6 +175,7 @@ class Dispatcher:
             try:  # a failing phase must not starve the others (job counts, heartbeats)
                 await phase()
             except Exception as exc:  # noqa: BLE001
+                self.jobs.count_all_again()
                 name = getattr(phase, "__name__", type(phase).__name__)
                 if database_away(exc):  # one line a round, not a traceback, while it is away
                     log.warning("dispatch phase %s: the database is unavailable (%s); "
@@ -330,7 +331,9 @@ class Dispatcher:
             self.feed.job_changed(job_id)
         await self.feed.refresh(recheck=self._housekeeping)
         # Leasing ahead of free slots hides the report -> lease round trip (see Slots).
-        nodes = node_index(self.nodes.views(self.config.dispatch_ahead, self.clock()))
+        ahead = self.config.dispatch_ahead
+        nodes = node_index(self.nodes.views(ahead, self.clock()),
+                           lambda: self.nodes.sizes(ahead))
         if nodes.free_total <= 0 or not self.feed.queue:
             return
         plan = self.scheduler.place(self.feed.queue, nodes, self.nodes.running_by_studio(),

@@ -28,9 +28,19 @@ class IndexedNode:
     shape: Shape
 
 
+def _meets(shape: Shape, gpus: int, memory_bytes: int, tags: frozenset[str]) -> bool:
+    return shape[0] >= gpus and (not memory_bytes or shape[1] >= memory_bytes) \
+        and tags <= shape[2]
+
+
 class NodeIndex:
-    def __init__(self, nodes: Iterable[tuple[str, float, Shape, float]]):
-        """`nodes`: (node id, free slots, shape, slots in all) of every schedulable node."""
+    def __init__(self, nodes: Iterable[tuple[str, float, Shape, float]],
+                 farm_sizes: Callable[[], dict[Shape, float]] | None = None):
+        """`nodes`: (node id, free slots, shape, slots in all) of every schedulable node.
+        `farm_sizes`: the most slots a node of each shape is ever offered, over the whole
+        farm (full nodes too); asked only for a task bigger than every node indexed. None:
+        the indexed nodes' own."""
+        self._farm_sizes = farm_sizes
         listed = sorted(nodes, key=lambda n: n[0])
         self.nodes: dict[str, IndexedNode] = {}
         self.heaps: dict[Shape, list[tuple[float, int, str]]] = {}
@@ -49,14 +59,23 @@ class NodeIndex:
         found = self._fitting.get(key)
         if found is None:
             found = self._fitting[key] = [
-                shape for shape in self.heaps
-                if shape[0] >= gpus and (not memory_bytes or shape[1] >= memory_bytes)
-                and tags <= shape[2]]
+                shape for shape in self.heaps if _meets(shape, gpus, memory_bytes, tags)]
         return found
 
-    def largest(self, shapes: list[Shape]) -> float:
-        """The most slots any node of `shapes` has in all."""
-        return max((self.sizes[shape] for shape in shapes), default=0.0)
+    def need(self, slots: float, gpus: int, memory_bytes: int, tags: frozenset[str],
+             shapes: list[Shape]) -> float:
+        """The free slots a task asking for `slots` needs of a node: all of them, unless no
+        node of the farm that meets its other needs is ever offered as many; then a whole
+        one of the largest (only an idle node is offered its whole allowance)."""
+        if any(self.sizes[shape] + EPSILON >= slots for shape in shapes):
+            return slots  # the usual case, answered from the nodes indexed
+        if self._farm_sizes is None:
+            sizes = self.sizes
+        else:
+            sizes = self._farm_sizes()
+            self._farm_sizes = lambda: sizes  # once a round
+        return min(slots, max((size for shape, size in sizes.items()
+                               if _meets(shape, gpus, memory_bytes, tags)), default=0.0))
 
     def _top(self, shape: Shape) -> tuple[float, int, str] | None:
         heap = self.heaps[shape]

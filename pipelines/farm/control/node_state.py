@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.farm.control.node_index import EPSILON
+from pipelines.farm.control.node_index import EPSILON, Shape
 from pipelines.farm.control.ports import NodeInfo
 from pipelines.farm.control.task_view import NodeView
 
@@ -146,6 +146,15 @@ class NodeTable(dict[str, NodeState]):
                 views.append(NodeView(node_id, slots, state.slots_used, state.info.gpus,
                                       state.info.memory_bytes, self.tags(node_id)))
         return views
+
+    def sizes(self, most_ahead: float) -> dict[Shape, float]:
+        """The most slots a node of each shape is offered (idle: its whole allowance),
+        over every live node, full and locked ones too."""
+        sizes: dict[Shape, float] = {}
+        for node_id, state in self.items():
+            shape = (state.info.gpus, state.info.memory_bytes, self.tags(node_id))
+            sizes[shape] = max(sizes.get(shape, 0.0), state.info.slots * (1.0 + most_ahead))
+        return sizes
 
     def states(self, circuit: Any) -> dict[str, str]:
         """Each node's state for the farm's metrics (`circuit(node_id)`: its circuit)."""

@@ -61,6 +61,10 @@ class JobTracker:
         self.touched: dict[str, None] = {}  # an ordered set: the longest waiting first
         # Jobs whose counts are known without reading their tasks; one left out is counted.
         self.tallies: dict[str, JobTally] = {}
+        # The job being counted now, and whether it was touched meanwhile (the dispatcher
+        # actor takes calls, such as a wake-up, while it awaits the database).
+        self._counting: str | None = None
+        self._counting_spoilt = False
         self.ready_again: set[str] = set()  # jobs with tasks made ready by the dispatcher
         self.task_progress: dict[tuple[str, int], dict[str, Any]] = {}
         self.announcing = ProgressThrottle(PROGRESS_EVERY_S, clock)
@@ -72,6 +76,14 @@ class JobTracker:
         if job_id:
             self.tallies.pop(job_id, None)
             self.touched.setdefault(job_id)
+            if job_id == self._counting:  # the count under way may have read too early
+                self._counting_spoilt = True
+
+    def count_all_again(self) -> None:
+        """After a round's phase failed halfway (the database went away): a write may have
+        held without its move being told, so no kept count is trusted."""
+        for job_id in list(self.tallies):
+            self.touch(job_id)
 
     def moved(self, job_id: str, layer: str | None, was: str, now: str,
               wall_s: float | None = None) -> None:
@@ -108,6 +120,10 @@ class JobTracker:
             UpdateOne({"_id": task_id, "attempt": attempt, "state": TaskState.RUNNING.value},
                       {"$set": fields})
             for (task_id, attempt), fields in progress.items()])
+        now = self.clock()
+        for job_id, tally in self.tallies.items():  # checked even when nothing moves
+            if now - tally.counted_s > RECOUNT_ANYWAY_S:
+                self.touched.setdefault(job_id)
         touched, self.touched = self.touched, {}
         started = time.monotonic()
         for job_id in touched:
@@ -129,9 +145,16 @@ class JobTracker:
         job_id = job["_id"]
         tally = None if recount else self.tallies.get(job_id)
         now = self.clock()
-        if tally is None or now - tally.counted_s > RECOUNT_ANYWAY_S:
-            tally = self.tallies[job_id] = JobTally.from_rows(await self.store.recount(
+        if tally is not None and now - tally.counted_s <= RECOUNT_ANYWAY_S:
+            return tally
+        self._counting, self._counting_spoilt = job_id, False
+        try:
+            tally = JobTally.from_rows(await self.store.recount(
                 job_id, [layer["name"] for layer in job.get("layers") or []]), now)
+        finally:
+            self._counting = None
+        if not self._counting_spoilt:  # else used this once; counted again next round
+            self.tallies[job_id] = tally
         return tally
 
     def _status(self, job: dict[str, Any], tally: JobTally) -> str:

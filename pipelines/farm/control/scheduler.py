@@ -4,7 +4,7 @@ The policy: higher priorities first; within a priority, the studio with the fewe
 tasks goes next (ties by studio id), and takes its oldest job's lowest-index task; the task
 goes to the fitting node with the most free slots (ties by node id), unless the node's
 circuit is open or it is on the job's bad list. A task asking for more slots than any node
-that meets its other needs offers this round waits for a whole one of the largest (an idle
+that meets its other needs is ever offered waits for a whole one of the largest (an idle
 node, in the dispatcher's views) and runs there alone, rather than never.
 
 The structures that make a round cost what it places (docs/farm.md, "At scale"): the
@@ -18,16 +18,17 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable
 
-from pipelines.farm.control.node_index import NodeIndex
+from pipelines.farm.control.node_index import NodeIndex, Shape
 from pipelines.farm.control.ready_queue import Lane, ReadyQueue
 from pipelines.farm.control.task_view import NodeView, TaskView, fits, task_view
 
 __all__ = ["NodeView", "Scheduler", "TaskView", "fits", "node_index", "task_view"]
 
 
-def node_index(nodes: list[NodeView]) -> NodeIndex:
-    return NodeIndex((n.node_id, n.slots_free, (n.gpus, n.memory_bytes, n.tags), n.slots_total)
-                     for n in nodes)
+def node_index(nodes: list[NodeView],
+               farm_sizes: Callable[[], dict[Shape, float]] | None = None) -> NodeIndex:
+    return NodeIndex(((n.node_id, n.slots_free, (n.gpus, n.memory_bytes, n.tags), n.slots_total)
+                      for n in nodes), farm_sizes)
 
 
 class Scheduler:
@@ -78,6 +79,6 @@ class Scheduler:
 
     def _node_for(self, task: TaskView, nodes: NodeIndex) -> str | None:
         shapes = nodes.fitting_shapes(task.gpus, task.memory_bytes, task.tags)
-        need = min(task.slots, nodes.largest(shapes))
+        need = nodes.need(task.slots, task.gpus, task.memory_bytes, task.tags, shapes)
         return nodes.best(need, shapes, lambda node_id: node_id in task.bad_nodes
                           or not self.allowed(node_id, task.kind))

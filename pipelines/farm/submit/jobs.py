@@ -236,6 +236,8 @@ class JobService:
         # The job first: once it reads cancelled (or paused) no hook publishes for it and
         # no new lease is made; then its tasks, which the dispatcher stops on their nodes.
         if not await self.store.set_job(job_id, fields, only_if_status=allowed):
+            if action == "retry":
+                await self.wake(job_id)  # its tasks were made to wait all the same
             raise Conflict("the job changed meanwhile; try again", code="job_state")
         if action == "cancel":
             await self.store.set_job_tasks(
