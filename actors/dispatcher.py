@@ -21,7 +21,7 @@ from actors.node_agent import start_agent
 from config.settings import Settings
 from pipelines.db import Database
 from pipelines.events.log import EventLog
-from pipelines.farm.control.config import DispatchConfig
+from pipelines.farm.control.config import DispatchConfig, collect_garbage_rarely
 from pipelines.farm.control.dispatcher import Dispatcher
 from pipelines.farm.control.ports import FARM_RESOURCE, TAG_LABEL_PREFIX, NodeInfo
 from pipelines.farm.protocol import (
@@ -90,6 +90,7 @@ class _AgentCalls:
 class DispatcherActor:
     def __init__(self, settings: Settings, config: DispatchConfig | None = None):
         configure_logging(settings.log_level)
+        collect_garbage_rarely()  # this actor's process is the dispatcher's alone
         self.settings = settings
         self.config = config or DispatchConfig.from_settings(settings)
         self.dispatcher: Dispatcher | None = None

@@ -17,7 +17,7 @@ from pymongo import monitoring
 from pipelines.db import Database
 from pipelines.embedded import EmbeddedServices
 from pipelines.events.log import EventLog
-from pipelines.farm.control.config import DispatchConfig
+from pipelines.farm.control.config import DispatchConfig, collect_garbage_rarely
 from pipelines.farm.control.dispatcher import Dispatcher
 from pipelines.farm.control.ports import NodeInfo
 from pipelines.farm.control.task_view import NodeView
@@ -89,6 +89,7 @@ class SimulatedFarm:
         self.services, self.db, self.commands = services, db, commands
         self.directory = SimDirectory(self, nodes)
         self.slots = sum(n.slots_total for n in nodes)
+        collect_garbage_rarely()  # as the dispatcher's actor does in its process
         self.dispatcher = Dispatcher(FarmStore(db), self.directory, EventLog(db),
                                      DispatchConfig(dispatch_ahead=0.0))
         self.ending: list[tuple[float, str, TaskSpec]] = []

@@ -3,8 +3,10 @@ written a slice at a time, and a node's used slots are kept, not summed every ro
 
 from __future__ import annotations
 
+import gc
 import time
 
+from pipelines.farm.control.config import FULL_COLLECTION_AFTER, collect_garbage_rarely
 from pipelines.farm.control.node_state import (
     NODE_DOCS_PER_SAVE,
     EndRate,
@@ -116,3 +118,14 @@ def test_a_task_bigger_than_every_node_still_finds_an_idle_one():
     table["n1"] = NodeState(NodeInfo("n1", 4.0), last_seen=0.0)
     [view] = table.views(1.0, 10.0)
     assert view.slots_free == 8  # a 6-slot task fits: it will run there alone
+
+
+def test_the_dispatcher_s_process_walks_its_long_lived_objects_rarely():
+    """Young objects are collected as before; a full collection waits far longer (the
+    pauses it saves are measured by bench/farm_scale.py)."""
+    before = gc.get_threshold()
+    try:
+        collect_garbage_rarely()
+        assert gc.get_threshold() == (*before[:2], FULL_COLLECTION_AFTER)
+    finally:
+        gc.set_threshold(*before)
