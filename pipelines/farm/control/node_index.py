@@ -28,7 +28,8 @@ class IndexedNode:
     shape: Shape
 
 
-def _meets(shape: Shape, gpus: int, memory_bytes: int, tags: frozenset[str]) -> bool:
+def meets(shape: Shape, gpus: int, memory_bytes: int, tags: frozenset[str]) -> bool:
+    """A node of `shape` has what a task needs besides slots (GPUs, memory, tags)."""
     return shape[0] >= gpus and (not memory_bytes or shape[1] >= memory_bytes) \
         and tags <= shape[2]
 
@@ -41,6 +42,7 @@ class NodeIndex:
         farm (full nodes too); asked only for a task bigger than every node indexed. None:
         the indexed nodes' own."""
         self._farm_sizes = farm_sizes
+        self._farm: dict[Shape, float] | None = None  # farm_sizes' answer, asked once
         listed = sorted(nodes, key=lambda n: n[0])
         self.nodes: dict[str, IndexedNode] = {}
         self.heaps: dict[Shape, list[tuple[float, int, str]]] = {}
@@ -59,7 +61,7 @@ class NodeIndex:
         found = self._fitting.get(key)
         if found is None:
             found = self._fitting[key] = [
-                shape for shape in self.heaps if _meets(shape, gpus, memory_bytes, tags)]
+                shape for shape in self.heaps if meets(shape, gpus, memory_bytes, tags)]
         return found
 
     def need(self, slots: float, gpus: int, memory_bytes: int, tags: frozenset[str],
@@ -69,13 +71,10 @@ class NodeIndex:
         one of the largest (only an idle node is offered its whole allowance)."""
         if any(self.sizes[shape] + EPSILON >= slots for shape in shapes):
             return slots  # the usual case, answered from the nodes indexed
-        if self._farm_sizes is None:
-            sizes = self.sizes
-        else:
-            sizes = self._farm_sizes()
-            self._farm_sizes = lambda: sizes  # once a round
-        return min(slots, max((size for shape, size in sizes.items()
-                               if _meets(shape, gpus, memory_bytes, tags)), default=0.0))
+        if self._farm is None:
+            self._farm = self.sizes if self._farm_sizes is None else self._farm_sizes()
+        return min(slots, max((size for shape, size in self._farm.items()
+                               if meets(shape, gpus, memory_bytes, tags)), default=0.0))
 
     def _top(self, shape: Shape) -> tuple[float, int, str] | None:
         heap = self.heaps[shape]

@@ -75,6 +75,10 @@ class NodeState:
     running: Leases = field(default_factory=Leases)
     ends: EndRate = field(default_factory=EndRate)
 
+    def allowance(self, most: float) -> float:
+        """The most slots the node is ever leased: its own and `most` × them ahead."""
+        return self.info.slots * (1.0 + most)
+
     def ahead(self, most: float, now: float) -> float:
         """Slots leased beyond the node's own (see Slots): about what it ended in the last
         second or two, up to `most` × its slots. A node ending many short tasks holds
@@ -139,7 +143,7 @@ class NodeTable(dict[str, NodeState]):
         and the index of nodes is built every round."""
         views = []
         for node_id, state in self.items():
-            if state.info.slots * (1.0 + most_ahead) - state.slots_used <= EPSILON:
+            if state.allowance(most_ahead) - state.slots_used <= EPSILON:
                 continue  # full whatever it ended lately: the cheap test first
             slots = state.info.slots + state.ahead(most_ahead, now)
             if slots - state.slots_used > EPSILON and not self.locked(node_id):
@@ -153,7 +157,7 @@ class NodeTable(dict[str, NodeState]):
         sizes: dict[Shape, float] = {}
         for node_id, state in self.items():
             shape = (state.info.gpus, state.info.memory_bytes, self.tags(node_id))
-            sizes[shape] = max(sizes.get(shape, 0.0), state.info.slots * (1.0 + most_ahead))
+            sizes[shape] = max(sizes.get(shape, 0.0), state.allowance(most_ahead))
         return sizes
 
     def states(self, circuit: Any) -> dict[str, str]:

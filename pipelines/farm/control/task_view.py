@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipelines.farm.control.node_index import meets as meets_shape
+
 
 @dataclass
 class NodeView:
@@ -46,9 +48,8 @@ def task_view(task: dict, job: dict) -> TaskView:
 
 def meets(task: TaskView, node: NodeView) -> bool:
     """The node has what the task needs besides slots (GPUs, memory, tags)."""
-    return (node.gpus >= task.gpus
-            and (not task.memory_bytes or node.memory_bytes >= task.memory_bytes)
-            and task.tags <= node.tags)
+    return meets_shape((node.gpus, node.memory_bytes, node.tags), task.gpus,
+                       task.memory_bytes, task.tags)
 
 
 def fits(task: TaskView, node: NodeView, slots: float | None = None) -> bool:
