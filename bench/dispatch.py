@@ -4,6 +4,8 @@ many workers as the farm has slots, no Ray, no database.
 
 Both sides run the same work per task (`/bin/true` as a subprocess) on the same two farm
 nodes, so the ratio is the farm's orchestration cost: MongoDB writes, leases, reports.
+On two cores both are bound by CPU, so it also prints where each side's CPU went per task,
+every process of the machine summed by kind (`bench/_cpu.py`), for the median run.
 
     .venv/bin/python -m bench.dispatch --tasks 2000
 """
@@ -14,12 +16,14 @@ import argparse
 import subprocess
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import ray
 
-from bench._harness import Row, add_json_option, start_stack, write_json
+from bench import _cpu
+from bench._harness import Row, Table, add_json_option, start_stack, write_json
 
 
 @ray.remote(num_cpus=0, resources={"farm": 1})
@@ -75,6 +79,28 @@ def median(runs: list[float]) -> float:
     return sorted(runs)[len(runs) // 2]
 
 
+def measured(run, repeat: int) -> tuple[list[float], Counter[str]]:
+    """`repeat` runs' times, and the CPU by kind of process of the median one."""
+    times, used = [], []
+    for _ in range(repeat):
+        before = _cpu.snapshot()
+        times.append(run())
+        used.append(_cpu.spent(before, _cpu.snapshot()))
+    return times, used[times.index(median(times))]
+
+
+def cpu_table(raw: Counter[str], farm: Counter[str], tasks: int) -> Table:
+    kinds = sorted(set(raw) | set(farm), key=lambda kind: -farm[kind] - raw[kind])
+
+    def ms(cpu_s: float) -> str:
+        return f"{cpu_s * 1000 / tasks:.2f}"
+
+    return Table("CPU per task in ms, every process on the machine by kind, median runs",
+                 ["processes", "raw Ray tasks", "farm job API"],
+                 [[kind, ms(raw[kind]), ms(farm[kind])] for kind in kinds]
+                 + [["all", ms(sum(raw.values())), ms(sum(farm.values()))]])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
@@ -92,10 +118,10 @@ def main() -> None:
         # first run pays for starting them, the next ones run on warm workers. Both shown;
         # the ratio is taken against warm workers, the farm's agents being long-lived.
         cold_s = raw_ray(args.tasks)
-        raw_runs = [raw_ray(args.tasks) for _ in range(args.repeat)]
+        raw_runs, raw_cpu = measured(lambda: raw_ray(args.tasks), args.repeat)
         through_farm(stack.base_url, headers, 20)
-        farm_runs = [through_farm(stack.base_url, headers, args.tasks)
-                     for _ in range(args.repeat)]
+        farm_runs, farm_cpu = measured(
+            lambda: through_farm(stack.base_url, headers, args.tasks), args.repeat)
         pool_runs = [process_pool(args.tasks, 2 * args.slots) for _ in range(args.repeat)]
         raw_s, farm_s, pool_s = median(raw_runs), median(farm_runs), median(pool_runs)
 
@@ -115,14 +141,19 @@ def main() -> None:
         print(f"ratio farm/raw:       {raw_s / farm_s:.2f}  (target >= 0.8)")
         print(f"ratio farm/raw first: {cold_s / farm_s:.2f}")
         print(f"ratio farm/pool:      {pool_s / farm_s:.2f}  (how close to the machine's limit)")
+        for side, used in (("raw Ray tasks", raw_cpu), ("farm job API", farm_cpu)):
+            print(f"CPU per task, {side} (median run, every process):")
+            print("\n".join(_cpu.table(used, args.tasks)))
         write_json(args.json, "dispatch", [Row(
             f"{args.tasks} `/bin/true` tasks on 2 farm nodes x {args.slots} slots",
             "tasks/s", "raw Ray tasks", args.tasks / raw_s, "farm job API",
             args.tasks / farm_s, target=">= 0.8"), Row(
             f"{args.tasks} `/bin/true` tasks, {2 * args.slots} workers", "tasks/s",
             "process pool", args.tasks / pool_s, "farm job API", args.tasks / farm_s)],
+            tables=[cpu_table(raw_cpu, farm_cpu, args.tasks)],
             details={"raw_s": raw_s, "farm_s": farm_s, "pool_s": pool_s, "raw_first_s": cold_s,
-                     "raw_runs": raw_runs, "farm_runs": farm_runs, "pool_runs": pool_runs})
+                     "raw_runs": raw_runs, "farm_runs": farm_runs, "pool_runs": pool_runs,
+                     "raw_cpu_s": dict(raw_cpu), "farm_cpu_s": dict(farm_cpu)})
     finally:
         stack.stop()
 

@@ -1,0 +1,93 @@
+"""Where a benchmark's CPU goes: every process's CPU time from /proc, before and after a
+run, summed by what the process is (the database, a node agent, Ray's own daemons, ...).
+
+A process's time includes its reaped children's (a node agent's task processes), so each
+task process is counted once, under whoever started it. One that ends during the run is
+counted, for the part of its life inside the run, under the parent that reaped it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from typing import NamedTuple
+
+_TICKS_S = os.sysconf("SC_CLK_TCK")
+
+# First match wins: cmdline fragments (Ray names a worker after its actor or task).
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("node agents and their task processes", ("NodeAgentActor",)),
+    ("dispatcher", ("DispatcherActor",)),
+    ("database (embedded MongoDB-wire server)", ("nx-27017",)),
+    ("object storage (embedded S3 server)", ("rclone",)),
+    ("HTTP API, proxy and Serve controller", ("ServeReplica", "ProxyActor", "ServeController")),
+    ("event broadcaster", ("Broadcaster",)),
+    ("Ray task workers", ("ray::true_task", "ray::IDLE")),
+    ("Ray's daemons (GCS, raylets, monitors, dashboard)",
+     ("gcs_server", "raylet", "log_monitor", "dashboard", "monitor.py", "runtime_env")),
+)
+BENCHMARK = "this benchmark (raw Ray: the driver submitting the tasks)"
+OTHER = "everything else"
+
+
+class Seen(NamedTuple):
+    argv: str
+    cpu_s: float  # the process's own and its reaped children's
+    parent: int
+    born: int  # start time: with the pid, which process this is (Ray retitles its workers)
+
+
+def snapshot() -> dict[int, Seen]:
+    """Every process now, by pid."""
+    seen = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat, open(f"/proc/{entry}/cmdline") as cmd:
+                fields, argv = stat.read(), cmd.read()
+        except OSError:  # gone meanwhile
+            continue
+        # After the parenthesised name: ppid is the 2nd value, utime stime cutime cstime
+        # the 12th to 15th, the start time the 20th.
+        values = fields[fields.rindex(")") + 2:].split()
+        ticks = sum(int(value) for value in values[11:15])
+        argv = BENCHMARK if int(entry) == os.getpid() else argv.replace("\0", " ")
+        seen[int(entry)] = Seen(argv, ticks / _TICKS_S, int(values[1]), int(values[19]))
+    return seen
+
+
+def kind_of(argv: str) -> str:
+    if argv == BENCHMARK:
+        return BENCHMARK
+    lowered = argv.lower()
+    for kind, fragments in KINDS:
+        if any(fragment.lower() in lowered for fragment in fragments):
+            return kind
+    return OTHER
+
+
+def spent(before: dict[int, Seen], after: dict[int, Seen]) -> Counter[str]:
+    """CPU seconds each kind of process used between the two snapshots."""
+    used: Counter[str] = Counter()
+    for pid, now in after.items():
+        then = before.get(pid)
+        start = then.cpu_s if then and then.born == now.born else 0.0  # else a reused pid
+        used[kind_of(now.argv)] += now.cpu_s - start
+    for pid, then in before.items():
+        # Gone, so whoever reaped it took on its whole life's CPU: only the part spent
+        # since the first snapshot is the run's. Its parent, if that is still there.
+        gone = pid not in after or after[pid].born != then.born
+        parent = after.get(then.parent)
+        if gone and parent is not None and before.get(then.parent, parent).born == parent.born:
+            used[kind_of(parent.argv)] -= then.cpu_s
+    return used
+
+
+def table(used: Counter[str], tasks: int) -> Iterable[str]:
+    """Lines of milliseconds of CPU per task, largest first, and the total."""
+    for kind, cpu_s in used.most_common():
+        if cpu_s * 1000 / tasks >= 0.01:
+            yield f"  {kind:<60} {cpu_s * 1000 / tasks:6.2f} ms"
+    yield f"  {'all processes':<60} {sum(used.values()) * 1000 / tasks:6.2f} ms"
