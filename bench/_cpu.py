@@ -23,7 +23,7 @@ KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("object storage (embedded S3 server)", ("rclone",)),
     ("HTTP API, proxy and Serve controller", ("ServeReplica", "ProxyActor", "ServeController")),
     ("event broadcaster", ("Broadcaster",)),
-    ("Ray task workers", ("ray::true_task", "ray::IDLE")),
+    ("Ray task workers", ("ray::raw_task", "ray::IDLE")),
     ("Ray's daemons (GCS, raylets, monitors, dashboard)",
      ("gcs_server", "raylet", "log_monitor", "dashboard", "monitor.py", "runtime_env")),
 )

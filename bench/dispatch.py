@@ -1,18 +1,23 @@
 """Dispatch throughput: N tasks through the job API versus N raw Ray tasks, same cluster,
-and versus the machine's own limit: N `/bin/true` processes spawned by a plain pool of as
+and versus the machine's own limit: the same N processes spawned by a plain pool of as
 many workers as the farm has slots, no Ray, no database.
 
-Both sides run the same work per task (`/bin/true` as a subprocess) on the same two farm
-nodes, so the ratio is the farm's orchestration cost: MongoDB writes, leases, reports.
-On two cores both are bound by CPU, so it also prints where each side's CPU went per task,
+Both sides run the same work per task (`/bin/true` as a subprocess unless `--command`
+says otherwise) on the same two farm nodes, so with `/bin/true` the ratio is the farm's
+orchestration cost alone: MongoDB writes, leases, reports, logs. A command that works for
+a while shows what that cost leaves of the machine for frames that take time. On two
+cores both sides are bound by CPU, so it also prints where each side's CPU went per task,
 every process of the machine summed by kind (`bench/_cpu.py`), for the median run.
 
     .venv/bin/python -m bench.dispatch --tasks 2000
+    .venv/bin/python -m bench.dispatch --tasks 500 \
+        --command "dd if=/dev/zero of=/dev/null bs=64k count=20000"
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import subprocess
 import time
 import uuid
@@ -27,22 +32,24 @@ from bench._harness import Row, Table, add_json_option, start_stack, write_json
 
 
 @ray.remote(num_cpus=0, resources={"farm": 1})
-def true_task() -> int:
-    return subprocess.run(["/bin/true"], check=False).returncode
+def raw_task(argv: list[str]) -> int:
+    return subprocess.run(argv, check=False, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode
 
 
-def raw_ray(tasks: int) -> float:
+def raw_ray(tasks: int, argv: list[str]) -> float:
     started = time.perf_counter()
-    assert sum(ray.get([true_task.remote() for _ in range(tasks)])) == 0
+    assert sum(ray.get([raw_task.remote(argv) for _ in range(tasks)])) == 0
     return time.perf_counter() - started
 
 
-def process_pool(tasks: int, workers: int) -> float:
+def process_pool(tasks: int, workers: int, argv: list[str]) -> float:
     """The machine's limit: the processes alone (threads only wait on them)."""
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        codes = list(pool.map(lambda _: subprocess.run(["/bin/true"], check=False).returncode,
-                              range(tasks)))
+        codes = list(pool.map(lambda _: subprocess.run(
+            argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ).returncode, range(tasks)))
     assert sum(codes) == 0
     return time.perf_counter() - started
 
@@ -55,11 +62,11 @@ def td_headers(base: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin['access_token']}"}
 
 
-def through_farm(base: str, headers: dict, tasks: int) -> float:
+def through_farm(base: str, headers: dict, tasks: int, argv: list[str]) -> float:
     """Submit one job of `tasks` chunks and poll it (one connection, 5 times a second: the
     poller shares the two cores with the farm, so it must cost next to nothing)."""
     body = {"kind": "command", "frames": f"1-{tasks}", "chunk_size": 1,
-            "command": ["/bin/true"], "max_attempts": 1}
+            "command": argv, "max_attempts": 1}
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         started = time.perf_counter()
         submitted = client.post("/api/v1/jobs", json=body)
@@ -104,12 +111,15 @@ def cpu_table(raw: Counter[str], farm: Counter[str], tasks: int) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--command", default="/bin/true",
+                        help="what each task runs, on every side (split like a shell would)")
     parser.add_argument("--slots", type=int, default=4, help="farm slots per node")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side (median)")
     parser.add_argument("--ahead", type=float, default=None,
                         help="FARM_DISPATCH_AHEAD (default: the product's default)")
     add_json_option(parser)
     args = parser.parse_args()
+    argv = shlex.split(args.command)
     stack = start_stack(farm_nodes=2, farm_slots=args.slots,
                         **({} if args.ahead is None else {"dispatch_ahead": args.ahead}))
     try:
@@ -117,18 +127,19 @@ def main() -> None:
         # Ray starts a worker per slot on demand and stops idle ones within seconds: the
         # first run pays for starting them, the next ones run on warm workers. Both shown;
         # the ratio is taken against warm workers, the farm's agents being long-lived.
-        cold_s = raw_ray(args.tasks)
-        raw_runs, raw_cpu = measured(lambda: raw_ray(args.tasks), args.repeat)
-        through_farm(stack.base_url, headers, 20)
+        cold_s = raw_ray(args.tasks, argv)
+        raw_runs, raw_cpu = measured(lambda: raw_ray(args.tasks, argv), args.repeat)
+        through_farm(stack.base_url, headers, 20, argv)
         farm_runs, farm_cpu = measured(
-            lambda: through_farm(stack.base_url, headers, args.tasks), args.repeat)
-        pool_runs = [process_pool(args.tasks, 2 * args.slots) for _ in range(args.repeat)]
+            lambda: through_farm(stack.base_url, headers, args.tasks, argv), args.repeat)
+        pool_runs = [process_pool(args.tasks, 2 * args.slots, argv)
+                     for _ in range(args.repeat)]
         raw_s, farm_s, pool_s = median(raw_runs), median(farm_runs), median(pool_runs)
 
         def runs(values: list[float]) -> str:
             return ", ".join(f"{value:.2f}" for value in values)
 
-        print(f"{args.tasks} tasks of /bin/true on 2 farm nodes x {args.slots} slots, "
+        print(f"{args.tasks} tasks of `{args.command}` on 2 farm nodes x {args.slots} slots, "
               f"median of {args.repeat} runs")
         print(f"raw Ray, first run: {cold_s:6.2f} s  {args.tasks / cold_s:7.1f} tasks/s "
               "(workers starting)")
@@ -145,10 +156,10 @@ def main() -> None:
             print(f"CPU per task, {side} (median run, every process):")
             print("\n".join(_cpu.table(used, args.tasks)))
         write_json(args.json, "dispatch", [Row(
-            f"{args.tasks} `/bin/true` tasks on 2 farm nodes x {args.slots} slots",
+            f"{args.tasks} `{args.command}` tasks on 2 farm nodes x {args.slots} slots",
             "tasks/s", "raw Ray tasks", args.tasks / raw_s, "farm job API",
             args.tasks / farm_s, target=">= 0.8"), Row(
-            f"{args.tasks} `/bin/true` tasks, {2 * args.slots} workers", "tasks/s",
+            f"{args.tasks} `{args.command}` tasks, {2 * args.slots} workers", "tasks/s",
             "process pool", args.tasks / pool_s, "farm job API", args.tasks / farm_s)],
             tables=[cpu_table(raw_cpu, farm_cpu, args.tasks)],
             details={"raw_s": raw_s, "farm_s": farm_s, "pool_s": pool_s, "raw_first_s": cold_s,
