@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -214,6 +215,14 @@ class FarmStore:
                              "mean_s": mean, "sd_s": None if mean is None or square is None
                              else math.sqrt(max(0.0, square - mean * mean))})
         return rows
+
+    async def state_counts(self, job: dict[str, Any]) -> dict[str, int]:
+        """The job's tasks by state, counted now (states with none left out)."""
+        counts: Counter[str] = Counter()
+        for row in await self.recount(job["_id"], [layer["name"]
+                                                   for layer in job.get("layers") or []]):
+            counts[row["state"]] += row["n"]
+        return dict(+counts)
 
     async def record_attempts(self, entries: list[dict[str, Any]]) -> None:
         if entries:

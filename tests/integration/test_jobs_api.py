@@ -62,14 +62,17 @@ async def test_steering_a_job(http, studio):
     assert (await http.post(f"{url}/pause", headers=studio.artist.headers)).status_code == 403
     paused = await http.post(f"{url}/pause", headers=studio.td.headers)
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    # Each answer counts what the steer did, not what the dispatcher last wrote.
+    assert paused.json()["counts"] == {"paused": 4}
     assert (await http.post(f"{url}/pause", headers=studio.td.headers)).status_code == 409
     assert (await http.patch(url, json={"priority": 90}, headers=studio.supervisor.headers)
             ).json()["priority"] == 90
     resumed = await http.post(f"{url}/resume", headers=studio.td.headers)
-    assert resumed.json()["status"] == "queued"
+    assert resumed.json()["status"] == "queued" and resumed.json()["counts"] == {"ready": 4}
     assert (await http.post(f"{url}/retry", headers=studio.td.headers)).status_code == 409
     cancelled = await http.post(f"{url}/cancel", headers=studio.supervisor.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["counts"] == {"cancelled": 4}
     tasks = (await http.get(f"{url}/tasks", headers=studio.td.headers)).json()["items"]
     assert {t["state"] for t in tasks} == {"cancelled"}
     # One operation per action: anything else is no route at all.

@@ -259,7 +259,11 @@ class JobService:
         await self.audit.record(job["studio_id"], f"job.{STEERED[action]}",
                                 actor=principal.actor(), target={"type": "job", "id": job_id},
                                 details={"requeue": True} if requeue else None)
-        return await self.get(principal, job_id)
+        shown = await self.get(principal, job_id)
+        # The job's counts are the dispatcher's to write, a round after the wake-up above;
+        # the answer already shows what the steer did to the tasks.
+        shown["counts"] = await self.store.state_counts(job)
+        return shown
 
     async def _retry_tasks(self, job_id: str) -> None:
         # Waiting again: each runs once what it waits for (tasks, layers, jobs) succeeded.
