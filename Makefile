@@ -41,7 +41,7 @@ ffmpeg:
 run: setup
 	$(VENV)/bin/farm up
 
-test: setup audit
+test: setup audit lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Known vulnerabilities with a fixed release in any locked package (every extra and group)

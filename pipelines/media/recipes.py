@@ -172,8 +172,8 @@ def waveform(ffmpeg_bin: str, source: str | os.PathLike[str], output: str | os.P
     return _compile(ffmpeg_bin, out)
 
 
-ENCODE_CODECS = {
-    # codec: (ffmpeg encoder options, container extension)
+# codec: (ffmpeg encoder options, container extension)
+ENCODE_CODECS: dict[str, tuple[dict[str, str | int], str]] = {
     "h264": ({"vcodec": "libx264", "preset": "medium", "pix_fmt": "yuv420p",
               "movflags": "+faststart"}, "mp4"),
     "prores": ({"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"}, "mov"),

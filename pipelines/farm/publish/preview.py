@@ -18,11 +18,11 @@ class PreviewPublisher:
 
     async def __call__(self, job: dict[str, Any], task: dict[str, Any],
                        outcome: Finished) -> None:
-        target = job.get("target") or {}
+        target = job["target"]  # a preview job is made for one version, always named
         previews = outcome.results.get("previews") or {}
-        await self.versions.set_previews(job["studio_id"], target.get("asset_id"),
-                                         target.get("version"), previews)
+        await self.versions.set_previews(job["studio_id"], target["asset_id"],
+                                         target["version"], previews)
         await self.events.append(job["studio_id"], "asset.preview_ready",
-                                 f"asset:{target.get('asset_id')}",
-                                 {"asset_id": target.get("asset_id"),
-                                  "version": target.get("version"), "previews": previews})
+                                 f"asset:{target['asset_id']}",
+                                 {"asset_id": target["asset_id"],
+                                  "version": target["version"], "previews": previews})
