@@ -3,7 +3,9 @@ run, summed by what the process is (the database, a node agent, Ray's own daemon
 
 A process's time includes its reaped children's (a node agent's task processes), so each
 task process is counted once, under whoever started it. One that ends during the run is
-counted, for the part of its life inside the run, under the parent that reaped it.
+counted, for the part of its life inside the run, under the parent that reaped it; if
+nobody that counts reaped it (Ray's raylet leaves its workers to the kernel), its last
+moments are missed, never counted twice.
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ OTHER = "everything else"
 
 class Seen(NamedTuple):
     argv: str
-    cpu_s: float  # the process's own and its reaped children's
+    own_s: float  # CPU time of the process itself
+    children_s: float  # of its children it has reaped
     parent: int
     born: int  # start time: with the pid, which process this is (Ray retitles its workers)
+
+    @property
+    def cpu_s(self) -> float:
+        return self.own_s + self.children_s
 
 
 def snapshot() -> dict[int, Seen]:
@@ -52,9 +59,10 @@ def snapshot() -> dict[int, Seen]:
         # After the parenthesised name: ppid is the 2nd value, utime stime cutime cstime
         # the 12th to 15th, the start time the 20th.
         values = fields[fields.rindex(")") + 2:].split()
-        ticks = sum(int(value) for value in values[11:15])
+        own, children = (int(values[11]) + int(values[12]), int(values[13]) + int(values[14]))
         argv = BENCHMARK if int(entry) == os.getpid() else argv.replace("\0", " ")
-        seen[int(entry)] = Seen(argv, ticks / _TICKS_S, int(values[1]), int(values[19]))
+        seen[int(entry)] = Seen(argv, own / _TICKS_S, children / _TICKS_S, int(values[1]),
+                                int(values[19]))
     return seen
 
 
@@ -75,13 +83,18 @@ def spent(before: dict[int, Seen], after: dict[int, Seen]) -> Counter[str]:
         then = before.get(pid)
         start = then.cpu_s if then and then.born == now.born else 0.0  # else a reused pid
         used[kind_of(now.argv)] += now.cpu_s - start
+    # A child gone meanwhile, if its parent reaped it, took its whole life's CPU into the
+    # parent's: the part before the first snapshot is not the run's. A parent that leaves
+    # its children to the kernel (Ray's raylet does) took none of it.
+    before_gone: Counter[int] = Counter()
     for pid, then in before.items():
-        # Gone, so whoever reaped it took on its whole life's CPU: only the part spent
-        # since the first snapshot is the run's. Its parent, if that is still there.
-        gone = pid not in after or after[pid].born != then.born
-        parent = after.get(then.parent)
-        if gone and parent is not None and before.get(then.parent, parent).born == parent.born:
-            used[kind_of(parent.argv)] -= then.cpu_s
+        if pid not in after or after[pid].born != then.born:
+            before_gone[then.parent] += then.cpu_s
+    for parent_pid, cpu_s in before_gone.items():
+        parent, earlier = after.get(parent_pid), before.get(parent_pid)
+        if parent is not None and earlier is not None and earlier.born == parent.born:
+            reaped_s = parent.children_s - earlier.children_s
+            used[kind_of(parent.argv)] -= min(cpu_s, max(reaped_s, 0.0))
     return used
 
 

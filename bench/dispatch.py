@@ -11,7 +11,7 @@ every process of the machine summed by kind (`bench/_cpu.py`), for the median ru
 
     .venv/bin/python -m bench.dispatch --tasks 2000
     .venv/bin/python -m bench.dispatch --tasks 500 \
-        --command "dd if=/dev/zero of=/dev/null bs=64k count=20000"
+        --command "dd if=/dev/zero of=/dev/null bs=64k count=64000"
 """
 
 from __future__ import annotations
