@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
 from typing import NamedTuple
 
 _TICKS_S = os.sysconf("SC_CLK_TCK")
@@ -96,11 +95,3 @@ def spent(before: dict[int, Seen], after: dict[int, Seen]) -> Counter[str]:
             reaped_s = parent.children_s - earlier.children_s
             used[kind_of(parent.argv)] -= min(cpu_s, max(reaped_s, 0.0))
     return used
-
-
-def table(used: Counter[str], tasks: int) -> Iterable[str]:
-    """Lines of milliseconds of CPU per task, largest first, and the total."""
-    for kind, cpu_s in used.most_common():
-        if cpu_s * 1000 / tasks >= 0.01:
-            yield f"  {kind:<60} {cpu_s * 1000 / tasks:6.2f} ms"
-    yield f"  {'all processes':<60} {sum(used.values()) * 1000 / tasks:6.2f} ms"

@@ -10,7 +10,7 @@ cores both sides are bound by CPU, so it also prints where each side's CPU went 
 every process of the machine summed by kind (`bench/_cpu.py`), for the median run.
 
     .venv/bin/python -m bench.dispatch --tasks 2000
-    .venv/bin/python -m bench.dispatch --tasks 500 \
+    .venv/bin/python -m bench.dispatch --tasks 400 \
         --command "dd if=/dev/zero of=/dev/null bs=64k count=64000"
 """
 
@@ -152,16 +152,17 @@ def main() -> None:
         print(f"ratio farm/raw:       {raw_s / farm_s:.2f}  (target >= 0.8)")
         print(f"ratio farm/raw first: {cold_s / farm_s:.2f}")
         print(f"ratio farm/pool:      {pool_s / farm_s:.2f}  (how close to the machine's limit)")
-        for side, used in (("raw Ray tasks", raw_cpu), ("farm job API", farm_cpu)):
-            print(f"CPU per task, {side} (median run, every process):")
-            print("\n".join(_cpu.table(used, args.tasks)))
+        cpu = cpu_table(raw_cpu, farm_cpu, args.tasks)
+        print(f"{cpu.title}:")
+        for row in [cpu.columns, *cpu.rows]:
+            print(f"  {row[0]:<60} {row[1]:>14} {row[2]:>14}")
         write_json(args.json, "dispatch", [Row(
             f"{args.tasks} `{args.command}` tasks on 2 farm nodes x {args.slots} slots",
             "tasks/s", "raw Ray tasks", args.tasks / raw_s, "farm job API",
             args.tasks / farm_s, target=">= 0.8"), Row(
             f"{args.tasks} `{args.command}` tasks, {2 * args.slots} workers", "tasks/s",
             "process pool", args.tasks / pool_s, "farm job API", args.tasks / farm_s)],
-            tables=[cpu_table(raw_cpu, farm_cpu, args.tasks)],
+            tables=[cpu],
             details={"raw_s": raw_s, "farm_s": farm_s, "pool_s": pool_s, "raw_first_s": cold_s,
                      "raw_runs": raw_runs, "farm_runs": farm_runs, "pool_runs": pool_runs,
                      "raw_cpu_s": dict(raw_cpu), "farm_cpu_s": dict(farm_cpu)})

@@ -195,15 +195,17 @@ class FarmStore:
         result = await self.tasks.bulk_write(updates, ordered=False)
         return result.modified_count
 
-    async def recount(self, job_id: str, layers: list[str]) -> list[dict[str, Any]]:
+    async def recount(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         """The job's tasks counted by layer and state, with the mean and standard deviation
         of each state's run times (the succeeded ones are the layer's). One aggregation per
         layer, grouped by one plain field: the embedded server groups a compound or computed
         key in Python, copying every task (150 ms for 1,000 tasks against a few), and the
-        deviation comes from the mean of the squares for the same reason. `layers`: the
-        job's layer names (read from its tasks when not given)."""
+        deviation comes from the mean of the squares for the same reason. The layers are
+        the job document's (read from its tasks when it names none)."""
+        job_id = job["_id"]
         wall = "$metrics.wall_s"
         rows = []
+        layers = [layer["name"] for layer in job.get("layers") or []]
         for layer in layers or await self.tasks.distinct("layer", {"job_id": job_id}):
             cursor = await self.tasks.aggregate([
                 {"$match": {"job_id": job_id, "layer": layer}},
@@ -219,8 +221,7 @@ class FarmStore:
     async def state_counts(self, job: dict[str, Any]) -> dict[str, int]:
         """The job's tasks by state, counted now (states with none left out)."""
         counts: Counter[str] = Counter()
-        for row in await self.recount(job["_id"], [layer["name"]
-                                                   for layer in job.get("layers") or []]):
+        for row in await self.recount(job):
             counts[row["state"]] += row["n"]
         return dict(+counts)
 

@@ -24,9 +24,9 @@ async def test_job_counts_follow_each_move_without_counting_every_task_again(far
     recounts = []
     recount = farm.store.recount
 
-    async def counted(job_id, layers):
-        recounts.append(job_id)
-        return await recount(job_id, layers)
+    async def counted(job):
+        recounts.append(job["_id"])
+        return await recount(job)
 
     monkeypatch.setattr(farm.store, "recount", counted)
     node = farm.directory.add("n1", slots=2)
@@ -37,7 +37,7 @@ async def test_job_counts_follow_each_move_without_counting_every_task_again(far
         job = await farm.job(job_id)
         if job["status"] == "completed":
             break
-        assert job["counts"] == {r["state"]: r["n"] for r in await recount(job_id, [])}
+        assert job["counts"] == {r["state"]: r["n"] for r in await recount({"_id": job_id})}
         for spec in node.specs:
             attempt = (spec.task_id, spec.attempt)
             if attempt in done:
@@ -78,8 +78,8 @@ async def test_a_wake_up_that_arrives_while_the_job_is_counted_is_not_lost(farm,
     job_id = await farm.submit(tasks=2)
     recount = farm.store.recount
 
-    async def count_then_skip(job, layers):
-        rows = await recount(job, layers)
+    async def count_then_skip(job):
+        rows = await recount(job)
         await farm.store.tasks.update_one({"_id": f"{job_id}-00001", "state": "ready"},
                                           {"$set": {"state": "skipped"}})
         farm.dispatcher.wake(job_id)

@@ -149,8 +149,7 @@ class JobTracker:
             return tally
         self._counting, self._counting_spoilt = job_id, False
         try:
-            tally = JobTally.from_rows(await self.store.recount(
-                job_id, [layer["name"] for layer in job.get("layers") or []]), now)
+            tally = JobTally.from_rows(await self.store.recount(job), now)
         finally:
             self._counting = None
         if not self._counting_spoilt:  # else used this once; counted again next round
