@@ -224,7 +224,9 @@ async def test_presigned_urls_tampered_or_expired_are_refused_by_storage(
     assert (await fetch(other_key)).status_code == 403
     store = ObjectStore(storage_config(settings))
     key = url.split(f"/{settings.s3_bucket}/", 1)[1].split("?", 1)[0]
-    short = await store.presigned_get(key, expires_s=1)
+    # The signing time is cut to whole seconds, so a URL lives between
+    # expires_s - 1 and expires_s seconds: 3 leaves a loaded machine 2 s to fetch.
+    short = await store.presigned_get(key, expires_s=3)
     assert (await fetch(short)).status_code == 200
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(4.5)
     assert (await fetch(short)).status_code in (400, 403)
