@@ -74,7 +74,8 @@ async def test_pause_lets_running_tasks_finish_and_leases_nothing_new(http, stud
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     before = states(await tasks_of(http, headers, job["id"]))
     busy = before.count("running") + before.count("leased")
-    await asyncio.sleep(4)  # the running ones end; nothing else starts
+    await until(lambda: _none_busy(http, headers, job["id"]))  # the running ones end
+    await asyncio.sleep(1.5)  # and, a dispatcher round later, nothing else has started
     after = states(await tasks_of(http, headers, job["id"]))
     assert after.count("succeeded") == before.count("succeeded") + busy
     assert after.count("paused") == before.count("paused") and "running" not in after
@@ -145,6 +146,11 @@ async def test_ready_names_a_missing_dispatcher_and_work_waits_for_it(http, stud
 async def _running(http, headers, job_id: str, count: int) -> list[dict] | None:
     tasks = [t for t in await tasks_of(http, headers, job_id) if t["state"] == "running"]
     return tasks if len(tasks) >= count else None
+
+
+async def _none_busy(http, headers, job_id: str) -> bool:
+    busy = {"running", "leased"}
+    return not busy & set(states(await tasks_of(http, headers, job_id)))
 
 
 async def _not_ready(http) -> dict | None:

@@ -91,18 +91,32 @@ def _counter(text: str, route: str, status: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+async def settled_health_count(http, at_least: float = 0.0, within_s: float = 20.0) -> float:
+    """The summed /health count once it reaches `at_least` and two reports agree.
+
+    Replicas report about once a second; a loaded machine may delay a report, so the test
+    waits for the sum to stop moving rather than for a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    last = None
+    while True:
+        count = _counter((await http.get("/metrics")).text, "/health", "200")
+        if count == last and count >= at_least or loop.time() > deadline:
+            return count
+        last = count
+        await asyncio.sleep(1.2)
+
+
 async def test_metrics_sum_requests_over_all_replicas(http):
-    await asyncio.sleep(1.5)  # let both replicas report what earlier tests did
-    before = _counter((await http.get("/metrics")).text, "/health", "200")
+    before = await settled_health_count(http)
     # Separate connections so the proxy spreads them over both replicas.
     async def one() -> None:
         async with httpx.AsyncClient(base_url=str(http.base_url)) as client:
             assert (await client.get("/health")).status_code == 200
 
     await asyncio.gather(*(one() for _ in range(30)))
-    await asyncio.sleep(1.5)  # replicas report every second
+    assert await settled_health_count(http, at_least=before + 30) - before == 30
     text = (await http.get("/metrics")).text
-    assert _counter(text, "/health", "200") - before == 30
     # Both Api replicas report (the upload gateway may be a further source).
     assert int(re.search(r"^farm_metrics_sources (\d+)", text, re.MULTILINE).group(1)) >= 2
     bucket = 'farm_http_request_duration_seconds_bucket{le="+Inf",method="GET",route="/health"}'

@@ -262,7 +262,7 @@ class JobService:
         shown = await self.get(principal, job_id)
         # The job's counts are the dispatcher's to write, a round after the wake-up above;
         # the answer already shows what the steer did to the tasks.
-        shown["counts"] = await self.store.state_counts(job)
+        shown["counts"] = await self.store.state_counts(job_id)
         return shown
 
     async def _retry_tasks(self, job_id: str) -> None:
