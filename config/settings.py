@@ -185,8 +185,8 @@ class Settings(BaseSettings):
         15.0, gt=0, description="A node not heard from for this long is lost; its tasks requeue."
     )
     circuit_threshold: int = Field(
-        3, ge=1, description="Consecutive failures on a node (or node x task kind) that open "
-        "its circuit."
+        3, ge=1, description="Failures of this many different jobs in a row on a node (or "
+        "node x task kind) that open its circuit."
     )
     circuit_cooldown_s: float = Field(
         60.0, gt=0, description="How long an open circuit waits before one trial task."

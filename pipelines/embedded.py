@@ -79,6 +79,7 @@ class Child:
     next_start_at: float = 0.0
     started_at: float = 0.0
     restarts: int = 0
+    env: dict[str, str] | None = None  # added to ours: for secrets, unlike argv not public
 
     def spawn(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                env=os.environ | self.env if self.env else None,
                 preexec_fn=child_setup if sys.platform == "linux" else None,
             )
         self.started_at = time.monotonic()
@@ -144,10 +146,12 @@ def s3_child(data_dir: Path, creds: S3Credentials, port: int | None = None) -> C
     objects.mkdir(parents=True, exist_ok=True)
     argv = [
         find_executable("rclone"), "serve", "s3", "--addr", f"127.0.0.1:{port}",
-        "--auth-key", f"{creds.access_key},{creds.secret_key}", "--config", "/dev/null",
-        "--log-file", str(data_dir / "logs" / "s3.log"), str(objects),
+        "--config", "/dev/null", "--log-file", str(data_dir / "logs" / "s3.log"), str(objects),
     ]
-    return Child("s3", argv, port, data_dir / "logs" / "s3.out")
+    # `--auth-key` by environment: any local user can read a command line (`ps`), only the
+    # owner its environment. rclone reads a list flag's variable as CSV, hence the quotes.
+    auth = {"RCLONE_AUTH_KEY": f'"{creds.access_key},{creds.secret_key}"'}
+    return Child("s3", argv, port, data_dir / "logs" / "s3.out", env=auth)
 
 
 def smtp_child(data_dir: Path, port: int | None = None) -> Child:

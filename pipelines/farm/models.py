@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from pipelines.clock import iso
 from pipelines.numbers import MAX_INT64, Bool, Float, Int, VersionNumber
@@ -53,7 +53,17 @@ FINAL_JOB = (JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCEL
 # A tag is also a node's Ray label name (`farm join --tag`), which ends with a letter or digit.
 TAG_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,38}[a-z0-9])?$"
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
-Arg = Annotated[str, StringConstraints(max_length=4096)]
+
+
+def _no_nul(arg: str) -> str:
+    # The OS ends an argument at a NUL byte: such a task could never start, on any node.
+    if "\x00" in arg:
+        raise ValueError("a command argument cannot hold a NUL byte")
+    return arg
+
+
+Arg = Annotated[str, StringConstraints(max_length=4096), AfterValidator(_no_nul),
+                Field(json_schema_extra={"pattern": r"^[^\x00]*$"})]
 # `1-100x2,120`: frames, ranges and stepped ranges (pipelines.farm.frames); that ranges go
 # upwards and hold at most 100,000 frames is checked in code (422 invalid_frame_range).
 _FRAME_PART = r"\s*-?\d+(?:--?\d+(?:x\d+)?)?\s*"

@@ -27,7 +27,9 @@ class KeepToFolder:
 
     def __init__(self, folder: Path):
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        # Messages hold sign-in codes and invitation links: for this machine's owner only.
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         name = f"{time.time():.6f}-{uuid.uuid4().hex[:8]}.eml"
@@ -35,6 +37,7 @@ class KeepToFolder:
         header = (f"X-Envelope-From: {envelope.mail_from}\n"
                   f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n").encode()
         # Plain line ends: the file is for reading (and grepping) on this machine.
+        partial.touch(mode=0o600)
         partial.write_bytes(header + envelope.original_content.replace(b"\r\n", b"\n"))
         os.replace(partial, self.folder / name)
         return "250 kept"

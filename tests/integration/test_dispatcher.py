@@ -203,18 +203,23 @@ async def test_a_late_report_of_an_older_attempt_changes_nothing(farm):
     assert (await farm.task(job_id))["state"] == "succeeded"
 
 
-async def test_crashes_open_a_node_s_circuit_and_the_work_goes_elsewhere(farm):
+async def test_crashes_of_two_jobs_open_a_node_s_circuit_and_the_work_goes_elsewhere(farm):
     farm.configure(circuit_threshold=2, bad_node_threshold=100)
     n1 = farm.directory.add("n1")
-    job_id = await farm.submit(tasks=3, max_attempts=5)
-    for _ in range(2):
+    broken = await farm.submit(tasks=1, max_attempts=3)
+    for _ in range(3):  # one job failing again and again: its own problem, not the node's
         farm.end(await farm.next_spec(n1), ok=False, failure=FailureClass.CRASH)
     await farm.round()
-    assert farm.dispatcher.circuits.state("n1").value == "open"
+    assert (await farm.job(broken))["status"] == "failed"
+    assert farm.dispatcher.circuits.state("n1").value == "closed"
+    job_id = await farm.submit(tasks=3, max_attempts=5)
+    farm.end(await farm.next_spec(n1), ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    assert farm.dispatcher.circuits.state("n1").value == "open"  # a second job failed there
     n2 = farm.directory.add("n2", slots=3)
     await farm.round()
     await farm.round()
-    assert len(n1.specs) == 2 and {s.node_id for s in n2.specs} == {"n2"}
+    assert len(n1.specs) == 4 and {s.node_id for s in n2.specs} == {"n2"}
     assert len(n2.specs) == 3
     nodes = {d["_id"]: d for d in await farm.store.nodes.find({}).to_list()}
     assert nodes["n1"]["circuit"] == "open" and nodes["n2"]["circuit"] == "closed"
@@ -223,6 +228,9 @@ async def test_crashes_open_a_node_s_circuit_and_the_work_goes_elsewhere(farm):
 
 async def test_a_job_stops_using_a_node_where_it_failed_too_often(farm):
     farm.configure(circuit_threshold=100, bad_node_threshold=2)
+    n2 = farm.directory.add("n2")
+    await farm.submit()
+    blocker = await farm.next_spec(n2)  # n2 stays busy: the bad job starts on n1
     n1 = farm.directory.add("n1")
     bad_job = await farm.submit(max_attempts=5)
     for _ in range(2):
@@ -231,9 +239,21 @@ async def test_a_job_stops_using_a_node_where_it_failed_too_often(farm):
     assert (await farm.job(bad_job))["bad_nodes"] == ["n1"]
     other_job = await farm.submit()
     assert (await farm.next_spec(n1)).job_id == other_job  # other jobs still use n1
-    n2 = farm.directory.add("n2")
+    farm.end(blocker)
     assert (await farm.next_spec(n2)).job_id == bad_job
     assert (await farm.task(bad_job))["attempt"] == 3
+
+
+async def test_a_job_failing_on_its_only_node_is_not_barred_from_it_and_fails(farm):
+    farm.configure(circuit_threshold=100, bad_node_threshold=2)
+    n1 = farm.directory.add("n1")
+    job_id = await farm.submit(max_attempts=4)
+    for _ in range(4):  # barred from its only node, it would wait for ever
+        farm.end(await farm.next_spec(n1), ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    job = await farm.job(job_id)
+    assert job["bad_nodes"] == []
+    assert job["status"] == "failed" and (await farm.task(job_id))["state"] == "dead"
 
 
 async def test_a_node_speaking_another_protocol_is_refused_and_its_work_placed_elsewhere(farm):

@@ -26,6 +26,7 @@ async def test_only_tds_and_admins_submit_command_jobs(http, studio):
     {"kind": "command", "frames": "10-1", "command": ["true"]},
     {"kind": "command", "frames": "1-3", "command": ["echo", "{frames}"]},
     {"kind": "command", "frames": "1", "command": []},
+    {"kind": "command", "frames": "1", "command": ["echo", "a\u0000b"]},
     {"kind": "command", "frames": "1", "command": ["true"], "priority": 101},
     {"kind": "command", "frames": "1", "command": ["true"], "chunk_size": 0},
     {"kind": "command", "frames": "1", "command": ["true"], "studio_id": "other"},

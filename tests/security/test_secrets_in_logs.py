@@ -89,3 +89,18 @@ async def test_no_secret_in_any_log(http, api, gateway, settings, services, ray_
         found += [f"{name} (signature) in {path}" for name, value in secrets.items()
                   if "token" in name and value.count(".") == 2 and value.split(".")[2] in text]
     assert not found, "secrets in logs:\n" + "\n".join(found)
+
+
+def test_no_secret_on_any_command_line(settings):
+    """Any local user can read every process's command line (`ps`): the embedded object
+    store takes its keys by environment, which only its owner can read."""
+    secret = settings.s3_secret_key.get_secret_value()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone since the listing
+            continue
+        if secret in argv:
+            found.append(f"{cmdline.parent.name}: {argv[:80]}")
+    assert not found, found

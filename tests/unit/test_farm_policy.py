@@ -48,14 +48,14 @@ def test_retry_policy_by_failure_class():
 def test_circuit_opens_then_lets_one_trial_through_after_the_cooldown():
     now = [0.0]
     circuits = CircuitBreakers(threshold=2, cooldown_s=10, clock=lambda: now[0])
-    assert not circuits.record_failure("n1")
-    assert circuits.record_failure("n1")  # the second consecutive failure opens it
+    assert not circuits.record_failure("n1", "j1")
+    assert circuits.record_failure("n1", "j2")  # the second consecutive failure opens it
     assert circuits.state("n1") == CircuitState.OPEN and not circuits.allows("n1")
     now[0] = 10
     assert circuits.allows("n1")
     circuits.on_dispatch("n1")
     assert not circuits.allows("n1")  # one trial at a time
-    assert circuits.record_failure("n1")  # the trial failed: open again, new cooldown
+    assert circuits.record_failure("n1", "j2")  # the trial failed: open again, new cooldown
     assert not circuits.allows("n1")
     now[0] = 20
     circuits.on_dispatch("n1")
@@ -66,8 +66,8 @@ def test_circuit_opens_then_lets_one_trial_through_after_the_cooldown():
 def test_a_trial_killed_or_lost_does_not_hold_the_node_shut():
     now = [0.0]
     circuits = CircuitBreakers(threshold=1, cooldown_s=10, clock=lambda: now[0])
-    circuits.record_failure("n1")
-    circuits.record_failure(("n1", "command"))
+    circuits.record_failure("n1", "j1")
+    circuits.record_failure(("n1", "command"), "j1")
     now[0] = 10
     circuits.on_dispatch("n1")
     circuits.on_dispatch(("n1", "command"))
@@ -76,14 +76,21 @@ def test_a_trial_killed_or_lost_does_not_hold_the_node_shut():
     assert circuits.allows("n1") and circuits.allows(("n1", "command"))
     circuits.on_dispatch("n1")
     circuits.trial_over("n1", "command")  # the next trial crashed: reopened all the same
-    assert circuits.record_failure("n1") and not circuits.allows("n1")
+    assert circuits.record_failure("n1", "j1") and not circuits.allows("n1")
 
 
 def test_a_success_resets_the_count_of_consecutive_failures():
     circuits = CircuitBreakers(threshold=2)
-    circuits.record_failure("n1")
+    circuits.record_failure("n1", "j1")
     circuits.record_success("n1")
-    assert not circuits.record_failure("n1")
+    assert not circuits.record_failure("n1", "j2")
+
+
+def test_one_job_failing_again_and_again_does_not_open_a_node_s_circuit():
+    circuits = CircuitBreakers(threshold=2)
+    assert not any(circuits.record_failure("n1", "broken") for _ in range(5))
+    assert circuits.allows("n1")
+    assert circuits.record_failure("n1", "another")  # a second job failing: the node
 
 
 def test_bad_nodes_are_per_job():

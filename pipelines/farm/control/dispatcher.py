@@ -73,7 +73,8 @@ class Dispatcher:
             store, events, self.jobs, RetryPolicy(self.config.retry_initial_s,
                                                   self.config.retry_max_s),
             self.circuits, BadNodes(self.config.bad_node_threshold), hooks or {}, clock,
-            bigger_node=self.nodes.bigger_memory, metrics=self.metrics)
+            bigger_node=self.nodes.bigger_memory, another_takes=self.nodes.another_takes,
+            metrics=self.metrics)
         self.waiting = Waiting(store, events, self.jobs, clock)
         self.adopt = adopt
         self.scheduler = Scheduler(self.circuits.allows_task, self.circuits.task_placed)

@@ -187,6 +187,14 @@ class NodeTable(dict[str, NodeState]):
                 counts[lease.studio_id] = counts.get(lease.studio_id, 0) + 1
         return counts
 
+    def another_takes(self, requirements: dict[str, Any], barred: set[str]) -> bool:
+        """Whether a live node outside `barred` could run a task of `requirements`."""
+        return any(node_id not in barred and s.info.slots >= requirements["slots"]
+                   and s.info.gpus >= requirements["gpus"]
+                   and s.info.memory_bytes >= requirements["memory_bytes"]
+                   and set(requirements["tags"]) <= self.tags(node_id)
+                   for node_id, s in self.items())
+
     def bigger_memory(self, node_id: str, requirements: dict[str, Any]) -> int | None:
         """The memory of the smallest live node with more memory than `node_id` that meets
         the other requirements (GPUs, tags); None when there is none."""

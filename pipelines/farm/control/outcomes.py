@@ -22,6 +22,7 @@ from pipelines.farm.store import FarmStore
 log = logging.getLogger("farm.dispatcher")
 SuccessHook = Callable[[dict, dict, Finished], Awaitable[None]]
 BiggerNode = Callable[[str, dict], int | None]  # (node, requirements) → memory of one
+AnotherTakes = Callable[[dict, set[str]], bool]  # (requirements, barred) → a node is left
 Layers = Mapping[str, str | None]  # task id → its layer
 _NO_LAYERS: Layers = {}
 NODE_FAULTS = (FailureClass.CRASH.value, FailureClass.TIMEOUT.value)
@@ -32,12 +33,14 @@ class OutcomeHandler:
                  retry: RetryPolicy, circuits: CircuitBreakers, bad_nodes: BadNodes,
                  hooks: dict[str, SuccessHook], clock: Callable[[], float] = time.time,
                  bigger_node: BiggerNode = lambda node_id, requirements: None,
+                 another_takes: AnotherTakes = lambda requirements, barred: True,
                  metrics: FarmMetrics | None = None):
         self.store, self.events, self.jobs = store, events, jobs
         self.retry, self.circuits, self.bad_nodes = retry, circuits, bad_nodes
         self.hooks = hooks
         self.clock = clock
         self.bigger_node = bigger_node
+        self.another_takes = another_takes
         self.metrics = metrics or FarmMetrics()
 
     @staticmethod
@@ -205,7 +208,7 @@ class OutcomeHandler:
         if decision.retry:
             self.metrics.retries.inc()
         if blame_node:
-            await self._blame_node(payload, job, failure)
+            await self._blame_node(payload, job, task, failure)
         kind = "task.retrying" if decision.retry else "task.failed"
         await self.events.append(job["studio_id"], kind, f"job:{job['_id']}", {
             "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],
@@ -226,20 +229,23 @@ class OutcomeHandler:
             return {}
         return {"requirements": task["requirements"] | {"memory_bytes": memory}}
 
-    async def _blame_node(self, payload: Finished, job: dict, failure: str) -> None:
+    async def _blame_node(self, payload: Finished, job: dict, task: dict, failure: str) -> None:
         node_id = payload.node_id
         if failure not in NODE_FAULTS:
             return
-        opened = self.circuits.record_failure(node_id)
-        self.circuits.record_failure((node_id, payload.kind))
+        opened = self.circuits.record_failure(node_id, job["_id"])
+        self.circuits.record_failure((node_id, payload.kind), job["_id"])
         if opened:
             log.warning("circuit opened", extra={"node_id": node_id})
             await self.events.append(job["studio_id"], "node.circuit_opened",
                                      f"job:{job['_id']}", {"node_id": node_id,
                                                            "cooldown_s": self.circuits.cooldown_s})
-        if self.bad_nodes.record_failure(job["_id"], node_id):
-            await self.store.set_job(job["_id"], {
-                "bad_nodes": sorted({*job.get("bad_nodes", []), node_id})})
+        barred = {*job.get("bad_nodes", []), node_id}
+        # Barred from every node able to run it, the job would wait for ever; left on the
+        # node instead, its tasks use up their attempts and it fails with their error.
+        if self.bad_nodes.record_failure(job["_id"], node_id) and self.another_takes(
+                task["requirements"], barred):
+            await self.store.set_job(job["_id"], {"bad_nodes": sorted(barred)})
             self.jobs.made_ready(job["_id"])  # its queued tasks now avoid the node
 
     async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,

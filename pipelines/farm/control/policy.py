@@ -65,12 +65,18 @@ class _Circuit:
     failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
+    jobs: set[str] = field(default_factory=set)  # whose failures the streak holds
 
 
 @dataclass
 class CircuitBreakers:
     """closed → open after `threshold` consecutive failures → half-open trial after
-    `cooldown_s` (one task at a time) → closed on its success, open again on failure."""
+    `cooldown_s` (one task at a time) → closed on its success, open again on failure.
+
+    A streak counts each job once: a node that fails several jobs' work in a row is at
+    fault, while one broken job (a typo in its command) failing again and again on it is
+    the job's own problem, kept away from the node by the job's bad list (`BadNodes`).
+    Otherwise one TD's mistake would shut a small farm for everyone."""
 
     threshold: int = 3
     cooldown_s: float = 60.0
@@ -124,13 +130,16 @@ class CircuitBreakers:
     def record_success(self, key: Hashable) -> None:
         self.circuits[key] = _Circuit()
 
-    def record_failure(self, key: Hashable) -> bool:
-        """Count a failure; True when this failure opened the circuit."""
+    def record_failure(self, key: Hashable, job_id: str) -> bool:
+        """Count a failure of `job_id`'s work; True when this failure opened the circuit."""
         circuit = self._get(key)
         if circuit.state == CircuitState.HALF_OPEN or circuit.trial_in_flight:
             circuit.state, circuit.opened_at, circuit.trial_in_flight = (
                 CircuitState.OPEN, self.clock(), False)
             return True
+        if job_id in circuit.jobs:
+            return False
+        circuit.jobs.add(job_id)
         circuit.failures += 1
         if circuit.state == CircuitState.CLOSED and circuit.failures >= self.threshold:
             circuit.state, circuit.opened_at = CircuitState.OPEN, self.clock()

@@ -225,7 +225,8 @@ class JobService:
         now = self.clock()
         allowed, target = STEERING[action]
         if job["status"] not in allowed:
-            raise Conflict(f"a {job['status']} job cannot be {action}d", code="job_state")
+            raise Conflict(f"a {job['status']} job cannot be {STEERED[action]}",
+                           code="job_state")
         if action == "retry":
             await self._retry_tasks(job_id)
         fields: dict[str, Any] = {"status": target.value, "updated_s": now, "reason": None}

@@ -92,7 +92,7 @@ class RenderJobs:
         if asset is None:
             raise AssetNotFound("no such target asset")
         if asset["kind"] != AssetKind.RENDER.value:
-            raise InvalidInput(f"the target asset is a {asset['kind']}, not a render asset",
+            raise InvalidInput(f"the target asset is of kind {asset['kind']}, not a render asset",
                                code="target_not_render")
         if not may_edit(principal, asset):
             raise Forbidden("only the target asset's owner, a producer or an admin may "
