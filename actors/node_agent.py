@@ -14,6 +14,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from config.settings import Settings
 from pipelines.farm.node.agent import NodeAgent, Report
 from pipelines.farm.node.runners import run_command
+from pipelines.farm.node.scratch import Scratch
 from pipelines.farm.protocol import Heartbeat, read_specs
 from pipelines.logs import configure_logging
 from pipelines.media.reaper import guard_tool_groups
@@ -55,8 +56,8 @@ class NodeAgentActor:
     def __init__(self, node_id: str, settings: Settings, dispatcher_name: str):
         configure_logging(settings.log_level)
         guard_tool_groups()  # tasks die with this agent, so no lost agent's task runs twice
-        work_dir = Path(tempfile.gettempdir()) / "farm-agent" / node_id
-        work_dir.mkdir(parents=True, exist_ok=True)
+        self.scratch = Scratch(Path(tempfile.gettempdir()) / "farm-agent", node_id)
+        work_dir = self.scratch.take()
         store = ObjectStore(storage_config(settings))
         runners = {"command": run_command, **_optional_runners(settings, store, work_dir)}
         self.agent = NodeAgent(node_id, DispatcherReporter(dispatcher_name), store, work_dir,
