@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from pipelines.db import declare_indexes
+from pipelines.media.previews import FAMILIES
 
 PREVIEW_REQUESTS = "preview_requests"
 declare_indexes(PREVIEW_REQUESTS, [IndexModel([("state", ASCENDING), ("created_at", ASCENDING)])])
@@ -33,7 +34,10 @@ class PreviewRequests:
         self.wake = wake
 
     async def __call__(self, version: dict[str, Any]) -> None:
-        """The VersionRecorder hook: idempotent, keyed by the version; wakes the farm."""
+        """The VersionRecorder hook: idempotent, keyed by the version; wakes the farm.
+        Scenes and archives have nothing to preview: no request, so no job that fails."""
+        if version["media"]["family"] not in FAMILIES:
+            return
         with contextlib.suppress(DuplicateKeyError):  # already requested: nothing to do
             await self.requests.insert_one({
                 "_id": version["_id"], "studio_id": version["studio_id"],

@@ -34,10 +34,10 @@ class Clock:
         return self.now
 
 
-async def new_version(db, woken: list[str] | None = None) -> dict:
+async def new_version(db, woken: list[str] | None = None, family: str = "video") -> dict:
     version = {"_id": uuid.uuid4().hex, "studio_id": uuid.uuid4().hex,
                "asset_id": uuid.uuid4().hex, "number": 1, "key": "k", "sha256": "0" * 64,
-               "media": {"family": "video"}, "filename": "a.mp4", "uploaded_by": "u"}
+               "media": {"family": family}, "filename": "a.mp4", "uploaded_by": "u"}
     await db["asset_versions"].insert_one(version)
 
     async def wake() -> None:
@@ -71,6 +71,15 @@ async def test_a_new_version_wakes_the_farm_and_becomes_one_preview_job(db):
     jobs = await preview_jobs(db, version)
     request = await db["preview_requests"].find_one({"_id": version["_id"]})
     assert len(jobs) == 1 and request["job_id"] == jobs[0]["_id"]
+
+
+async def test_a_scene_or_an_archive_makes_no_preview_job(db):
+    woken: list[str] = []
+    versions = [await new_version(db, woken, family) for family in ("scene", "archive")]
+    await adopter(db, Clock())()
+    assert woken == [] and [await preview_jobs(db, v) for v in versions] == [[], []]
+    assert await db["preview_requests"].count_documents(
+        {"_id": {"$in": [v["_id"] for v in versions]}}) == 0
 
 
 async def test_a_claim_whose_dispatcher_died_is_adopted_again_later(db):
