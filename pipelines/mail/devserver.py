@@ -13,6 +13,8 @@ import os
 import signal
 import time
 import uuid
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,23 @@ class KeepToFolder:
         partial = self.folder / f".{name}.part"
         header = (f"X-Envelope-From: {envelope.mail_from}\n"
                   f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\n").encode()
-        # Plain line ends: the file is for reading (and grepping) on this machine.
         partial.touch(mode=0o600)
-        partial.write_bytes(header + envelope.original_content.replace(b"\r\n", b"\n"))
+        partial.write_bytes(header + readable(envelope.original_content))
         os.replace(partial, self.folder / name)
         return "250 kept"
+
+
+def readable(raw: bytes) -> bytes:
+    """The message as a person reads (and greps) it on this machine: plain line ends, and a
+    text body as it was written, so a link is one line to copy, not quoted-printable."""
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        if message.is_multipart() or message.get_content_type() != "text/plain":
+            raise ValueError("kept as sent")
+        message.set_content(message.get_content(), cte="8bit")
+        return message.as_bytes(policy=policy.default.clone(cte_type="8bit", linesep="\n"))
+    except (ValueError, LookupError):  # not ours to reshape: kept as it came
+        return raw.replace(b"\r\n", b"\n")
 
 
 def main(argv: list[str] | None = None) -> int:

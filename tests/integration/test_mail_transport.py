@@ -60,12 +60,16 @@ async def test_a_message_reaches_a_server_that_wants_a_login(relay):
     assert body(message) == "Bonjour Léa,\n\n    123456\n"
 
 
-async def test_kept_messages_are_for_the_machine_s_owner_only(relay, tmp_path):
+async def test_kept_messages_read_as_written_and_only_by_the_machine_s_owner(relay, tmp_path):
     port, mailbox = relay
-    await SmtpTransport(config(port, SECRET)).send("li@studio.example", "Code", "123456\n")
-    await mailbox.wait("li@studio.example", "Code", timeout_s=10)
+    link = "http://localhost:3000/accept-invite?token=" + "Ab9_-" * 12
+    await SmtpTransport(config(port, SECRET)).send("li@studio.example", "Invitation",
+                                                   f"Bonjour Léa,\n\n  {link}\n")
+    await mailbox.wait("li@studio.example", "Invitation", timeout_s=10)
     [kept] = tmp_path.glob("*.eml")
     assert (kept.stat().st_mode & 0o777, tmp_path.stat().st_mode & 0o777) == (0o600, 0o700)
+    text = kept.read_text(encoding="utf-8")  # a link to copy whole, not quoted-printable
+    assert f"\n  {link}\n" in text and "Bonjour Léa," in text
 
 
 async def test_a_wrong_password_is_a_send_failure_that_does_not_repeat_it(relay):
