@@ -44,7 +44,8 @@ class Authenticator:
     @db_errors
     async def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
-            raise Unauthenticated("credentials are required", code="unauthenticated")
+            raise Unauthenticated("credentials are required: send `Authorization: Bearer "
+                                  "<access token or API key>`", code="unauthenticated")
         if bearer.startswith(API_KEY_PREFIX):
             return await self.keys.authenticate(bearer)
         claims = self.access.verify(bearer)

@@ -227,6 +227,8 @@ async def test_missing_or_malformed_credentials_are_401(http):
     assert_error(await http.get(ME), 401, "unauthenticated")
     assert_error(await http.get(ME, headers={"Authorization": "Basic YTpi"}), 401,
                  "unauthenticated")
+    bare = await http.get(ME, headers={"Authorization": "eyJhbGciOi.e30.sig"})  # no scheme
+    assert "Authorization: Bearer" in assert_error(bare, 401, "unauthenticated")["message"]
     assert_error(await http.get(ME, headers=bearer("not-a-token")), 401, "invalid_token")
     assert_error(await http.get(ME, headers=bearer("sfk_not-a-key")), 401, "invalid_api_key")
     challenge = (await http.get(ME, headers=bearer("not-a-token"))).headers["www-authenticate"]
