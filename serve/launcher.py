@@ -69,6 +69,7 @@ def up(settings: Settings) -> int:
             _stop_ray(own_cluster=own_cluster)
         finally:
             services.stop()
+            print("Studio Farm stopped.", file=sys.stderr, flush=True)
 
 
 def _banner(settings: Settings, dashboard: str, cluster: str, token_file: Path | None,

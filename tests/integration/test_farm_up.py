@@ -64,6 +64,7 @@ def test_farm_up_serves_ready_and_stops_everything_on_sigterm(tmp_path):
         assert leftovers == [], (tmp_path / "farm-up.log").read_text()[-3000:]
         output = (tmp_path / "farm-up.log").read_text()
         assert f"http://127.0.0.1:{port}/docs" in output and "Ray dashboard" in output
+        assert output.index("stopping…") < output.index("Studio Farm stopped.")
         upload_port = env["FARM_UPLOAD_PORT"]
         assert f"Live events:    ws://127.0.0.1:{upload_port}/api/v1/ws" in output
     finally:
