@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,34 @@ from studio_farm.errors import FarmError, RateLimited, Unauthenticated, Unavaila
 
 API = "/api/v1"
 SAFE = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def base_url(url: str) -> str:
+    """The server's address as requests are built on it: `http://farm:8000`, also from the
+    API's own address (`.../api/v1`, as the server's banner shows it) or a trailing slash.
+
+    A loopback address may come without its scheme (`127.0.0.1:8000`) and gets `http://`:
+    nothing sent to it leaves the machine. Any other host must say which scheme it has:
+    guessing `http://` would send a password in the clear across the network, and guessing
+    `https://` fails against a `farm up`, which serves plain HTTP. Raises ValueError.
+    """
+    url = url.strip().rstrip("/").removesuffix(API).rstrip("/")
+    if not url:
+        raise ValueError("no address given, e.g. http://farm:8000")
+    if not _SCHEME.match(url):
+        if not _loopback(url):
+            raise ValueError(f"{url}: say which scheme, http://{url} or https://{url}")
+        url = f"http://{url}"
+    return url
+
+
+def _loopback(address: str) -> bool:
+    try:
+        host = httpx.URL(f"http://{address}").host
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except (httpx.InvalidURL, ValueError):  # not a URL, or a host that is not an IP
+        return False
 
 
 @dataclass
@@ -35,7 +65,7 @@ class Session:
                  timeout_s: float = 30.0, attempts: int = 6,
                  on_tokens: Callable[[Tokens], None] | None = None,
                  transport: httpx.AsyncBaseTransport | None = None):
-        self.url = url.rstrip("/")
+        self.url = base_url(url)
         self.api_key, self.tokens, self.on_tokens = api_key, tokens, on_tokens
         self.attempts = attempts
         self.http = httpx.AsyncClient(base_url=self.url, transport=transport,

@@ -1,7 +1,7 @@
 """`farm`: the farm from the shell, on the client library (docs/td-guide.md).
 
-Exit codes: 0 done; 1 the API refused (its code, message and request id on stderr);
-2 bad usage; 3 a waited-for job failed or was cancelled; 130 interrupted.
+Exit codes: 0 done; 1 the API refused (its code, message, request id and details on
+stderr); 2 bad usage; 3 a job waited for or watched failed or was cancelled; 130 interrupted.
 Every command takes `--json` for scripts (one JSON document on stdout).
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -20,13 +21,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from studio_farm._http import Tokens
+from studio_farm._http import Tokens, base_url
 from studio_farm.cli_parser import parser
 from studio_farm.client import AsyncFarm
 from studio_farm.config import config_path, load_config, save_config
-from studio_farm.errors import FarmError, JobFailed
+from studio_farm.errors import FarmError, InvalidInput, JobFailed
 from studio_farm.frames import FrameRangeError, parse_frames
 from studio_farm.jobs import Event
+from studio_farm.models import Job, Task
 
 OK, API_ERROR, USAGE, JOB_FAILED, INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -71,13 +73,39 @@ def _complain(exc: FarmError, args: argparse.Namespace) -> None:
     if getattr(args, "json", False):
         print(json.dumps({"error": {"code": exc.code, "message": exc.message,
                                     "request_id": exc.request_id, "details": exc.details}}))
-    print(f"error: {exc}", file=sys.stderr)
+    print("\n".join([f"error: {exc}", *(f"  {_detail(d)}" for d in exc.details)]),
+          file=sys.stderr)
+
+
+# Where a field was sent is not what a reader fixes: `chunk_size`, not `body.chunk_size`.
+_PLACES = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _detail(detail: Any) -> str:
+    """One item of an error's `details`: `field: why` for a field's (the server's
+    `{"loc", "msg", "type"}`), `key: value, ...` for others."""
+    if not isinstance(detail, dict):
+        return str(detail)
+    if "loc" in detail and "msg" in detail:
+        loc = [str(part) for part in detail["loc"] or []]
+        if len(loc) > 1 and loc[0] in _PLACES:
+            loc = loc[1:]
+        return f"{'.'.join(loc) or 'request'}: {detail['msg']}"
+    return ", ".join(f"{key}: {value}" for key, value in detail.items())
+
+
+def _base_url(url: str) -> str:
+    try:
+        return base_url(url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _client(args: argparse.Namespace, config: dict[str, Any]) -> AsyncFarm:
     url = args.url or os.environ.get("FARM_URL") or config.get("url")
     if not url:
         raise UsageError("no API: pass --url, set FARM_URL, or run `farm login URL` first")
+    url = _base_url(url)
     key = args.api_key or os.environ.get("FARM_API_KEY")
     tokens = None if key or not config.get("access") else Tokens(config["access"],
                                                                 config["refresh"])
@@ -105,13 +133,14 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 async def _login(args: argparse.Namespace) -> int:
+    url = _base_url(args.url_arg)  # refused before a password is asked for
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
-    farm = await AsyncFarm.login(args.url_arg, args.studio, args.email, password)
+    farm = await AsyncFarm.login(url, args.studio, args.email, password)
     async with farm:
         me = await farm.me()
         tokens = farm.session.tokens
         assert tokens is not None
-        save_config({"url": args.url_arg, "studio": args.studio, "email": args.email,
+        save_config({"url": url, "studio": args.studio, "email": args.email,
                       "access": tokens.access, "refresh": tokens.refresh})
     _show({"logged_in": True, "user": me.user, "studio": me.studio,
            "credentials": str(config_path())}, args)
@@ -145,7 +174,13 @@ def _line(row: Any) -> str:
         return str(row)
     keys = [k for k in ("id", "node_id", "name", "kind", "status", "state", "slots",
                         "circuit", "title", "task_count", "counts") if k in row]
-    return "  ".join(str(row[k]) for k in keys)
+    cells = [_counts(row[k]) if isinstance(row[k], dict) else str(row[k]) for k in keys]
+    return "  ".join(cell for cell in cells if cell)
+
+
+def _counts(counts: dict[str, Any]) -> str:
+    """`succeeded 3, running 1`: a job's tasks by state, as a person reads them."""
+    return ", ".join(f"{state} {n}" for state, n in counts.items())
 
 
 async def _whoami(farm: AsyncFarm, args: argparse.Namespace) -> Any:
@@ -167,8 +202,27 @@ async def _upload(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     if not await asyncio.to_thread(path.is_file):
         raise UsageError(f"{path}: no such file")
     farm.transfers.parallel = max(1, args.parallel)
-    asset = args.asset or (await farm.create_asset(args.new_asset, args.kind)).id
-    version, report = await farm.upload(path, asset, progress=None if not args.json else False)
+    if args.asset:
+        return await _send(farm, path, args.asset, args)
+    asset = await farm.create_asset(args.new_asset, args.kind)
+    try:
+        return await _send(farm, path, asset.id, args)
+    except InvalidInput:
+        # The server judges a file by its content once all of it is stored (docs/assets.md,
+        # "Content checks"); no route judges a file before an asset exists to hold it. A
+        # refused file leaves no version, so the asset made for it goes with it.
+        with contextlib.suppress(FarmError):
+            await farm.delete_asset(asset.id)
+        raise
+    except BaseException:  # cut short, or refused for now (a quota): worth another try
+        print(f"asset {asset.id} was created for it; to try again into it: "
+              f"farm upload {path} --asset {asset.id}", file=sys.stderr)
+        raise
+
+
+async def _send(farm: AsyncFarm, path: Path, asset_id: str, args: argparse.Namespace) -> Any:
+    version, report = await farm.upload(path, asset_id,
+                                        progress=None if not args.json else False)
     return {"version": version, "parts_total": report.parts_total,
             "parts_sent": report.parts_sent, "bytes_sent": report.bytes_sent,
             "resumed": report.resumed, "seconds": round(report.seconds, 3)}
@@ -228,37 +282,59 @@ async def _submit(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     job = await farm.submit(_job_body(args), after=args.after or None)
     if not args.wait:
         return job
-    return await _follow(farm, job.id, args, fail_if_not_completed=True)
+    return await _follow(farm, job.id, args)
 
 
-async def _follow(farm: AsyncFarm, job_id: str, args: argparse.Namespace,
-                  fail_if_not_completed: bool) -> Any:
-    """The job once it ended; on a terminal, its layers' progress meanwhile (redrawn at
-    most once a second, from the job's events)."""
-    live = not args.json and sys.stderr.isatty()
-    drawn, last = 0, 0.0
+async def _follow(farm: AsyncFarm, job_id: str, args: argparse.Namespace) -> Job:
+    """The job once it ended (JobFailed unless it completed: `watch`, `wait` and `submit
+    --wait` exit alike); meanwhile its layers' progress, at most once a second, from the
+    job's events: redrawn in place on a terminal's stderr, or, for `jobs watch` into a pipe
+    or a file, a line on stdout each time it changed, as it comes."""
+    lines = not args.json and getattr(args, "action", None) == "watch" \
+        and not sys.stdout.isatty()
+    live = not args.json and not lines and sys.stderr.isatty()
+    drawn, last, said = 0, 0.0, ""
 
     async def show(event: Event) -> None:
-        nonlocal drawn, last
-        if not live or time.monotonic() - last < 1.0:
+        nonlocal drawn, last, said
+        if not (live or lines) or time.monotonic() - last < 1.0:
             return
         last = time.monotonic()
-        layers: dict[str, Counter] = {}
-        for task in await farm.tasks(job_id):
-            layers.setdefault(task.layer or "tasks", Counter())[task.state] += 1
-        lines = [f"job {job_id[:8]}  {event['type']}"] + [
-            f"  {name:<16} {c['succeeded']:>5}/{sum(c.values()):<5} done "
-            f"{c['running'] + c['leased']:>4} running {c['failed'] + c['dead']:>4} failed"
-            for name, c in layers.items()]
-        sys.stderr.write("\x1b[F\x1b[K" * drawn + "\n".join(lines) + "\n")
+        layers = _layers(await farm.tasks(job_id))
+        if lines:
+            text = f"job {job_id[:8]}  " + "; ".join(
+                f"{name} {done}/{total} done, {running} running, {failed} failed"
+                for name, (done, total, running, failed) in layers.items())
+            if text != said:
+                print(text, flush=True)
+                said = text
+            return
+        rows = [f"job {job_id[:8]}  {event['type']}"] + [
+            f"  {name:<16} {done:>5}/{total:<5} done {running:>4} running {failed:>4} failed"
+            for name, (done, total, running, failed) in layers.items()]
+        sys.stderr.write("\x1b[F\x1b[K" * drawn + "\n".join(rows) + "\n")
         sys.stderr.flush()
-        drawn = len(lines)
+        drawn = len(rows)
 
     job = await farm.follow(job_id, show)
-    if fail_if_not_completed and job.status != "completed":
-        raise JobFailed(f"job {job.id} {job.status}: {job.reason or 'no reason given'}",
+    # The job's stored counts are the dispatcher's, written a round after the job ended (a
+    # cancelled job still reads `running` for a moment): its tasks say how it ended.
+    counts = Counter(task.state for task in await farm.tasks(job_id))
+    job = job.model_copy(update={"counts": dict(sorted(counts.items()))})
+    if job.status != "completed":
+        tally = f" ({_counts(job.counts)})" if job.counts else ""
+        raise JobFailed(f"job {job.id} {job.status}: {job.reason or 'no reason given'}{tally}",
                         code=f"job_{job.status}")
     return job
+
+
+def _layers(tasks: list[Task]) -> dict[str, tuple[int, int, int, int]]:
+    """Each layer's tasks: done, in all, running, failed."""
+    layers: dict[str, Counter] = {}
+    for task in tasks:
+        layers.setdefault(task.layer or "tasks", Counter())[task.state] += 1
+    return {name: (c["succeeded"], sum(c.values()), c["running"] + c["leased"],
+                   c["failed"] + c["dead"]) for name, c in layers.items()}
 
 
 async def _jobs(farm: AsyncFarm, args: argparse.Namespace) -> Any:
@@ -272,7 +348,7 @@ async def _jobs(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     if args.action == "show":
         return {"job": await farm.job(args.job_id), "tasks": await farm.tasks(args.job_id)}
     if args.action in ("watch", "wait"):
-        return await _follow(farm, args.job_id, args, args.action == "wait")
+        return await _follow(farm, args.job_id, args)
     if args.action == "retry-frames":
         return await farm.retry_frames(args.job_id, args.frames)
     return await farm.steer(args.job_id, args.action)

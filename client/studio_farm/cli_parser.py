@@ -24,7 +24,8 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
                                    **kwargs)
 
     login = add("login", "log in; the tokens are kept in your config dir (mode 0600)")
-    login.add_argument("url_arg", metavar="URL", help="the API, e.g. http://farm:8000")
+    login.add_argument("url_arg", metavar="URL", help="the server, e.g. http://farm:8000 "
+                       "(its API address, .../api/v1, too; 127.0.0.1:8000 needs no http://)")
     login.add_argument("--studio", required=True, help="the studio's slug")
     login.add_argument("--email", required=True)
     login.add_argument("--password-stdin", action="store_true",
@@ -72,7 +73,8 @@ def parser() -> tuple[argparse.ArgumentParser, Any]:
     jls.add_argument("--status")
     jls.add_argument("--limit", type=int, default=20)
     for action, text in (("show", "one job and its layers"),
-                         ("watch", "follow a job live until it ends"),
+                         ("watch", "follow a job live until it ends; exit 3 unless it "
+                          "completed"),
                          ("wait", "wait for a job; exit 3 unless it completed"),
                          *((a, f"{a} a job") for a in STEERS)):
         jobs.add_parser(action, help=text, parents=[common]).add_argument("job_id")

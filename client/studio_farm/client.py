@@ -63,6 +63,10 @@ class AsyncFarm:
     async def asset(self, asset_id: str) -> Asset:
         return Asset.model_validate(await self.session.call("GET", f"/assets/{asset_id}"))
 
+    async def delete_asset(self, asset_id: str) -> None:
+        """Delete an asset of yours (a producer or admin: any); its files go later."""
+        await self.session.call("DELETE", f"/assets/{asset_id}")
+
     async def assets(self, **filters: Any) -> AsyncIterator[Asset]:
         """Every asset the filters match, page after page."""
         async for item in self._pages("/assets", filters):

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from studio_farm._http import Session
-from studio_farm.errors import FarmError, NotFound, Unavailable
+from studio_farm.errors import FarmError, InvalidInput, NotFound, Unavailable
 
 HASH_BLOCK = 1 << 20
 
@@ -145,7 +145,14 @@ class Transfers:
         bar.add(stat.st_size - sum(self._part_size(status, n, stat.st_size) for n in missing))
         await self._send_parts(path, status, missing, report, bar)
         bar.close()
-        version = await self.session.call("POST", f"/uploads/{status['id']}/complete")
+        try:
+            version = await self.session.call("POST", f"/uploads/{status['id']}/complete")
+        except InvalidInput as exc:
+            # Refused content ends the session (its bytes are removed): nothing to resume.
+            # Parts that do not match leave it open, for a run that sends them again.
+            if exc.code != "parts_rejected":
+                _forget(where)
+            raise
         _forget(where)
         report.seconds = time.monotonic() - started
         return version, report

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -262,6 +264,56 @@ async def test_the_cli_renders_a_scene_and_says_what_went_wrong(api, stack, td_p
     assert "job_not_found" in missing.stderr and "request" in missing.stderr
     failing = cli("submit", "command", "--wait", "--", "false")
     assert failing.returncode == 3, failing.stderr
+
+
+async def test_the_cli_tells_a_new_user_what_went_wrong_and_cleans_up(api, stack, td_python,
+                                                                     tmp_path):
+    """A first walkthrough: the address the banner shows, a field out of range, a file that
+    is no media, a job watched through a pipe until it is cancelled."""
+    env = await a_studio(api, stack)
+    cli = lambda *args, **kw: farm_cli(td_python, *args, home=tmp_path, **kw)  # noqa: E731
+    shown = re.search(r"API:\s+(\S+)", stack.launched.output())
+    assert shown and shown.group(1).endswith("/api/v1")
+    login = cli("login", shown.group(1), "--studio", env["FARM_STUDIO"], "--email",
+                env["FARM_EMAIL"], "--password-stdin", stdin=env["FARM_PASSWORD"] + "\n")
+    assert login.returncode == 0, login.stderr
+    credentials = tmp_path / "config" / "studio-farm" / "credentials.json"
+    assert json.loads(credentials.read_text())["url"] == stack.api
+
+    bad = cli("submit", "command", "--chunk-size", "0", "--", "true")
+    assert bad.returncode == 1
+    assert "\n  chunk_size: Input should be greater than or equal to 1\n" in bad.stderr
+
+    (tmp_path / "notes.txt").write_text("not a plate\n")
+    refused = cli("upload", "notes.txt", "--new-asset", "notes", "--kind", "plate")
+    assert refused.returncode == 1 and "file_type_not_allowed" in refused.stderr
+    assert json.loads(cli("assets", "ls", "--json").stdout) == []
+
+    # Tasks that end one after another, so progress comes while it is watched.
+    job = json.loads(cli("submit", "command", "--frames", "1-40", "--json", "--",
+                         "sleep", "3").stdout)
+    code, first, err = await asyncio.to_thread(watch_and_cancel, td_python, tmp_path, job["id"])
+    assert first.startswith(f"job {job['id'][:8]}  command "), first
+    assert code == 3, err
+    assert re.search(r"cancelled: no reason given \(cancelled \d+(, succeeded \d+)?\)\n$",
+                     err), err
+
+
+def watch_and_cancel(python: Path, home: Path, job_id: str) -> tuple[int, str, str]:
+    """`farm jobs watch` into a pipe: its first line (read while the job runs), then the job
+    cancelled; its exit code, that line and its stderr."""
+    watch = subprocess.Popen([str(python.parent / "farm"), "jobs", "watch", job_id],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=home, env=user_env(XDG_CONFIG_HOME=str(home / "config")))
+    try:
+        assert watch.stdout is not None
+        first = watch.stdout.readline()
+        cancel = farm_cli(python, "jobs", "cancel", job_id, home=home)
+        assert cancel.returncode == 0, cancel.stderr
+        _, err = watch.communicate(timeout=120)
+    finally:
+        watch.kill()
+    return watch.returncode, first, err
 
 
 def make_scene(path: Path) -> subprocess.CompletedProcess:
