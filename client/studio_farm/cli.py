@@ -25,7 +25,7 @@ from studio_farm._http import Tokens, base_url
 from studio_farm.cli_parser import parser
 from studio_farm.client import AsyncFarm
 from studio_farm.config import config_path, load_config, save_config
-from studio_farm.errors import FarmError, InvalidInput, JobFailed
+from studio_farm.errors import FarmError, InvalidInput, JobFailed, NotFound
 from studio_farm.frames import FrameRangeError, parse_frames
 from studio_farm.jobs import Event
 from studio_farm.models import Job, Task
@@ -231,7 +231,10 @@ async def _send(farm: AsyncFarm, path: Path, asset_id: str, args: argparse.Names
 async def _download(farm: AsyncFarm, args: argparse.Namespace) -> Any:
     versions = {v.number: v for v in await farm.versions(args.asset_id)}
     if args.version not in versions:
-        raise UsageError(f"asset {args.asset_id} has no version {args.version}")
+        # What the farm holds, not how the command was typed: exit 1, as the API's 404s.
+        raise NotFound(f"asset {args.asset_id} has no version {args.version} (it has "
+                       f"{', '.join(map(str, sorted(versions))) or 'none'})",
+                       code="version_not_found")
     version = versions[args.version]
     path = Path(args.path or version.filename)
     report = await farm.download(version, path, progress=None if not args.json else False)

@@ -138,6 +138,8 @@ class Api:
             return self.complete or httpx.Response(201, json={})
         if path == "/api/v1/assets/a1" and request.method == "DELETE":
             return httpx.Response(204)
+        if path == "/api/v1/assets/a1/versions":
+            return httpx.Response(200, json={"items": []})
         return httpx.Response(404, json={"error": {"code": "not_found",
                                                    "message": "no such route"}})
 
@@ -194,6 +196,12 @@ def test_an_upload_cut_short_keeps_its_asset_and_says_how_to_go_on(api, capsys, 
     assert cli.main(UPLOAD) == cli.API_ERROR
     assert not any(call.startswith("DELETE") for call in api.calls)
     assert "farm upload notes.txt --asset a1" in capsys.readouterr().err
+
+
+def test_a_version_the_asset_lacks_is_a_farm_answer_not_a_usage_error(api, capsys):
+    code = cli.main(["download", "a1", "7", "--url", "http://farm:8000", "--api-key", "sfk_x"])
+    assert code == cli.API_ERROR
+    assert "asset a1 has no version 7 (it has none)" in capsys.readouterr().err
 
 
 class _Ending:
