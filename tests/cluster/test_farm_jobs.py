@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from pipelines.farm.control.dispatcher import SAVE_NODES_S
 from tests.support.farm import (
     expected_frames,
     frame_writer,
@@ -45,6 +46,7 @@ async def test_a_broken_command_fails_its_job_and_leaves_every_node_open(http, s
                        command=["no-such-tool-3f9", "{frame}"], max_attempts=3)
     done = await wait_job(http, studio.td.headers, job["id"])
     assert done["status"] == "failed" and "not found or not executable" in done["reason"]
+    await asyncio.sleep(2 * SAVE_NODES_S)  # the table people read shows the circuits by now
     nodes = (await http.get("/api/v1/farm/nodes", headers=studio.td.headers)).json()["items"]
     assert {n["circuit"] for n in nodes} == {"closed"}  # the job's mistake, not the nodes'
     after = await submit(http, studio.td.headers, frames="1-2", command=["true"])
@@ -68,8 +70,13 @@ async def test_a_node_failing_two_jobs_opens_its_circuit_then_gets_one_trial(htt
     # away, plus what the node already held: 2 slots and as many dispatched ahead. The
     # second job's failure opened the circuit: two jobs failed there in a row.
     assert all(1 <= len(f) <= 6 for f in failures_on_bad), failures_on_bad
-    nodes = {n["node_id"]: n for n in (await http.get("/api/v1/farm/nodes",
-                                                      headers=studio.td.headers)).json()["items"]}
+    # The node table people read is the dispatcher's, saved a moment after it changed.
+    for _ in range(50):
+        nodes = {n["node_id"]: n for n in (await http.get(
+            "/api/v1/farm/nodes", headers=studio.td.headers)).json()["items"]}
+        if nodes[bad]["circuit"] != "closed":
+            break
+        await asyncio.sleep(0.2)
     assert nodes[bad]["circuit"] in ("open", "half_open")
     await asyncio.sleep(4.5)  # the cooldown
     second = await submit(http, studio.td.headers, frames="1-6", chunk_size=1,
