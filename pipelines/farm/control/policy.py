@@ -62,10 +62,9 @@ class CircuitState(StrEnum):
 @dataclass
 class _Circuit:
     state: CircuitState = CircuitState.CLOSED
-    failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
-    jobs: set[str] = field(default_factory=set)  # whose failures the streak holds
+    failed_jobs: set[str] = field(default_factory=set)  # the streak: each job counts once
 
 
 @dataclass
@@ -137,11 +136,10 @@ class CircuitBreakers:
             circuit.state, circuit.opened_at, circuit.trial_in_flight = (
                 CircuitState.OPEN, self.clock(), False)
             return True
-        if job_id in circuit.jobs:
+        if job_id in circuit.failed_jobs:
             return False
-        circuit.jobs.add(job_id)
-        circuit.failures += 1
-        if circuit.state == CircuitState.CLOSED and circuit.failures >= self.threshold:
+        circuit.failed_jobs.add(job_id)
+        if circuit.state == CircuitState.CLOSED and len(circuit.failed_jobs) >= self.threshold:
             circuit.state, circuit.opened_at = CircuitState.OPEN, self.clock()
             return True
         return False
