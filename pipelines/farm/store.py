@@ -82,6 +82,16 @@ class FarmStore:
     async def job(self, job_id: str) -> dict[str, Any] | None:
         return await self.jobs.find_one({"_id": job_id})
 
+    async def open_requirements(self, job_id: str) -> list[dict[str, Any]]:
+        """Each distinct requirement set among the job's tasks still to run (layers and a
+        retry after running out of memory may ask for different nodes)."""
+        ended = [*DONE, TaskState.DEAD.value, TaskState.CANCELLED.value]
+        found: dict[str, dict[str, Any]] = {}
+        async for task in self.tasks.find({"job_id": job_id, "state": {"$nin": ended}},
+                                          {"requirements": 1}):
+            found.setdefault(repr(sorted(task["requirements"].items())), task["requirements"])
+        return list(found.values())
+
     async def schedulable_jobs(self) -> dict[str, dict[str, Any]]:
         """Jobs whose tasks may run now or become ready (waiting ones included)."""
         docs = await self.jobs.find({"status": {"$in": list(SCHEDULABLE)}}

@@ -244,6 +244,24 @@ async def test_a_job_stops_using_a_node_where_it_failed_too_often(farm):
     assert (await farm.task(bad_job))["attempt"] == 3
 
 
+async def test_a_job_is_not_barred_from_the_only_node_its_other_layers_can_use(farm):
+    farm.configure(circuit_threshold=100, bad_node_threshold=2)
+    cpu = farm.directory.add("cpu")
+    await farm.submit()
+    blocker = await farm.next_spec(cpu)  # busy: the comp task starts on the GPU node
+    gpu = farm.directory.add("gpu", gpus=1)
+    job_id = await farm.submit(layers=[
+        Layer("comp", "command", {"argv": ["false"]}, [1]),
+        Layer("render", "command", {"argv": ["true"]}, [1], depends_on=(Dependency("comp"),),
+              requirements={"slots": 1.0, "gpus": 1, "memory_bytes": 0, "tags": []})],
+        max_attempts=5)
+    for _ in range(2):  # the cpu node could take comp, but only this node the render
+        farm.end(await farm.next_spec(gpu), ok=False, failure=FailureClass.CRASH)
+    await farm.round()
+    assert (await farm.job(job_id))["bad_nodes"] == []
+    farm.end(blocker)
+
+
 async def test_a_job_failing_on_its_only_node_is_not_barred_from_it_and_fails(farm):
     farm.configure(circuit_threshold=100, bad_node_threshold=2)
     n1 = farm.directory.add("n1")

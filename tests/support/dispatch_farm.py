@@ -67,8 +67,9 @@ class FakeDirectory:
         self.nodes: dict[str, NodeInfo] = {}
         self.agents: dict[str, FakeAgent] = {}
 
-    def add(self, node_id: str, slots: float = 1.0, refuses: bool = False) -> FakeAgent:
-        self.nodes[node_id] = NodeInfo(node_id, slots, name=node_id)
+    def add(self, node_id: str, slots: float = 1.0, refuses: bool = False,
+            gpus: int = 0) -> FakeAgent:
+        self.nodes[node_id] = NodeInfo(node_id, slots, gpus=gpus, name=node_id)
         self.agents[node_id] = FakeAgent(refuses)
         return self.agents[node_id]
 

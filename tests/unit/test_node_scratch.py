@@ -40,3 +40,15 @@ def test_a_live_agent_s_folder_is_left_alone(tmp_path):
     # Its agent gone, the next node to start tidies it.
     Scratch(tmp_path, "third-node").take()
     assert not (tmp_path / "live-node").exists()
+
+
+def test_a_link_under_the_root_is_not_followed(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "cache").mkdir(parents=True)
+    (elsewhere / "cache" / "ab12").write_bytes(b"planted")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "planted-node").symlink_to(elsewhere)
+    path = Scratch(root, "new-node").take()
+    assert not (path / "cache").exists()  # nothing adopted from it
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["cache"]  # nor a lock made there

@@ -188,8 +188,10 @@ class NodeTable(dict[str, NodeState]):
         return counts
 
     def another_takes(self, requirements: dict[str, Any], barred: set[str]) -> bool:
-        """Whether a live node outside `barred` could run a task of `requirements`."""
-        return any(node_id not in barred and s.info.slots >= requirements["slots"]
+        """Whether a live node outside `barred`, and not locked (nor draining), could run a
+        task of `requirements`. Not slots: a task wider than every node runs alone on the
+        largest one."""
+        return any(node_id not in barred and not self.locked(node_id)
                    and s.info.gpus >= requirements["gpus"]
                    and s.info.memory_bytes >= requirements["memory_bytes"]
                    and set(requirements["tags"]) <= self.tags(node_id)

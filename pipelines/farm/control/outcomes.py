@@ -208,7 +208,7 @@ class OutcomeHandler:
         if decision.retry:
             self.metrics.retries.inc()
         if blame_node:
-            await self._blame_node(payload, job, task, failure)
+            await self._blame_node(payload, job, failure)
         kind = "task.retrying" if decision.retry else "task.failed"
         await self.events.append(job["studio_id"], kind, f"job:{job['_id']}", {
             "job_id": job["_id"], "task_id": task["_id"], "index": task["index"],
@@ -229,7 +229,7 @@ class OutcomeHandler:
             return {}
         return {"requirements": task["requirements"] | {"memory_bytes": memory}}
 
-    async def _blame_node(self, payload: Finished, job: dict, task: dict, failure: str) -> None:
+    async def _blame_node(self, payload: Finished, job: dict, failure: str) -> None:
         node_id = payload.node_id
         if failure not in NODE_FAULTS:
             return
@@ -240,13 +240,19 @@ class OutcomeHandler:
             await self.events.append(job["studio_id"], "node.circuit_opened",
                                      f"job:{job['_id']}", {"node_id": node_id,
                                                            "cooldown_s": self.circuits.cooldown_s})
+        if self.bad_nodes.record_failure(job["_id"], node_id):
+            await self._bar(job, node_id)
+
+    async def _bar(self, job: dict, node_id: str) -> None:
+        """The node gets no more of the job's tasks, unless one of them could then run
+        nowhere: the job would wait for ever; left on the node instead, its tasks use up
+        their attempts and it fails with their error."""
         barred = {*job.get("bad_nodes", []), node_id}
-        # Barred from every node able to run it, the job would wait for ever; left on the
-        # node instead, its tasks use up their attempts and it fails with their error.
-        if self.bad_nodes.record_failure(job["_id"], node_id) and self.another_takes(
-                task["requirements"], barred):
-            await self.store.set_job(job["_id"], {"bad_nodes": sorted(barred)})
-            self.jobs.made_ready(job["_id"])  # its queued tasks now avoid the node
+        for requirements in await self.store.open_requirements(job["_id"]):
+            if not self.another_takes(requirements, barred):
+                return
+        await self.store.set_job(job["_id"], {"bad_nodes": sorted(barred)})
+        self.jobs.made_ready(job["_id"])  # its queued tasks now avoid the node
 
     async def requeue_lost(self, task_id: str, attempt: int, node_id: str | None,
                            job_id: str | None, why: str = "it was lost") -> None:

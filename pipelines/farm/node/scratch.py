@@ -36,13 +36,13 @@ class Scratch:
             self._lock = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._lock, fcntl.LOCK_EX)
             for other in sorted(self.root.iterdir()):
-                if other != self.path and other.is_dir():
+                if other != self.path and other.is_dir() and not other.is_symlink():
                     self._tidy(other)
         return self.path
 
     def _tidy(self, other: Path) -> None:
         try:
-            fd = os.open(other / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(other / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError:  # not a scratch folder we can judge
             return
         try:
