@@ -47,14 +47,15 @@ class KeepToFolder:
 def readable(raw: bytes) -> bytes:
     """The message as a person reads (and greps) it on this machine: plain line ends, and a
     text body as it was written, so a link is one line to copy, not quoted-printable."""
+    as_sent = raw.replace(b"\r\n", b"\n")
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    if message.is_multipart() or message.get_content_type() != "text/plain":
+        return as_sent
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
-        if message.is_multipart() or message.get_content_type() != "text/plain":
-            raise ValueError("kept as sent")
         message.set_content(message.get_content(), cte="8bit")
-        return message.as_bytes(policy=policy.default.clone(cte_type="8bit", linesep="\n"))
-    except (ValueError, LookupError):  # not ours to reshape: kept as it came
-        return raw.replace(b"\r\n", b"\n")
+    except (ValueError, LookupError):  # a body it cannot decode: not ours to reshape
+        return as_sent
+    return message.as_bytes(policy=policy.default.clone(cte_type="8bit", linesep="\n"))
 
 
 def main(argv: list[str] | None = None) -> int:

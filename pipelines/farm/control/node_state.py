@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipelines.farm.control.node_index import EPSILON, Shape
+from pipelines.farm.control.node_index import EPSILON, Shape, meets
 from pipelines.farm.control.ports import NodeInfo
 from pipelines.farm.control.task_view import NodeView
 
@@ -191,10 +191,11 @@ class NodeTable(dict[str, NodeState]):
         """Whether a live node outside `barred`, and not locked (nor draining), could run a
         task of `requirements`. Not slots: a task wider than every node runs alone on the
         largest one."""
+        gpus, memory, tags = (requirements["gpus"], requirements["memory_bytes"],
+                              frozenset(requirements["tags"]))
         return any(node_id not in barred and not self.locked(node_id)
-                   and s.info.gpus >= requirements["gpus"]
-                   and s.info.memory_bytes >= requirements["memory_bytes"]
-                   and set(requirements["tags"]) <= self.tags(node_id)
+                   and meets((s.info.gpus, s.info.memory_bytes, self.tags(node_id)),
+                             gpus, memory, tags)
                    for node_id, s in self.items())
 
     def bigger_memory(self, node_id: str, requirements: dict[str, Any]) -> int | None:
