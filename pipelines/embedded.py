@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -29,10 +30,31 @@ log = logging.getLogger("farm.embedded")
 _PR_SET_PDEATHSIG = 1
 
 
+# Ports handed out, for a child to bind later: below the kernel's ephemeral range, which
+# Ray's daemons draw from as they start (a port picked there and released can be taken by
+# one of them before our child binds it), and above Ray's worker ports (10002-19999).
+_PICK_FROM = 20000
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, not handed out before by this process."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(_PICK_FROM, low) if low > _PICK_FROM + 100 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free port on {host}")
 
 
 def find_executable(name: str) -> str:
